@@ -1,0 +1,28 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each creates .venv by itself.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test lint demo clean
+
+setup: $(STAMP)
+
+# torch is pinned first: an unpinned torch would pull a multi-GB CUDA build on CPU machines.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --upgrade --quiet pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev,onnx]'
+	touch $(STAMP)
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks examples
+
+test: setup lint
+	$(VENV)/bin/pytest -q
+
+demo: setup
+	$(VENV)/bin/asymformer demo --out demo_output
+
+clean:
+	rm -rf $(VENV) demo_output build *.egg-info src/*.egg-info

@@ -1,0 +1,3 @@
+from asymformer.cli import main
+
+raise SystemExit(main())

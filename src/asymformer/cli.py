@@ -1,0 +1,140 @@
+"""The `asymformer` command line.
+
+Each subcommand is one `_add_<name>` function that builds its parser and sets `func`; the
+work itself lives in engine/, deploy/ and data/. Imports happen inside the handlers so
+`asymformer --help` stays fast and a missing optional dependency only affects its command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from asymformer import __version__
+
+
+class CLIError(Exception):
+    """An error whose message is meant for the user, printed without a traceback."""
+
+
+def _parse_hw(text: str) -> tuple[int, int]:
+    """Parse 'HxW' (e.g. 480x640) into (H, W)."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW like 480x640, got {text!r}") from None
+    if h <= 0 or w <= 0:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return h, w
+
+
+# --------------------------------------------------------------------------- info (models)
+def _add_info(sub):
+    p = sub.add_parser("info", help="list model variants with parameters and GMACs")
+    p.add_argument("--height", type=int, default=480)
+    p.add_argument("--width", type=int, default=640)
+    p.add_argument("--num-classes", type=int, default=40)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_run_info)
+
+
+def _run_info(args):
+    import json
+
+    from asymformer.models import model_info
+
+    rows = model_info(height=args.height, width=args.width, num_classes=args.num_classes)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"{'variant':<28}{'params':>14}{'GMACs':>10}{'G (+attn)':>12}   @ {args.height}x{args.width}")
+    for r in rows:
+        print(f"{r['name']:<28}{r['params']:>14,}{r['gmacs']:>10.2f}{r['gmacs_with_attention']:>12.2f}")
+    return 0
+
+
+# --------------------------------------------------------------------------- prepare (data)
+def _add_prepare(sub):
+    p = sub.add_parser("prepare", help="convert a dataset download into the layout asymformer loads")
+    psub = p.add_subparsers(dest="dataset", required=True)
+    _add_prepare_nyuv2(psub)
+    _add_prepare_sunrgbd(psub)
+    _add_prepare_synthetic(psub)
+
+
+def _add_prepare_nyuv2(psub):
+    p = psub.add_parser("nyuv2", help="NYUv2 from nyu_depth_v2_labeled.mat")
+    p.set_defaults(func=_not_yet)
+
+
+def _add_prepare_sunrgbd(psub):
+    p = psub.add_parser("sunrgbd", help="SUNRGBD from the toolbox files")
+    p.set_defaults(func=_not_yet)
+
+
+def _add_prepare_synthetic(psub):
+    p = psub.add_parser("synthetic", help="procedural synthetic RGB-D rooms")
+    p.set_defaults(func=_not_yet)
+
+
+# --------------------------------------------------------------------------- train / evaluate (engine)
+def _add_train(sub):
+    p = sub.add_parser("train", help="train a model (paper recipe by default)")
+    p.set_defaults(func=_not_yet)
+
+
+def _add_evaluate(sub):
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint: mIoU, accuracy, per-class IoU")
+    p.set_defaults(func=_not_yet)
+
+
+# --------------------------------------------------------------------------- predict / export / benchmark (deploy)
+def _add_predict(sub):
+    p = sub.add_parser("predict", help="segment RGB-D files and write colourised PNGs")
+    p.set_defaults(func=_not_yet)
+
+
+def _add_export(sub):
+    p = sub.add_parser("export", help="export to ONNX (checked with ONNX Runtime)")
+    p.set_defaults(func=_not_yet)
+
+
+def _add_benchmark(sub):
+    p = sub.add_parser("benchmark", help="measure latency of inference backends")
+    p.set_defaults(func=_not_yet)
+
+
+# --------------------------------------------------------------------------- demo
+def _add_demo(sub):
+    p = sub.add_parser("demo", help="synthetic data -> train -> evaluate -> predict -> report")
+    p.set_defaults(func=_not_yet)
+
+
+def _not_yet(args):
+    raise CLIError("this command is not implemented yet")
+
+
+# --------------------------------------------------------------------------- entry point
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asymformer", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"asymformer {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_info, _add_prepare, _add_train, _add_evaluate, _add_predict, _add_export,
+                _add_benchmark, _add_demo):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (CLIError, ValueError, FileNotFoundError, NotADirectoryError, FileExistsError) as exc:
+        if os.environ.get("ASYMFORMER_DEBUG"):
+            raise
+        print(f"asymformer {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
