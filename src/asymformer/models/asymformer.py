@@ -1,0 +1,142 @@
+"""AsymFormer: a ConvNeXt RGB branch, a MiT branch for depth then fused RGB-D features, LAFS+CMA
+fusion at stages 2-4 and SegFormer's MLP decoder. Parameter names match the released checkpoint.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .convnext import convnext_blocks, convnext_downsample, convnext_stem
+from .decoder import MLPDecoder
+from .fusion import Fusion
+from .layers import linspace_rates
+from .mit import MiTStage
+
+# Each variant is plain keyword arguments of AsymFormer. "b0" = MiT-B0 depth branch; the suffix names
+# the ConvNeXt size (t = Tiny, as released; n/p/a = nano/pico/atto for CPU training and demos).
+MIT_B0 = dict(depth_dims=(32, 64, 160, 256), depth_heads=(1, 2, 5, 8), depth_depths=(2, 2, 2, 2),
+              sr_ratios=(8, 4, 2, 1))
+VARIANTS = {
+    "asymformer_b0_t": dict(rgb_dims=(96, 192, 384, 768), rgb_depths=(3, 3, 9, 3), **MIT_B0),
+    "asymformer_b0_n": dict(rgb_dims=(80, 160, 320, 640), rgb_depths=(2, 2, 8, 2), **MIT_B0),
+    "asymformer_b0_p": dict(rgb_dims=(64, 128, 256, 512), rgb_depths=(2, 2, 6, 2), **MIT_B0),
+    "asymformer_b0_a": dict(rgb_dims=(40, 80, 160, 320), rgb_depths=(2, 2, 6, 2), **MIT_B0),
+}
+PAD_MULTIPLE = 32
+
+
+class AsymStage(MiTStage):
+    """One `down_sample_N` of the checkpoint: ConvNeXt stage, MiT stage and (stages 2-4) fusion."""
+
+    def __init__(self, index: int, rgb_in: int, rgb_dim: int, rgb_dps, depth_in: int, depth_dim: int,
+                 heads: int, depth: int, sr: int, depth_dps, fusion: str | None, attn_drop: float,
+                 kv_downsample: int):
+        kernel, stride = (7, 4) if index == 1 else (3, 2)
+        super().__init__(depth_in, depth_dim, heads, depth, sr, kernel, stride, depth_dps)
+        self.rgb_stem = convnext_stem(rgb_in, rgb_dim) if index == 1 else convnext_downsample(rgb_in, rgb_dim)
+        self.rgb_layer = convnext_blocks(rgb_dim, rgb_dps)
+        if fusion is not None:
+            self.SCC = Fusion(depth_dim, rgb_dim, fusion, attn_drop, kv_downsample)
+
+    def forward(self, rgb: torch.Tensor, depth: torch.Tensor, return_map: bool = False):
+        rgb = self.rgb_layer(self.rgb_stem(rgb))
+        depth = self.forward_depth(depth)
+        if not hasattr(self, "SCC"):
+            return rgb, depth, None
+        if return_map:
+            fused, m = self.SCC(depth, rgb, return_map=True)
+            return rgb, fused, m
+        return rgb, self.SCC(depth, rgb), None
+
+
+class AsymFormer(nn.Module):
+    """RGB-D semantic segmentation network. `forward(rgb, depth) -> logits` at the input size."""
+
+    def __init__(self, num_classes: int = 40, rgb_dims=(96, 192, 384, 768), rgb_depths=(3, 3, 9, 3),
+                 depth_dims=(32, 64, 160, 256), depth_heads=(1, 2, 5, 8), depth_depths=(2, 2, 2, 2),
+                 sr_ratios=(8, 4, 2, 1), depth_in_chans: int = 1, fusion: str = "lafs_cma",
+                 cma_kv_downsample=(1, 1, 1), rgb_drop_path: float = 0.3, depth_drop_path: float = 0.1,
+                 attn_drop: float = 0.2, decoder_dim: int = 256, decoder_dropout: float = 0.1):
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        if len(tuple(cma_kv_downsample)) != 3 or any(int(f) < 1 for f in cma_kv_downsample):
+            raise ValueError(f"cma_kv_downsample must be three integers >= 1 (stages 2-4), got {cma_kv_downsample}")
+        self.num_classes = num_classes
+        self.depth_in_chans = depth_in_chans
+        rgb_dps = linspace_rates(rgb_drop_path, rgb_depths)
+        depth_dps = linspace_rates(depth_drop_path, depth_depths)
+        rgb_in, depth_in = 3, depth_in_chans
+        for i in range(4):
+            stage = AsymStage(i + 1, rgb_in, rgb_dims[i], rgb_dps[i], depth_in, depth_dims[i], depth_heads[i],
+                              depth_depths[i], sr_ratios[i], depth_dps[i], None if i == 0 else fusion,
+                              attn_drop, 1 if i == 0 else int(cma_kv_downsample[i - 1]))
+            setattr(self, f"down_sample_{i + 1}", stage)
+            rgb_in, depth_in = rgb_dims[i], depth_dims[i]
+        self.Decoder = MLPDecoder(depth_dims, decoder_dim, num_classes, decoder_dropout)
+        # Metadata (filled by create_model / loaders): what rebuilds the model and how to feed it.
+        self.model_name: str | None = None
+        self.model_kwargs: dict = {}
+        self.class_names: list[str] | None = None
+        self.normalization = None
+
+    @property
+    def stages(self) -> list[AsymStage]:
+        return [self.down_sample_1, self.down_sample_2, self.down_sample_3, self.down_sample_4]
+
+    def _check_inputs(self, rgb: torch.Tensor, depth: torch.Tensor) -> None:
+        if not isinstance(rgb, torch.Tensor) or not isinstance(depth, torch.Tensor):
+            raise ValueError("rgb and depth must be torch tensors (use asymformer.Segmenter for images/arrays)")
+        if rgb.ndim != 4 or rgb.shape[1] != 3:
+            raise ValueError(f"rgb must be B×3×H×W, got shape {tuple(rgb.shape)}")
+        if depth.ndim != 4 or depth.shape[1] != self.depth_in_chans:
+            raise ValueError(f"depth must be B×{self.depth_in_chans}×H×W, got shape {tuple(depth.shape)}")
+        if rgb.shape[0] != depth.shape[0] or rgb.shape[2:] != depth.shape[2:]:
+            raise ValueError(f"rgb {tuple(rgb.shape)} and depth {tuple(depth.shape)} differ in batch or size")
+        if not (rgb.is_floating_point() and depth.is_floating_point()):
+            raise ValueError(f"rgb and depth must be normalised float tensors, got {rgb.dtype} and {depth.dtype} "
+                             "(see asymformer.data.transforms.normalize)")
+        if rgb.shape[2] < 32 or rgb.shape[3] < 32:
+            raise ValueError(f"input must be at least 32×32, got {rgb.shape[2]}×{rgb.shape[3]}")
+
+    def forward(self, rgb: torch.Tensor, depth: torch.Tensor, return_attention: bool = False):
+        if not torch.jit.is_tracing() and not torch.compiler.is_compiling():
+            self._check_inputs(rgb, depth)
+        h, w = rgb.shape[2], rgb.shape[3]
+        ph, pw = (-h) % PAD_MULTIPLE, (-w) % PAD_MULTIPLE
+        if ph or pw:  # the network needs multiples of 32: pad bottom/right, crop the logits back
+            rgb = F.pad(rgb, (0, pw, 0, ph), mode="replicate")
+            depth = F.pad(depth, (0, pw, 0, ph), mode="replicate")
+        feats, maps = [], []
+        for stage in self.stages:
+            rgb, depth, m = stage(rgb, depth, return_map=return_attention)
+            feats.append(depth)
+            if m is not None:
+                maps.append(m)
+        logits = self.Decoder(feats, (h + ph, w + pw))
+        if ph or pw:
+            logits = logits[:, :, :h, :w]
+        return (logits, maps) if return_attention else logits
+
+    def fuse(self) -> AsymFormer:
+        """Fold BatchNorms and affine layers for inference (in place, eval mode); see models/fuse.py."""
+        from .fuse import fuse_model
+
+        return fuse_model(self)
+
+
+def list_models() -> list[str]:
+    return sorted(VARIANTS)
+
+
+def create_model(name: str = "asymformer_b0_t", num_classes: int = 40, **kwargs) -> AsymFormer:
+    """Build a variant by name; keyword arguments override its defaults (e.g. fusion="cat")."""
+    if name not in VARIANTS:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    cfg = {**VARIANTS[name], **kwargs}
+    model = AsymFormer(num_classes=num_classes, **cfg)
+    model.model_name = name
+    model.model_kwargs = {"num_classes": num_classes, **kwargs}
+    return model
