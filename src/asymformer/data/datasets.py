@@ -1,0 +1,92 @@
+"""`open_dataset`: one loader for the RGB-D layouts people already have on disk.
+
+Each layout reader turns a root folder + split into a list of (rgb, depth, label) files plus
+the class list, the stored depth unit and the label convention; `LayoutDataset` does the
+reading and the checks that catch wrong data early (missing files, size mismatches, labels
+outside the class range). See docs/data.md for every layout's tree and units.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .base import IGNORE_INDEX, RGBDDataset
+from .io import read_depth, read_label, read_rgb
+from .layouts import LABEL_CONVENTIONS, LAYOUTS, LayoutSpec, check_files, detect_layout
+
+__all__ = ["open_dataset", "LayoutDataset", "convert_labels", "LAYOUTS"]
+
+
+def open_dataset(root, split: str, layout: str = "auto", transform=None, seed: int = 0) -> LayoutDataset:
+    """Open `split` ("train", "test", ...) of the dataset in `root`.
+
+    `layout="auto"` recognises the folder structure; pass one of `LAYOUTS` to force it.
+    Missing files fail here, at opening; size and label-range problems fail when the sample
+    is read, naming the file.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset root {root} does not exist or is not a folder")
+    if not isinstance(split, str) or not split:
+        raise ValueError(f"split must be a non-empty string like 'train' or 'test', got {split!r}")
+    if layout == "auto":
+        layout = detect_layout(root)
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; use 'auto' or one of {', '.join(LAYOUTS)}")
+    spec = LAYOUTS[layout][1](root, split)
+    check_files(root, layout, spec.files)
+    return LayoutDataset(root, spec, transform=transform, seed=seed)
+
+
+class LayoutDataset(RGBDDataset):
+    """A split of an on-disk layout; samples follow the contract in docs/developing.md."""
+
+    def __init__(self, root, spec: LayoutSpec, transform=None, seed: int = 0):
+        super().__init__(spec.names, spec.class_names, spec.colors, transform=transform, seed=seed,
+                         normalization=spec.normalization)
+        self.root = Path(root)
+        self.layout = spec.layout
+        self.files = [tuple(str(p) for p in f) for f in spec.files]
+        self.depth_unit = float(spec.depth_unit)
+        self.labels = spec.labels
+        self.depth_16bit = spec.depth_16bit
+
+    def load_sample(self, index: int) -> dict:
+        rgb_path, depth_path, label_path = self.files[index]
+        rgb = read_rgb(rgb_path)
+        with warnings.catch_warnings():
+            if not self.depth_16bit:
+                warnings.simplefilter("ignore")
+            depth = read_depth(depth_path, self.depth_unit, expect_16bit=self.depth_16bit)
+        raw = read_label(label_path)
+        for path, arr in ((depth_path, depth), (label_path, raw)):
+            if arr.shape[:2] != rgb.shape[:2]:
+                raise ValueError(f"{path} is {arr.shape[0]}x{arr.shape[1]} but its RGB image {rgb_path} "
+                                 f"is {rgb.shape[0]}x{rgb.shape[1]}; all three files of a sample must "
+                                 f"have the same size")
+        label = convert_labels(raw, self.num_classes, self.labels, label_path)
+        return {"rgb": rgb, "depth": depth, "label": label, "name": self.names[index]}
+
+
+def convert_labels(raw: np.ndarray, num_classes: int, convention: str, path="label") -> np.ndarray:
+    """Stored labels -> int64 0..K-1 with 255 void; values outside the convention are an error."""
+    if convention == "one_based":
+        bad = (raw < 0) | (raw > num_classes)
+        expected = f"0..{num_classes} (0 = void, i = class i-1)"
+    elif convention == "zero_based":
+        bad = (raw < 0) | ((raw >= num_classes) & (raw != IGNORE_INDEX))
+        expected = f"0..{num_classes - 1} or 255 (void)"
+    else:
+        raise ValueError(f"unknown label convention {convention!r}; use one of {LABEL_CONVENTIONS}")
+    if bad.any():
+        values = np.unique(raw[bad])[:10].tolist()
+        raise ValueError(f"label file {path} has values {values} outside {expected} for "
+                         f"{num_classes} classes; check the class list / label convention")
+    if convention == "one_based":
+        return np.where(raw == 0, IGNORE_INDEX, raw - 1).astype(np.int64)
+    return raw.astype(np.int64)
+
+

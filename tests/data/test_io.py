@@ -1,0 +1,70 @@
+"""Image readers: formats, channel handling, units and their error messages."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from asymformer.data.io import read_depth, read_label, read_rgb, write_png
+
+
+def test_rgb_png_jpg_npy_grey_rgba(tmp_path):
+    rgb = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    write_png(tmp_path / "a.png", rgb)
+    np.testing.assert_array_equal(read_rgb(tmp_path / "a.png"), rgb)
+    np.save(tmp_path / "a.npy", rgb.astype(np.float64))
+    out = read_rgb(tmp_path / "a.npy")
+    assert out.dtype == np.uint8 and np.array_equal(out, rgb)
+    Image.fromarray(rgb).save(tmp_path / "a.jpg", quality=100)
+    assert np.abs(read_rgb(tmp_path / "a.jpg").astype(int) - rgb).max() < 12
+    Image.fromarray(rgb[:, :, 0]).save(tmp_path / "g.png")
+    grey = read_rgb(tmp_path / "g.png")
+    assert grey.shape == (4, 5, 3) and (grey == rgb[:, :, :1]).all()
+    Image.fromarray(np.dstack([rgb, np.full((4, 5), 7, np.uint8)])).save(tmp_path / "r.png")
+    np.testing.assert_array_equal(read_rgb(tmp_path / "r.png"), rgb)
+    assert read_rgb(tmp_path / "a.png").flags.writeable
+
+
+def test_depth_units_and_8bit_warning(tmp_path):
+    mm = np.array([[0, 1500], [65535, 10]], np.uint16)
+    write_png(tmp_path / "d.png", mm)
+    d = read_depth(tmp_path / "d.png", 0.001)
+    assert d.dtype == np.float32 and d[0, 1] == pytest.approx(1.5) and d[0, 0] == 0
+    write_png(tmp_path / "d8.png", mm.astype(np.uint8))
+    with pytest.warns(UserWarning, match="d8.png is 8-bit"):
+        read_depth(tmp_path / "d8.png", 0.001)
+    Image.fromarray(np.zeros((2, 2, 3), np.uint8) + np.array([1, 2, 3], np.uint8)).save(tmp_path / "c.png")
+    with pytest.raises(ValueError, match="c.png has 3 different channels"):
+        read_depth(tmp_path / "c.png", 0.001, expect_16bit=False)
+
+
+def test_label_palette_png_keeps_indices(tmp_path):
+    idx = np.array([[0, 3], [40, 255]], np.uint8)
+    img = Image.fromarray(idx, mode="P")
+    img.putpalette([v for i in range(256) for v in (i, 255 - i, 0)])
+    img.save(tmp_path / "p.png")
+    out = read_label(tmp_path / "p.png")
+    assert out.dtype == np.int64 and out.tolist() == idx.tolist()
+    write_png(tmp_path / "col.png", np.zeros((2, 2, 3), np.uint8))
+    with pytest.raises(ValueError, match="col.png has shape"):
+        read_label(tmp_path / "col.png")
+
+
+def test_missing_and_corrupt_files_name_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothere.png"):
+        read_rgb(tmp_path / "nothere.png")
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="cannot read depth file .*bad.png"):
+        read_depth(tmp_path / "bad.png", 0.001)
+
+
+def test_write_png_atomic_and_validated(tmp_path):
+    write_png(tmp_path / "sub" / "x.png", np.ones((3, 3), np.uint16) * 1234)
+    assert read_label(tmp_path / "sub" / "x.png").max() == 1234
+    assert os.listdir(tmp_path / "sub") == ["x.png"]  # no temp leftovers
+    with pytest.raises(ValueError, match="expected uint8"):
+        write_png(tmp_path / "y.png", np.zeros((3, 3), np.float32))
+    assert not (tmp_path / "y.png").exists()
