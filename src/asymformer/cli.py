@@ -64,13 +64,54 @@ def _add_prepare(sub):
 
 
 def _add_prepare_nyuv2(psub):
-    p = psub.add_parser("nyuv2", help="NYUv2 from nyu_depth_v2_labeled.mat")
-    p.set_defaults(func=_not_yet)
+    p = psub.add_parser("nyuv2", help="NYUv2 from nyu_depth_v2_labeled.mat",
+                        description="Write images/, depths/ (uint16 mm), labels/ (0 void, 1..40), "
+                                    "train.txt (795), test.txt (654) and dataset.json. Resumable.")
+    p.add_argument("--mat", required=True, help="nyu_depth_v2_labeled.mat (MATLAB v7.3, 2.8 GB)")
+    p.add_argument("--splits", required=True, help="splits.mat (trainNdxs / testNdxs)")
+    p.add_argument("--mapping", required=True, help="classMapping40.mat (894 -> 40 classes)")
+    p.add_argument("--out", required=True, help="output folder (open it with open_dataset)")
+    p.add_argument("--raw-depth", action="store_true", help="also write raw_depths/ (not in-painted)")
+    p.add_argument("--overwrite", action="store_true", help="rewrite frames that already exist")
+    p.set_defaults(func=_run_prepare_nyuv2)
+
+
+def _run_prepare_nyuv2(args):
+    from asymformer.data.prepare_nyuv2 import prepare_nyuv2
+
+    stats = prepare_nyuv2(args.mat, args.splits, args.mapping, args.out, raw_depth=args.raw_depth,
+                          overwrite=args.overwrite)
+    print(f"NYUv2 ready in {stats['out']}: {stats['train']} train / {stats['test']} test "
+          f"({stats['written']} frames written, {stats['skipped']} already done)")
+    return 0
 
 
 def _add_prepare_sunrgbd(psub):
-    p = psub.add_parser("sunrgbd", help="SUNRGBD from the toolbox files")
-    p.set_defaults(func=_not_yet)
+    p = psub.add_parser("sunrgbd", help="SUNRGBD from the toolbox files",
+                        description="Write the custom layout (rgb/, depth/ uint16 mm, labels/ 0 void "
+                                    "1..37, classes.json, train.txt 5285, test.txt 5050) at native size.")
+    p.add_argument("--root", required=True, help="the SUNRGBD folder (holding kv1/, kv2/, realsense/, xtion/)")
+    p.add_argument("--meta", required=True, help="SUNRGBDtoolbox/Metadata/SUNRGBDMeta.mat")
+    p.add_argument("--seg", required=True, help="SUNRGBDtoolbox/Metadata/SUNRGBD2Dseg.mat (v7.3)")
+    p.add_argument("--split", required=True, help="SUNRGBDtoolbox/traintestSUNRGBD/allsplit.mat")
+    p.add_argument("--out", required=True, help="output folder (open it with open_dataset)")
+    p.add_argument("--filled-depth", action="store_true",
+                   help="use the toolbox's filled depth_bfx/ instead of the raw depth/")
+    p.add_argument("--expect-counts", choices=("on", "off"), default="on",
+                   help="check the official 5285 / 5050 split sizes (default on)")
+    p.add_argument("--overwrite", action="store_true", help="rewrite samples that already exist")
+    p.set_defaults(func=_run_prepare_sunrgbd)
+
+
+def _run_prepare_sunrgbd(args):
+    from asymformer.data.prepare_sunrgbd import prepare_sunrgbd
+
+    stats = prepare_sunrgbd(args.root, args.meta, args.seg, args.split, args.out,
+                            filled_depth=args.filled_depth, expect_counts=args.expect_counts == "on",
+                            overwrite=args.overwrite)
+    print(f"SUNRGBD ready in {stats['out']}: {stats['train']} train / {stats['test']} test "
+          f"({stats['written']} samples written, {stats['skipped']} already done)")
+    return 0
 
 
 def _add_prepare_synthetic(psub):
