@@ -1,0 +1,142 @@
+"""Our model file: safetensors weights plus a JSON header that rebuilds the model.
+
+The safetensors format (8-byte little-endian header length, JSON header, raw little-endian
+tensor bytes) is simple enough to read and write here without another dependency; the files
+open with the `safetensors` library too. `load_model` also takes the official `.pth` checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+
+import torch
+
+from .asymformer import VARIANTS, AsymFormer, create_model
+
+_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
+           torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+           torch.bool: "BOOL"}
+_FROM_CODE = {v: k for k, v in _DTYPES.items()}
+FORMAT = "asymformer"
+
+
+def atomic_write_bytes(path, chunks) -> None:
+    """Write chunks to `path` through a temp file in the same folder and an atomic rename."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_safetensors(tensors: dict[str, torch.Tensor], path, metadata: dict[str, str] | None = None) -> None:
+    header, offset, blobs = {}, 0, []
+    for name, t in tensors.items():
+        if t.dtype not in _DTYPES:
+            raise ValueError(f"tensor {name} has unsupported dtype {t.dtype}")
+        data = t.detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy().tobytes()
+        header[name] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+        blobs.append(data)
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    atomic_write_bytes(path, [struct.pack("<Q", len(raw)), raw, *blobs])
+
+
+def read_safetensors(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        (n,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8:8 + n])
+    except (struct.error, ValueError, UnicodeDecodeError):
+        raise ValueError(f"{path} is not a safetensors file (bad header)") from None
+    meta = header.pop("__metadata__", {}) or {}
+    base, tensors = 8 + n, {}
+    for name, info in header.items():
+        start, end = info["data_offsets"]
+        if base + end > len(data):
+            raise ValueError(f"{path} is truncated (tensor {name} ends past the end of the file)")
+        buf = bytearray(data[base + start:base + end])
+        dtype = _FROM_CODE[info["dtype"]]
+        t = torch.frombuffer(buf, dtype=dtype) if buf else torch.empty(0, dtype=dtype)
+        tensors[name] = t.reshape(info["shape"])
+    return tensors, meta
+
+
+def save_model(model: AsymFormer, path, class_names=None, normalization=None, metadata: dict | None = None) -> None:
+    """Save weights + everything needed to rebuild: variant name, kwargs, class names, normalisation."""
+    if getattr(model, "fused", False):
+        raise ValueError("save the model before model.fuse(): fused weights cannot rebuild a trainable model")
+    if model.model_name not in VARIANTS:
+        raise ValueError("save_model needs a model built by asymformer.create_model (model.model_name is unset)")
+    model = getattr(model, "module", model)
+    names = list(class_names) if class_names is not None else model.class_names
+    if names is not None and len(names) != model.num_classes:
+        raise ValueError(f"{len(names)} class names given for a model with {model.num_classes} classes")
+    header = {"format_version": 1, "model_name": model.model_name, "model_kwargs": model.model_kwargs,
+              "class_names": names,
+              "normalization": normalization if normalization is not None else model.normalization,
+              "metadata": metadata or {}}
+    from asymformer import __version__
+
+    header["asymformer_version"] = __version__
+    save_safetensors(model.state_dict(), path, {"format": FORMAT, FORMAT: json.dumps(header)})
+
+
+def read_model_header(path) -> dict:
+    """The JSON header of one of our model files, without loading the weights."""
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        meta = json.loads(f.read(n)).get("__metadata__", {})
+    if FORMAT not in meta:
+        raise ValueError(f"{path} is a safetensors file without asymformer metadata; build the model with "
+                         "asymformer.create_model(...) and load the tensors with model.load_state_dict")
+    return json.loads(meta[FORMAT])
+
+
+def load_model(path, map_location="cpu") -> AsymFormer:
+    """Rebuild a model from our `.safetensors` file or from the official `.pth` checkpoint."""
+    from .weights import extract_state_dict, infer_official_config, load_official_state_dict, read_checkpoint
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) == 9 and head[8:9] == b"{":  # safetensors: u64 length then a JSON object
+        header = read_model_header(path)
+        tensors, _ = read_safetensors(path)
+        model = create_model(header["model_name"], **header["model_kwargs"])
+        from .weights import check_state_dict
+
+        check_state_dict(model, tensors, path)
+        model.load_state_dict(tensors)
+        model.class_names = header.get("class_names")
+        model.normalization = header.get("normalization")
+        model.metadata = header.get("metadata", {})
+    else:
+        sd = extract_state_dict(read_checkpoint(path), path)
+        name, num_classes = infer_official_config(sd, path)
+        model = create_model(name, num_classes=num_classes)
+        load_official_state_dict(model, sd)
+        model.normalization = "nyuv2_official"
+        model.metadata = {"source": "official checkpoint"}
+    return model.to(map_location).eval()
