@@ -1,0 +1,174 @@
+"""Training configuration: one dataclass whose defaults are the paper recipe.
+
+Precedence: dataclass defaults < YAML/JSON file < command-line overrides. The resolved config is
+saved as `RUN_DIR/config.json` so a run can be reproduced or resumed from its directory alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+AMP_CHOICES = ("none", "bf16", "fp16")
+# What may change when resuming: where things run, never what is computed.
+RESUME_OVERRIDABLE = {"data", "workers", "device", "stop_after", "log_every", "tensorboard", "progress"}
+
+
+@dataclass
+class TrainConfig:
+    """Paper recipe (NYUv2): AdamW 5e-5, wd 0.01, warm-up then poly 0.9, batch 8, 480x640 crops."""
+
+    data: str = ""                       # dataset root, or "synthetic:N_TRAIN:N_TEST" (in memory)
+    out: str = ""                        # run directory
+    layout: str = "auto"
+    train_split: str = "train"
+    val_split: str = "test"
+    model: str = "asymformer_b0_t"
+    model_kwargs: dict = field(default_factory=dict)
+    num_classes: int | None = None       # None: from the dataset
+    pretrained_rgb: str | None = None    # ImageNet ConvNeXt weights
+    pretrained_depth: str | None = None
+    epochs: int = 500
+    batch_size: int = 8                  # global batch, split over the processes
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_epochs: float = 4.0           # official script (the paper text says 10)
+    warmup_start_factor: float = 1e-3
+    poly_power: float = 0.9
+    crop_size: tuple[int, int] = (480, 640)
+    base_size: tuple[int, int] = (480, 640)
+    scale_range: tuple[float, float] = (1.0, 2.0)
+    hsv: bool = True
+    flip: bool = True
+    normalization: str | None = None     # None: the dataset's recommended preset
+    eval_size: tuple[int, int] = (480, 640)
+    val_every: int = 10                  # epochs; 0 disables validation
+    val_batch_size: int = 1
+    save_every: int = 50                 # epochs; 0 keeps only last/best
+    workers: int = 4
+    device: str = "auto"
+    amp: str = "none"
+    compile: bool = False
+    channels_last: bool = False
+    grad_clip: float = 0.0               # max grad norm; 0 disables
+    sync_bn: bool = True                 # CUDA + several processes only
+    zero_depth: bool = False             # ablation: feed zeros instead of depth
+    seed: int = 0
+    deterministic: bool = False
+    log_every: int = 10
+    stop_after: int | None = None        # stop resumably after this global iteration
+    tensorboard: bool = True
+    progress: bool = True
+
+    def validate(self) -> TrainConfig:
+        """Raise one clear ValueError for an impossible setting (before anything is built)."""
+        if not self.data:
+            raise ValueError("no dataset: pass --data DIR (or data: in the config file)")
+        if not self.out:
+            raise ValueError("no run directory: pass --out RUN_DIR")
+        if self.amp not in AMP_CHOICES:
+            raise ValueError(f"--amp must be one of {AMP_CHOICES}, got {self.amp!r}")
+        for name in ("epochs", "batch_size", "val_batch_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"--lr must be positive, got {self.lr}")
+        for name in ("crop_size", "base_size", "eval_size"):
+            hw = getattr(self, name)
+            if len(hw) != 2 or min(hw) < 32:
+                raise ValueError(f"{name} must be two sizes >= 32 (HxW), got {hw}")
+        lo, hi = self.scale_range
+        if not 0 < lo <= hi:
+            raise ValueError(f"scale_range must satisfy 0 < low <= high, got {self.scale_range}")
+        if self.workers < 0 or self.val_every < 0 or self.save_every < 0 or self.grad_clip < 0:
+            raise ValueError("workers, val_every, save_every and grad_clip must be >= 0")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_TUPLE_FIELDS = {f.name for f in dataclasses.fields(TrainConfig) if str(f.type).startswith("tuple")}
+
+
+def config_from_dict(values: dict, source: str = "config") -> TrainConfig:
+    """Build a TrainConfig, rejecting unknown keys by name (a typo must not be silently ignored)."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{source}: unknown setting(s) {unknown}; known settings: {sorted(known)}")
+    clean = {}
+    for key, value in values.items():
+        if key in _TUPLE_FIELDS and value is not None:
+            value = parse_pair(value, key)
+        clean[key] = value
+    return TrainConfig(**clean)
+
+
+def parse_pair(value, name: str) -> tuple:
+    """Accept [h, w], (h, w) or 'HxW' / 'a,b' strings for the pair-valued settings."""
+    if isinstance(value, str):
+        sep = "x" if "x" in value.lower() else ","
+        parts = value.lower().split(sep)
+        try:
+            value = [float(p) if "." in p else int(p) for p in parts]
+        except ValueError:
+            raise ValueError(f"{name}: expected two numbers like 480x640, got {value!r}") from None
+    if len(value) != 2:
+        raise ValueError(f"{name}: expected two values, got {value!r}")
+    return tuple(value)
+
+
+def read_config_file(path: str | os.PathLike) -> dict:
+    """Read a .json or .yaml/.yml file into a dict (YAML needs PyYAML, the dev extra)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    text = path.read_text()
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), "
+                             "or write the config as JSON") from None
+        try:
+            values = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: invalid YAML: {exc}") from None
+    else:
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: invalid JSON: {exc}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a mapping of settings at the top level")
+    return values
+
+
+def resolve_config(config_file=None, overrides: dict | None = None) -> TrainConfig:
+    """Defaults < file < overrides (None values in overrides mean 'not given')."""
+    values = read_config_file(config_file) if config_file else {}
+    source = str(config_file) if config_file else "overrides"
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return config_from_dict(values, source)
+
+
+def save_config(config: TrainConfig, path: str | os.PathLike) -> None:
+    """Write the resolved config atomically (JSON: readable without optional dependencies)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
+    """The config saved in a run directory (what --resume continues)."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: --resume expects a run directory written by "
+                                "`asymformer train`")
+    return config_from_dict(read_config_file(path), str(path))

@@ -1,0 +1,98 @@
+"""torchrun / DDP plumbing: process group set-up, device choice, sharded sampling.
+
+torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them everything runs as one process.
+The backend is nccl on CUDA and gloo on CPU. Sampling is our own: a permutation drawn from
+(seed, epoch) that every rank computes identically, so data order is a pure function of the
+epoch, and a resumed run can skip the batches it had already consumed.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import Sampler
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def barrier() -> None:
+    if world_size() > 1:
+        dist.barrier()
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' -> cuda:LOCAL_RANK when CUDA exists, else cpu; a clear error for unusable devices."""
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+        if device.index is None:
+            device = torch.device("cuda", local % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+    elif device.type != "cpu":
+        raise ValueError(f"--device {name}: expected auto, cpu, cuda or cuda:N")
+    return device
+
+
+def init_distributed(device: torch.device) -> bool:
+    """Join the torchrun process group if launched by torchrun; returns True when we created it."""
+    if dist.is_initialized() or int(os.environ.get("WORLD_SIZE", 1)) <= 1:
+        return False
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend=backend, device_id=device if device.type == "cuda" else None)
+    return True
+
+
+def cleanup(created: bool) -> None:
+    if created and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_mean(value: float, device) -> float:
+    """Average a scalar over processes (for logging the loss of the global batch)."""
+    if world_size() == 1:
+        return float(value)
+    t = torch.tensor([float(value)], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return float(t.item()) / world_size()
+
+
+class ShardedSampler(Sampler):
+    """Indices of one rank for one epoch: a (seed, epoch) permutation padded to equal shards.
+
+    `start` skips that many of this rank's samples (a mid-epoch resume); `shuffle=False` plus
+    `pad=False` gives disjoint, complete shards for exact distributed evaluation.
+    """
+
+    def __init__(self, size: int, rank: int = 0, world: int = 1, seed: int = 0, epoch: int = 0,
+                 shuffle: bool = True, pad: bool = True, start: int = 0):
+        if size <= 0:
+            raise ValueError("the dataset is empty: check the split files of --data")
+        order = (np.random.default_rng((seed, epoch)).permutation(size) if shuffle
+                 else np.arange(size))
+        if pad:
+            total = -(-size // world) * world
+            order = np.concatenate([order, order[: total - size]]) if total > size else order
+        self.indices = order[rank::world].tolist()[start:]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self):
+        return iter(self.indices)

@@ -1,0 +1,337 @@
+"""The training loop: paper recipe, AMP, torchrun/DDP, exact resume, validation and checkpoints.
+
+Exactness rests on three things: the data order is a pure function of (seed, epoch) and the
+resume skips the batches already consumed; augmentation comes from per-sample generators; every
+RNG state is saved at a step boundary (at epoch ends, on SIGINT/SIGTERM, on `stop_after`, and
+when a step fails, e.g. on a corrupt file), so a resumed run replays the remaining steps.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from . import checkpoint as ckpt
+from . import distributed as dist_utils
+from .builders import amp_dtype, build_datasets, build_model, build_optimizer, eval_loader, make_loader
+from .config import RESUME_OVERRIDABLE, TrainConfig, load_run_config, save_config
+from .distributed import ShardedSampler
+from .evaluate import evaluate_model
+from .logging import RunLogger, plot_curves
+from .schedule import WarmupPoly
+
+
+def train_step(model, batch, optimizer, device, *, dtype=None, scaler=None, grad_clip=0.0,
+               zero_depth=False, channels_last=False, ignore_index=255) -> float:
+    """One optimisation step on a batch dict; returns the loss. Gradients stay in .grad afterwards."""
+    rgb = batch["rgb"].to(device, non_blocking=True)
+    depth = batch["depth"].to(device, non_blocking=True)
+    label = batch["label"].to(device, non_blocking=True)
+    if zero_depth:
+        depth = torch.zeros_like(depth)
+    if channels_last:
+        rgb, depth = rgb.contiguous(memory_format=torch.channels_last), depth.contiguous(
+            memory_format=torch.channels_last)
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        logits = model(rgb, depth)
+    loss = F.cross_entropy(logits.float(), label, ignore_index=ignore_index)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"loss became {loss.item()}: lower --lr, enable --grad-clip or use "
+                                 "--amp bf16 instead of fp16")
+    if scaler is not None and scaler.is_enabled():
+        scaler.scale(loss).backward()
+        if grad_clip > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+    return float(loss.detach())
+
+
+def prepare_model(model, config, device, world: int):
+    """Move, convert (channels-last, SyncBN on CUDA) and wrap (DDP, compile); returns (raw, wrapped)."""
+    model = model.to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if world > 1 and config.sync_bn and device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    wrapped = model
+    if world > 1:
+        wrapped = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile:
+        wrapped = torch.compile(wrapped)
+    return model, wrapped
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM request a clean stop at the next step boundary instead of killing the run."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = {}
+
+    def install(self):
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not the main thread: signals stay with the caller
+            self._old = {}
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:  # a second signal: stop right now
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def restore(self):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def _agree(flag: bool, device) -> bool:
+    """Every rank stops together if any one was asked to (torchrun may signal only some)."""
+    if dist_utils.world_size() == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    torch.distributed.all_reduce(t)
+    return bool(t.item() > 0)
+
+
+def _gather_rng() -> list:
+    state = ckpt.rng_state()
+    if dist_utils.world_size() == 1:
+        return [state]
+    out = [None] * dist_utils.world_size()
+    torch.distributed.all_gather_object(out, state)
+    return out
+
+
+def _clean_error(exc: Exception) -> str:
+    """DataLoader workers wrap errors in a multi-line traceback: keep the original message."""
+    msg = str(exc)
+    if "Original Traceback" in msg:
+        last = [ln for ln in msg.splitlines() if ln.strip()][-1]
+        msg = last.split(": ", 1)[1] if ": " in last else last
+    return msg
+
+
+def _prepare_config(config: TrainConfig | None, resume: str | None, overrides: dict | None) -> TrainConfig:
+    if resume:
+        saved = load_run_config(resume)
+        bad = sorted(k for k, v in (overrides or {}).items()
+                     if v is not None and k not in RESUME_OVERRIDABLE and getattr(saved, k) != v)
+        if bad:
+            raise ValueError(f"--resume {resume}: {bad} cannot change when resuming (only "
+                             f"{sorted(RESUME_OVERRIDABLE)} may); start a new run instead")
+        for k, v in (overrides or {}).items():
+            if v is not None and k in RESUME_OVERRIDABLE:
+                setattr(saved, k, v)
+        saved.out = str(resume)
+        return saved.validate()
+    if config is None:
+        raise ValueError("train() needs a config (or resume=RUN_DIR)")
+    return config.validate()
+
+
+def train(config: TrainConfig | None = None, *, resume: str | None = None, overrides: dict | None = None,
+          model=None, on_step=None) -> dict:
+    """Train per `config` (or continue the run directory `resume`); returns a summary dict.
+
+    `model` replaces the one the config names (a custom network); `on_step(iteration, loss)` is
+    called after every step (tests use it to interrupt a run).
+    """
+    config = _prepare_config(config, resume, overrides)
+    device = dist_utils.resolve_device(config.device)
+    created = dist_utils.init_distributed(device)
+    stop = _StopFlag().install()
+    try:
+        return _Run(config, device, model, on_step, stop, bool(resume)).run()
+    finally:
+        stop.restore()
+        dist_utils.cleanup(created)
+
+
+class _Run:
+    def __init__(self, config, device, model, on_step, stop, resume):
+        self.config, self.device, self.on_step, self.stop = config, device, on_step, stop
+        self.rank, self.world = dist_utils.rank(), dist_utils.world_size()
+        self.main = self.rank == 0
+        self.out = Path(config.out)
+        self.ckpt_dir = self.out / "checkpoints"
+        if config.batch_size % self.world:
+            raise ValueError(f"--batch-size {config.batch_size} is the global batch: it must divide by the "
+                             f"{self.world} processes")
+        self.batch = config.batch_size // self.world
+        if config.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.manual_seed(config.seed)  # identical initialisation on every rank
+        self.train_ds, self.val_ds, self.norm = build_datasets(config)
+        self.num_classes = config.num_classes or self.train_ds.num_classes
+        model = model if model is not None else build_model(config, self.num_classes)
+        model.class_names, model.normalization = list(self.train_ds.class_names), self.norm
+        self.model, self.wrapped = prepare_model(model, config, device, self.world)
+        self.optimizer = build_optimizer(self.model, config)
+        n_rank = len(ShardedSampler(len(self.train_ds), self.rank, self.world))
+        self.ipe = n_rank // self.batch
+        if self.ipe == 0:
+            raise ValueError(f"{config.data}: {len(self.train_ds)} training samples cannot fill one batch of "
+                             f"{config.batch_size}; lower --batch-size")
+        self.total = config.epochs * self.ipe
+        self.scheduler = WarmupPoly(self.optimizer, self.total, round(config.warmup_epochs * self.ipe),
+                                    config.warmup_start_factor, config.poly_power)
+        self.dtype = amp_dtype(config.amp, device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=config.amp == "fp16")
+        self.iteration, self.best = 0, -1.0
+        torch.manual_seed(config.seed + self.rank)  # per-rank dropout / drop-path streams
+        if resume:
+            self._restore()
+        if self.main:
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            save_config(config, self.out / "config.json")
+            self.logger = RunLogger(self.out, config.tensorboard, self.iteration if resume else None)
+        dist_utils.barrier()
+
+    def _restore(self):
+        state = ckpt.load_state(self.ckpt_dir / ckpt.STATE_NAME)
+        rngs = state["rng"]
+        state["rng"] = rngs[self.rank] if len(rngs) == self.world else rngs[0]
+        ckpt.restore(state, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
+                     scaler=self.scaler)
+        self.iteration, self.best = int(state["iteration"]), float(state["best_miou"])
+
+    def save_state(self, rng=None):
+        rng = rng if rng is not None else _gather_rng()
+        if self.main:
+            ckpt.save_state(self.ckpt_dir / ckpt.STATE_NAME, model=self.model, optimizer=self.optimizer,
+                            scheduler=self.scheduler, scaler=self.scaler, iteration=self.iteration,
+                            best_miou=self.best, rng=rng)
+
+    def save_model(self, name: str, metrics: dict | None = None):
+        if not self.main:
+            return
+        meta = {"epoch": self.iteration // self.ipe, "iteration": self.iteration, "model": self.config.model,
+                "zero_depth": self.config.zero_depth, **({"miou": metrics["miou"]} if metrics else {})}
+        ckpt.save_model_checkpoint(self.model, self.ckpt_dir / f"{name}.safetensors",
+                                   class_names=self.model.class_names, normalization=self.norm, metadata=meta)
+
+    def _stop_wanted(self) -> bool:
+        c = self.config
+        want = self.stop.requested or (c.stop_after is not None and self.iteration >= c.stop_after)
+        return _agree(want, self.device)
+
+    def run(self) -> dict:
+        status, last_metrics = "finished", None
+        self.boundary_rng = ckpt.rng_state()
+        try:
+            while self.iteration < self.total:
+                epoch, skip = divmod(self.iteration, self.ipe)
+                if self._epoch(epoch, skip) == "stopped":
+                    self.save_state()
+                    status = "stopped"
+                    break
+                last_metrics = self._end_epoch(epoch) or last_metrics
+                if self.iteration < self.total and self._stop_wanted():
+                    status = "stopped"
+                    break
+        except Exception as exc:
+            self._save_after_failure()
+            note = (f" (state saved at iteration {self.iteration} in {self.ckpt_dir / ckpt.STATE_NAME}; "
+                    f"fix the cause and run `asymformer train --resume {self.out}`)")
+            if isinstance(exc, (ValueError, FileNotFoundError, FloatingPointError)):
+                raise type(exc)(_clean_error(exc) + note) from exc
+            exc.add_note(note)
+            raise
+        if self.main:
+            self._finish()
+        return {"status": status, "iteration": self.iteration, "total_iterations": self.total,
+                "best_miou": self.best if self.best >= 0 else None, "last_metrics": last_metrics,
+                "run_dir": str(self.out), "model": self.model}
+
+    def _save_after_failure(self):
+        """Keep the progress of a run that failed between steps (a corrupt file, a lost disk)."""
+        if not self.main:
+            return
+        try:
+            self.save_state([self.boundary_rng])
+            self._finish()
+        except Exception as exc:  # never hide the original error behind a second one
+            tqdm.write(f"could not save the resume state: {exc}")
+
+    def _epoch(self, epoch: int, skip: int) -> str:
+        c = self.config
+        self.train_ds.set_epoch(epoch)
+        sampler = ShardedSampler(len(self.train_ds), self.rank, self.world, c.seed, epoch, start=skip * self.batch)
+        loader = make_loader(self.train_ds, self.batch, sampler, c.workers, self.device, drop_last=True)
+        self.wrapped.train()
+        bar = tqdm(loader, total=self.ipe - skip, desc=f"epoch {epoch + 1}/{c.epochs}",
+                   disable=not (self.main and c.progress), dynamic_ncols=True)
+        t0, n = time.perf_counter(), 0
+        for batch in bar:
+            loss = train_step(self.wrapped, batch, self.optimizer, self.device, dtype=self.dtype,
+                              scaler=self.scaler, grad_clip=c.grad_clip, zero_depth=c.zero_depth,
+                              channels_last=c.channels_last)
+            self.scheduler.step()
+            self.iteration += 1
+            n += 1
+            self.boundary_rng = ckpt.rng_state()
+            its = n / (time.perf_counter() - t0)
+            lr = self.scheduler.get_last_lr()[0]
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
+            if self.iteration % c.log_every == 0 or self.iteration == self.total:
+                loss_all = dist_utils.all_reduce_mean(loss, self.device)
+                if self.main:
+                    self.logger.log({"kind": "train", "epoch": epoch + 1, "iteration": self.iteration,
+                                     "loss": loss_all, "lr": lr, "it_s": its, "time": time.time()})
+            if self.on_step is not None:
+                self.on_step(self.iteration, loss)
+            if self.iteration % self.ipe != 0 and self._stop_wanted():
+                bar.close()
+                return "stopped"
+        bar.close()
+        return "epoch_done"
+
+    def _end_epoch(self, epoch: int):
+        c, done = self.config, epoch + 1
+        metrics = None
+        if self.val_ds is not None and (done % c.val_every == 0 or self.iteration >= self.total):
+            metrics = self.validate()
+            if self.main:
+                self.logger.log({"kind": "val", "epoch": done, "iteration": self.iteration,
+                                 **{k: metrics[k] for k in ("miou", "pixel_acc", "mean_acc")},
+                                 "per_class_iou": metrics["per_class_iou"], "time": time.time()})
+                tqdm.write(f"epoch {done}: mIoU {metrics['miou']:.4f}  pixel acc {metrics['pixel_acc']:.4f}")
+            if math.isfinite(metrics["miou"]) and metrics["miou"] > self.best:
+                self.best = metrics["miou"]
+                self.save_model("best", metrics)
+        self.save_model("last", metrics)
+        if c.save_every and done % c.save_every == 0:
+            self.save_model(f"epoch_{done:03d}", metrics)
+        self.save_state()
+        if self.main:
+            plot_curves(self.out)
+        return metrics
+
+    def validate(self) -> dict:
+        loader = eval_loader(self.val_ds, self.config.val_batch_size, self.config.workers, self.device,
+                             self.rank, self.world)
+        cm = evaluate_model(self.model, loader, self.num_classes, self.device, dtype=self.dtype,
+                            zero_depth=self.config.zero_depth, progress=False)
+        cm.all_reduce()
+        return cm.compute()
+
+    def _finish(self):
+        plot_curves(self.out)
+        self.logger.close()
