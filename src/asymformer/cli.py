@@ -95,8 +95,9 @@ def _add_prepare_sunrgbd(psub):
     p.add_argument("--seg", required=True, help="SUNRGBDtoolbox/Metadata/SUNRGBD2Dseg.mat (v7.3)")
     p.add_argument("--split", required=True, help="SUNRGBDtoolbox/traintestSUNRGBD/allsplit.mat")
     p.add_argument("--out", required=True, help="output folder (open it with open_dataset)")
-    p.add_argument("--filled-depth", action="store_true",
-                   help="use the toolbox's filled depth_bfx/ instead of the raw depth/")
+    p.add_argument("--depth", choices=("filled", "raw"), default="filled",
+                   help="filled: the toolbox's depth_bfx/ (like NYUv2's in-painted depths, default); "
+                        "raw: depth/")
     p.add_argument("--expect-counts", choices=("on", "off"), default="on",
                    help="check the official 5285 / 5050 split sizes (default on)")
     p.add_argument("--overwrite", action="store_true", help="rewrite samples that already exist")
@@ -107,7 +108,7 @@ def _run_prepare_sunrgbd(args):
     from asymformer.data.prepare_sunrgbd import prepare_sunrgbd
 
     stats = prepare_sunrgbd(args.root, args.meta, args.seg, args.split, args.out,
-                            filled_depth=args.filled_depth, expect_counts=args.expect_counts == "on",
+                            depth=args.depth, expect_counts=args.expect_counts == "on",
                             overwrite=args.overwrite)
     print(f"SUNRGBD ready in {stats['out']}: {stats['train']} train / {stats['test']} test "
           f"({stats['written']} samples written, {stats['skipped']} already done)")
