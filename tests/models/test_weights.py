@@ -1,0 +1,155 @@
+"""Weight files: official checkpoint errors, our safetensors format, ImageNet backbones, fuse()."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import asymformer
+from asymformer.models import load_backbone_weights, read_model_header
+from asymformer.models.fusion import FUSIONS
+
+
+def test_wrong_class_count_names_both(official_sd):
+    model = asymformer.create_model("asymformer_b0_t", num_classes=37)
+    with pytest.raises(ValueError) as err:
+        asymformer.load_official_state_dict(model, official_sd)
+    msg = str(err.value)
+    assert "40 classes" in msg and "you built 37 classes" in msg
+    assert "Decoder.linear_pred.weight (40, 256, 1, 1) vs model (37, 256, 1, 1)" in msg
+
+
+def test_random_dict_and_missing_file():
+    model = asymformer.create_model("asymformer_b0_a", num_classes=5)
+    with pytest.raises(ValueError, match="not an AsymFormer state dict") as err:
+        asymformer.load_official_state_dict(model, {"foo.weight": torch.zeros(3), "bar": torch.ones(1)})
+    assert "missing" in str(err.value) and "unexpected: foo.weight" in str(err.value)
+    with pytest.raises(ValueError, match="contains no tensors"):
+        asymformer.load_official_state_dict(model, {"epoch": 3})
+    with pytest.raises(FileNotFoundError, match="checkpoint not found: /nonexistent/x.pth"):
+        asymformer.load_official_state_dict(model, "/nonexistent/x.pth")
+    with pytest.raises(FileNotFoundError, match="model file not found"):
+        asymformer.load_model("/nonexistent/x.safetensors")
+
+
+def test_unsafe_or_garbage_files_give_one_error(tmp_path):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(ValueError, match="could not be read as a PyTorch checkpoint with weights_only=True"):
+        asymformer.load_model(bad)
+
+
+def test_save_load_roundtrip_and_metadata(tmp_path):
+    torch.manual_seed(0)
+    model = asymformer.create_model("asymformer_b0_a", num_classes=3, fusion="lafs").eval()
+    path = tmp_path / "m.safetensors"
+    asymformer.save_model(model, path, class_names=["a", "b", "c"], normalization="imagenet", metadata={"epoch": 7})
+    assert os.listdir(tmp_path) == ["m.safetensors"]  # atomic: no temp file left behind
+    header = read_model_header(path)
+    assert header["model_name"] == "asymformer_b0_a" and header["model_kwargs"]["fusion"] == "lafs"
+    loaded = asymformer.load_model(path)
+    assert loaded.class_names == ["a", "b", "c"] and loaded.normalization == "imagenet"
+    assert loaded.metadata == {"epoch": 7}
+    rgb, depth = torch.randn(1, 3, 64, 64), torch.randn(1, 1, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(rgb, depth), model(rgb, depth), rtol=0, atol=0)
+
+
+def test_files_open_with_the_safetensors_library(tmp_path):
+    st = pytest.importorskip("safetensors.torch")
+    model = asymformer.create_model("asymformer_b0_a", num_classes=3)
+    path = tmp_path / "m.safetensors"
+    asymformer.save_model(model, path)
+    theirs = st.load_file(str(path))
+    ours = model.state_dict()
+    assert set(theirs) == set(ours)
+    assert all(torch.equal(theirs[k], ours[k]) for k in ours)
+
+
+def test_save_rejects_fused_and_wrong_names(tmp_path):
+    model = asymformer.create_model("asymformer_b0_a", num_classes=3)
+    with pytest.raises(ValueError, match="2 class names given for a model with 3 classes"):
+        asymformer.save_model(model, tmp_path / "x.safetensors", class_names=["a", "b"])
+    with pytest.raises(ValueError, match="before model.fuse"):
+        asymformer.save_model(model.fuse(), tmp_path / "x.safetensors")
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_fuse_is_exact_for_every_variant(fusion):
+    torch.manual_seed(1)
+    model = asymformer.create_model("asymformer_b0_a", num_classes=6, fusion=fusion)
+    with torch.no_grad():  # non-trivial BatchNorm statistics, as after training
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    model.eval()
+    rgb, depth = torch.randn(2, 3, 70, 100), torch.randn(2, 1, 70, 100)
+    with torch.no_grad():
+        eager = model(rgb, depth)
+        fused = model.fuse()(rgb, depth)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert (fused - eager).abs().max() <= 1e-5 * eager.abs().max()
+    assert model.fuse() is model  # idempotent
+
+
+def _fake(refweights, keys_file, seed=3):
+    return refweights.state_dict(refweights.read_keys(keys_file), seed=seed)
+
+
+def test_meta_convnext_backbone(refweights, shared_dir, tmp_path):
+    sd = _fake(refweights, shared_dir / "reference" / "imagenet_convnext_tiny_1k_224_ema_keys.txt")
+    path = tmp_path / "convnext_tiny_1k_224_ema.pth"
+    torch.save({"model": sd}, path)
+    model = asymformer.create_model("asymformer_b0_t")
+    report = load_backbone_weights(model, rgb=path)
+    assert report == {"rgb": 178}  # all 182 tensors but the classifier norm.* / head.* (4)
+    assert torch.equal(model.down_sample_3.rgb_layer[8].pwconv2.weight, sd["stages.2.8.pwconv2.weight"])
+    assert torch.equal(model.down_sample_2.rgb_stem[1].weight, sd["downsample_layers.1.1.weight"])
+
+
+def test_timm_convnext_backbone(refweights, shared_dir, tmp_path):
+    meta = _fake(refweights, shared_dir / "reference" / "imagenet_convnext_tiny_1k_224_ema_keys.txt")
+    timm = {"head.fc.weight": torch.zeros(1000, 768), "head.norm.weight": torch.ones(768)}
+    for k, v in meta.items():  # timm's names for the same tensors, written out by hand
+        p = k.split(".")
+        if p[0] == "downsample_layers":
+            timm[f"stem.{p[2]}.{p[3]}" if p[1] == "0" else f"stages.{p[1]}.downsample.{p[2]}.{p[3]}"] = v
+        elif p[0] == "stages":
+            inner = {"dwconv": "conv_dw", "norm": "norm", "pwconv1": "mlp.fc1", "pwconv2": "mlp.fc2"}
+            rest = "gamma" if p[3] == "gamma" else f"{inner[p[3]]}.{p[4]}"
+            timm[f"stages.{p[1]}.blocks.{p[2]}.{rest}"] = v
+    path = tmp_path / "convnext_tiny.fb_in1k.pth"
+    torch.save(timm, path)
+    model = asymformer.create_model("asymformer_b0_t")
+    load_backbone_weights(model, rgb=path)
+    assert torch.equal(model.down_sample_1.rgb_stem[0].weight, meta["downsample_layers.0.0.weight"])
+    assert torch.equal(model.down_sample_4.rgb_layer[2].gamma, meta["stages.3.2.gamma"])
+
+
+def test_mit_b0_backbone_sums_stage1_kernel(refweights, shared_dir, tmp_path):
+    sd = _fake(refweights, shared_dir / "reference" / "segformer_mit_b0_keys.txt")
+    path = tmp_path / "mit_b0.pth"
+    torch.save(sd, path)
+    model = asymformer.create_model("asymformer_b0_t")
+    before = model.down_sample_1.rgb_stem[0].weight.clone()
+    report = load_backbone_weights(model, depth=path)
+    assert report["depth"] == sum(1 for k in model.state_dict() if ".depth_" in k)
+    w = model.down_sample_1.depth_stem.proj.weight
+    assert w.shape == (32, 1, 7, 7)
+    np.testing.assert_allclose(w.numpy(), sd["patch_embed1.proj.weight"].sum(1, keepdim=True).numpy(), rtol=1e-6)
+    assert torch.equal(model.down_sample_4.depth_layer[1].mlp.fc2.weight, sd["block4.1.mlp.fc2.weight"])
+    assert torch.equal(model.down_sample_1.rgb_stem[0].weight, before)  # RGB branch untouched
+
+
+def test_backbone_mismatch_is_clear(refweights, shared_dir, tmp_path):
+    sd = _fake(refweights, shared_dir / "reference" / "imagenet_convnext_tiny_1k_224_ema_keys.txt")
+    path = tmp_path / "convnext.pth"
+    torch.save({"model": sd}, path)
+    with pytest.raises(ValueError, match="does not fit the RGB .ConvNeXt. branch of asymformer_b0_a"):
+        load_backbone_weights(asymformer.create_model("asymformer_b0_a"), rgb=path)
+    with pytest.raises(ValueError, match="not a SegFormer MiT checkpoint"):
+        load_backbone_weights(asymformer.create_model("asymformer_b0_a"), depth=path)
