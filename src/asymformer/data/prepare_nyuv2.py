@@ -112,13 +112,13 @@ def metres_to_mm(depth: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(depth * 1000.0), 0, 65535).astype(np.uint16)
 
 
-def _convert_frame(f, i: int, lut: np.ndarray, files: dict) -> None:
-    """Frame i (0-based) of the open .mat -> its PNGs (h5py axes are reversed: transpose)."""
-    write_png(files["images"], np.ascontiguousarray(f["images"][i].transpose(2, 1, 0)).astype(np.uint8))
-    write_png(files["depths"], metres_to_mm(f["depths"][i].T))
+def _convert_frame(data: dict, i: int, lut: np.ndarray, files: dict) -> None:
+    """Frame i (0-based) of the .mat's datasets -> its PNGs (h5py axes are reversed: transpose)."""
+    write_png(files["images"], np.ascontiguousarray(data["images"][i].transpose(2, 1, 0)).astype(np.uint8))
+    write_png(files["depths"], metres_to_mm(data["depths"][i].T))
     if "raw_depths" in files:
-        write_png(files["raw_depths"], metres_to_mm(f["rawDepths"][i].T))
-    label = np.asarray(f["labels"][i].T)
+        write_png(files["raw_depths"], metres_to_mm(data["rawDepths"][i].T))
+    label = np.asarray(data["labels"][i].T)
     if label.max() > NUM_RAW_CLASSES:
         raise ValueError(f"frame {i + 1}: label value {int(label.max())} exceeds {NUM_RAW_CLASSES}")
     write_png(files["labels"], lut[label.astype(np.intp)])
@@ -144,12 +144,13 @@ def prepare_nyuv2(mat, splits, mapping, out, raw_depth: bool = False, overwrite:
         if wanted[0] < 1 or wanted[-1] > frames:
             raise ValueError(f"--splits {splits} indexes frames {wanted[0]}..{wanted[-1]} but --mat "
                              f"{mat} has {frames} frames")
+        data = {k: f[k] for k in ("images", "depths", "labels", "rawDepths") if k in f}
         for index1 in tqdm(wanted, desc="prepare nyuv2", unit="frame"):
             files = _outputs(out, frame_name(index1), raw_depth)
             if not overwrite and all(p.is_file() for p in files.values()):
                 skipped += 1
                 continue
-            _convert_frame(f, index1 - 1, lut, files)
+            _convert_frame(data, index1 - 1, lut, files)
             written += 1
     for split, idx in split_idx.items():
         _write_text(out / f"{split}.txt", "".join(frame_name(i) + "\n" for i in idx))
