@@ -1,28 +1,17 @@
 """Training and evaluation: config, loop, metrics, checkpoints, distributed helpers.
 
-Exports resolve lazily so `import asymformer.engine` does not pull the data or model code.
+Imported eagerly (only torch/tqdm; data and models load when a run builds them): the functions
+`train` and `evaluate` share their names with the submodules, and a lazy lookup would return
+the module once something imported it.
 """
 
-_EXPORTS = {
-    "TrainConfig": "asymformer.engine.config",
-    "resolve_config": "asymformer.engine.config",
-    "train": "asymformer.engine.train",
-    "train_step": "asymformer.engine.train",
-    "evaluate": "asymformer.engine.evaluate",
-    "evaluate_checkpoint": "asymformer.engine.evaluate",
-    "evaluate_model": "asymformer.engine.evaluate",
-    "ConfusionMatrix": "asymformer.engine.metrics",
-    "metrics_from_confusion": "asymformer.engine.metrics",
-    "WarmupPoly": "asymformer.engine.schedule",
-}
+from .config import TrainConfig, resolve_config
+from .evaluate import evaluate_checkpoint, evaluate_model
+from .metrics import ConfusionMatrix, metrics_from_confusion
+from .schedule import WarmupPoly
+from .train import train, train_step
 
-__all__ = list(_EXPORTS)
+evaluate = evaluate_checkpoint
 
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        import importlib
-
-        attr = "evaluate_checkpoint" if name == "evaluate" else name
-        return getattr(importlib.import_module(_EXPORTS[name]), attr)
-    raise AttributeError(f"module 'asymformer.engine' has no attribute {name!r}")
+__all__ = ["ConfusionMatrix", "TrainConfig", "WarmupPoly", "evaluate", "evaluate_checkpoint", "evaluate_model",
+           "metrics_from_confusion", "resolve_config", "train", "train_step"]

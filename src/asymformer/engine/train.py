@@ -280,6 +280,7 @@ class _Run:
                    disable=not (self.main and c.progress), dynamic_ncols=True)
         t0, n = time.perf_counter(), 0
         for batch in bar:
+            lr = self.scheduler.get_last_lr()[0]  # the lr this step uses
             loss = train_step(self.wrapped, batch, self.optimizer, self.device, dtype=self.dtype,
                               scaler=self.scaler, grad_clip=c.grad_clip, zero_depth=c.zero_depth,
                               channels_last=c.channels_last)
@@ -288,7 +289,6 @@ class _Run:
             n += 1
             self.boundary_rng = ckpt.rng_state()
             its = n / (time.perf_counter() - t0)
-            lr = self.scheduler.get_last_lr()[0]
             bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
             if self.iteration % c.log_every == 0 or self.iteration == self.total:
                 loss_all = dist_utils.all_reduce_mean(loss, self.device)

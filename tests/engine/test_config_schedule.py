@@ -1,0 +1,76 @@
+import json
+
+import pytest
+import torch
+
+from asymformer.engine.config import TrainConfig, load_run_config, resolve_config, save_config
+from asymformer.engine.distributed import ShardedSampler
+from asymformer.engine.schedule import WarmupPoly, warmup_poly_factor
+
+
+def test_defaults_are_the_paper_recipe():
+    c = TrainConfig()
+    assert (c.lr, c.weight_decay, c.batch_size, c.crop_size, c.poly_power) == (5e-5, 0.01, 8, (480, 640), 0.9)
+    assert c.epochs == 500 and c.amp == "none" and c.scale_range == (1.0, 2.0)
+
+
+def test_file_then_overrides_precedence_and_roundtrip(tmp_path):
+    f = tmp_path / "cfg.json"
+    f.write_text(json.dumps({"lr": 1e-3, "epochs": 3, "crop_size": "96x128", "data": "d", "out": "o"}))
+    c = resolve_config(f, {"epochs": 7, "batch_size": None})
+    assert c.lr == 1e-3 and c.epochs == 7 and c.crop_size == (96, 128) and c.batch_size == 8
+    save_config(c.validate(), tmp_path / "config.json")
+    assert load_run_config(tmp_path) == c
+
+
+def test_yaml_config(tmp_path):
+    pytest.importorskip("yaml")
+    f = tmp_path / "cfg.yaml"
+    f.write_text("lr: 0.002\ncrop_size: [64, 96]\n")
+    c = resolve_config(f)
+    assert c.lr == 0.002 and c.crop_size == (64, 96)
+
+
+def test_bad_config_errors_name_the_problem(tmp_path):
+    f = tmp_path / "cfg.json"
+    f.write_text(json.dumps({"lrr": 1}))
+    with pytest.raises(ValueError, match="lrr"):
+        resolve_config(f)
+    with pytest.raises(FileNotFoundError, match="nope.json"):
+        resolve_config(tmp_path / "nope.json")
+    with pytest.raises(ValueError, match="--amp"):
+        TrainConfig(data="d", out="o", amp="fp8").validate()
+    with pytest.raises(ValueError, match="--data"):
+        TrainConfig(out="o").validate()
+
+
+def test_warmup_then_poly_per_iteration():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    s = WarmupPoly(opt, total_iters=100, warmup_iters=10, start_factor=1e-3, power=0.9)
+    lrs = []
+    for _ in range(100):
+        lrs.append(s.get_last_lr()[0])
+        s.step()
+    assert lrs[0] == pytest.approx(1e-4)
+    assert all(a < b for a, b in zip(lrs[:10], lrs[1:11]))  # linear warm-up
+    assert lrs[10] == pytest.approx(0.1)
+    assert lrs[55] == pytest.approx(0.1 * (1 - 45 / 90) ** 0.9)
+    assert all(a > b for a, b in zip(lrs[10:], lrs[11:]))  # poly decay
+    assert s.get_last_lr()[0] == 0.0
+    # Resume continues the curve: no warm-up restart.
+    opt2 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    s2 = WarmupPoly(opt2, 100, 10)
+    s2.load_state_dict({**s.state_dict(), "iteration": 55})
+    assert s2.get_last_lr()[0] == pytest.approx(lrs[55])
+    assert warmup_poly_factor(0, 10, 0) == 1.0
+
+
+def test_sharded_sampler_is_a_partition_and_resumable():
+    full = ShardedSampler(10, seed=1, epoch=3).indices
+    assert sorted(full) == list(range(10))
+    assert full == ShardedSampler(10, seed=1, epoch=3).indices != ShardedSampler(10, seed=1, epoch=4).indices
+    shards = [ShardedSampler(10, r, 3, seed=1, epoch=3).indices for r in range(3)]
+    assert all(len(s) == 4 for s in shards) and set(sum(shards, [])) == set(range(10))
+    assert ShardedSampler(10, seed=1, epoch=3, start=4).indices == full[4:]
+    ev = [ShardedSampler(10, r, 3, shuffle=False, pad=False).indices for r in range(3)]
+    assert sorted(sum(ev, [])) == list(range(10))
