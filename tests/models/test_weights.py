@@ -140,7 +140,8 @@ def test_mit_b0_backbone_sums_stage1_kernel(refweights, shared_dir, tmp_path):
     assert report["depth"] == sum(1 for k in model.state_dict() if ".depth_" in k)
     w = model.down_sample_1.depth_stem.proj.weight
     assert w.shape == (32, 1, 7, 7)
-    np.testing.assert_allclose(w.numpy(), sd["patch_embed1.proj.weight"].sum(1, keepdim=True).numpy(), rtol=1e-6)
+    summed = sd["patch_embed1.proj.weight"].sum(1, keepdim=True)
+    np.testing.assert_allclose(w.detach().numpy(), summed.numpy(), rtol=1e-6)
     assert torch.equal(model.down_sample_4.depth_layer[1].mlp.fc2.weight, sd["block4.1.mlp.fc2.weight"])
     assert torch.equal(model.down_sample_1.rgb_stem[0].weight, before)  # RGB branch untouched
 
