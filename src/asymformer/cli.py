@@ -122,13 +122,104 @@ def _add_prepare_synthetic(psub):
 
 # --------------------------------------------------------------------------- train / evaluate (engine)
 def _add_train(sub):
-    p = sub.add_parser("train", help="train a model (paper recipe by default)")
-    p.set_defaults(func=_not_yet)
+    p = sub.add_parser("train", help="train a model (paper recipe by default)",
+                       description="Defaults are the paper recipe; precedence: defaults < --config file < flags. "
+                                   "Multi-GPU: torchrun --nproc_per_node N -m asymformer train ...")
+    p.add_argument("--data", help="dataset root (any supported layout) or synthetic:N_TRAIN:N_TEST")
+    p.add_argument("--out", help="run directory (config, logs, checkpoints, curves.png)")
+    p.add_argument("--config", help="YAML or JSON file of TrainConfig settings")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly")
+    p.add_argument("--model", help="variant name (asymformer list: see `asymformer info`)")
+    p.add_argument("--layout", help="dataset layout (default auto)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int, help="global batch (split over processes)")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--warmup-epochs", type=float)
+    p.add_argument("--crop-size", type=_parse_hw, help="HxW, e.g. 480x640")
+    p.add_argument("--base-size", type=_parse_hw, help="HxW the images are resized to before augmentation")
+    p.add_argument("--eval-size", type=_parse_hw, help="HxW for validation")
+    p.add_argument("--workers", type=int)
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--val-every", type=int, help="validate every K epochs (0: never)")
+    p.add_argument("--save-every", type=int, help="keep checkpoints/epoch_NNN every K epochs (0: never)")
+    p.add_argument("--amp", choices=("none", "bf16", "fp16"))
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    p.add_argument("--channels-last", action="store_true", default=None)
+    p.add_argument("--grad-clip", type=float, help="max gradient norm (0: off)")
+    p.add_argument("--pretrained-rgb", help="ImageNet ConvNeXt weights for the RGB branch")
+    p.add_argument("--pretrained-depth", help="weights for the depth (MiT) branch")
+    p.add_argument("--zero-depth", action="store_true", default=None, help="ablation: feed zeros as depth")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--deterministic", action="store_true", default=None)
+    p.add_argument("--stop-after", type=int, help="stop resumably after this global iteration")
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    p.set_defaults(func=_run_train)
+
+
+_TRAIN_FLAGS = ("data", "out", "model", "layout", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
+                "crop_size", "base_size", "eval_size", "workers", "device", "val_every", "save_every", "amp",
+                "compile", "channels_last", "grad_clip", "pretrained_rgb", "pretrained_depth", "zero_depth",
+                "seed", "deterministic", "stop_after", "progress")
+
+
+def _run_train(args):
+    from asymformer.engine import resolve_config, train
+    from asymformer.engine.distributed import is_main
+
+    overrides = {k: getattr(args, k) for k in _TRAIN_FLAGS}
+    if args.resume:
+        if args.config:
+            raise CLIError("--resume continues the saved config.json; do not pass --config with it")
+        result = train(resume=args.resume, overrides=overrides)
+    else:
+        result = train(resolve_config(args.config, overrides))
+    if is_main():
+        best = result["best_miou"]
+        print(f"{result['status']} at iteration {result['iteration']}/{result['total_iterations']}"
+              + (f", best mIoU {best:.4f}" if best is not None else "") + f"; run: {result['run_dir']}")
+        if result["status"] == "stopped":
+            print(f"continue with: asymformer train --resume {result['run_dir']}")
+    return 0
 
 
 def _add_evaluate(sub):
     p = sub.add_parser("evaluate", help="evaluate a checkpoint: mIoU, accuracy, per-class IoU")
-    p.set_defaults(func=_not_yet)
+    p.add_argument("--checkpoint", required=True, help="our .safetensors file or the official .pth")
+    p.add_argument("--data", required=True, help="dataset root (or synthetic:N_TRAIN:N_TEST)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--layout", default="auto")
+    p.add_argument("--out", help="directory for results.json, per-class IoU and confusion-matrix PNGs")
+    p.add_argument("--scales", default="1.0", help="comma-separated, e.g. 1.0,1.2,1.4 (default: official 1.0)")
+    p.add_argument("--flip", action="store_true", help="add horizontally flipped passes")
+    p.add_argument("--size", type=_parse_hw, default=(480, 640), help="HxW input size (default 480x640)")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none")
+    p.add_argument("--zero-depth", action="store_true", help="feed zeros as depth (ablation)")
+    p.add_argument("--save-predictions", type=int, default=0, metavar="N",
+                   help="write colourised predictions of the first N images to OUT/predictions")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args):
+    from pathlib import Path
+
+    if not Path(args.checkpoint).is_file():
+        raise CLIError(f"checkpoint not found: {args.checkpoint}")
+    if args.save_predictions and not args.out:
+        raise CLIError("--save-predictions needs --out DIR")
+    from asymformer.engine.evaluate import evaluate_checkpoint, format_table
+
+    results = evaluate_checkpoint(args.checkpoint, args.data, split=args.split, layout=args.layout, out=args.out,
+                                  scales=args.scales, flip=args.flip, size=args.size, batch_size=args.batch_size,
+                                  workers=args.workers, device=args.device, amp=args.amp,
+                                  zero_depth=args.zero_depth, save_predictions=args.save_predictions)
+    print(format_table(results))
+    if args.out:
+        print(f"reports in {args.out}")
+    return 0
 
 
 # --------------------------------------------------------------------------- predict / export / benchmark (deploy)
