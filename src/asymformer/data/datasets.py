@@ -8,7 +8,6 @@ outside the class range). See docs/data.md for every layout's tree and units.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -57,10 +56,7 @@ class LayoutDataset(RGBDDataset):
     def load_sample(self, index: int) -> dict:
         rgb_path, depth_path, label_path = self.files[index]
         rgb = read_rgb(rgb_path)
-        with warnings.catch_warnings():
-            if not self.depth_16bit:
-                warnings.simplefilter("ignore")
-            depth = read_depth(depth_path, self.depth_unit, expect_16bit=self.depth_16bit)
+        depth = read_depth(depth_path, self.depth_unit, expect_16bit=self.depth_16bit)
         raw = read_label(label_path)
         for path, arr in ((depth_path, depth), (label_path, raw)):
             if arr.shape[:2] != rgb.shape[:2]:
