@@ -10,7 +10,6 @@ setup: $(STAMP)
 # torch is pinned first: an unpinned torch would pull a multi-GB CUDA build on CPU machines.
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --upgrade --quiet pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev,onnx]'
 	touch $(STAMP)
