@@ -65,14 +65,20 @@ def resolve_normalization(preset) -> dict:
             "depth_std": dstd}
 
 
+def _as_tensor(x) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x
+    x = np.ascontiguousarray(x)  # flipped views have negative strides torch cannot wrap
+    return torch.from_numpy(x if x.flags.writeable else x.copy())  # PIL-backed arrays are read-only
+
+
 def normalize(rgb, depth, preset="nyuv2_official") -> tuple[torch.Tensor, torch.Tensor]:
     """rgb (H×W×3 or B×H×W×3, 0..255) and depth (H×W or B×H×W) -> float32 (3×H×W, 1×H×W) tensors.
 
     Batched input gives B×3×H×W and B×1×H×W. Accepts numpy arrays or tensors.
     """
     stats = resolve_normalization(preset)
-    rgb_t = torch.as_tensor(np.asarray(rgb) if not isinstance(rgb, torch.Tensor) else rgb)
-    d_t = torch.as_tensor(np.asarray(depth) if not isinstance(depth, torch.Tensor) else depth)
+    rgb_t, d_t = _as_tensor(rgb), _as_tensor(depth)
     if rgb_t.ndim not in (3, 4) or rgb_t.shape[-1] != 3:
         raise ValueError(f"normalize: rgb must be H×W×3 or B×H×W×3, got shape {tuple(rgb_t.shape)}")
     if tuple(d_t.shape) != tuple(rgb_t.shape[:-1]):
