@@ -1,0 +1,66 @@
+"""Run under `torchrun --nproc_per_node 2` by test_distributed.py (not a test module itself).
+
+Part A trains with the engine for a few steps on 2 gloo processes and records how far the ranks'
+weights are apart. Part B compares DDP gradients (2 ranks × half batch) with one process on the
+whole batch, BatchNorm in eval mode (per-rank BN statistics legitimately differ without SyncBN).
+"""
+
+import copy
+import json
+import sys
+
+import torch
+import torch.distributed as dist
+
+import asymformer
+from asymformer.engine import TrainConfig, train, train_step
+from asymformer.engine.train import prepare_model
+
+
+def flat(tensors):
+    return torch.cat([t.detach().reshape(-1).float() for t in tensors])
+
+
+def main(out_json, run_dir):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    cpu = torch.device("cpu")
+    result = {"world": world}
+
+    cfg = TrainConfig(data="synthetic:8:2", out=run_dir, model="asymformer_b0_a", epochs=2, batch_size=4, lr=1e-3,
+                      crop_size=(64, 64), base_size=(64, 64), eval_size=(64, 64), warmup_epochs=0.5,
+                      val_every=1, workers=0, log_every=1, progress=False, tensorboard=False)
+    res = train(cfg)
+    params = flat(res["model"].parameters())
+    gathered = [torch.zeros_like(params) for _ in range(world)]
+    dist.all_gather(gathered, params)
+    result["steps"] = res["iteration"]
+    result["rank_weight_diff"] = float((gathered[0] - gathered[1]).abs().max())
+    result["miou"] = res["last_metrics"]["miou"]
+
+    torch.manual_seed(0)
+    model = asymformer.create_model("asymformer_b0_a", num_classes=4).eval()
+    reference = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(1)
+    batch = {"rgb": torch.randn(4, 3, 64, 64, generator=g), "depth": torch.randn(4, 1, 64, 64, generator=g),
+             "label": torch.randint(0, 4, (4, 64, 64), generator=g)}
+    half = {k: v[rank * 2:(rank + 1) * 2] for k, v in batch.items()}
+    _, ddp = prepare_model(model, TrainConfig(), cpu, world)
+    ddp.eval()
+    train_step(ddp, half, torch.optim.AdamW(model.parameters(), lr=1e-4), cpu)
+    grads = flat([p.grad for p in model.parameters()])
+    if rank == 0:
+        train_step(reference, batch, torch.optim.AdamW(reference.parameters(), lr=1e-4), cpu)
+        ref = flat([p.grad for p in reference.parameters()])
+        result["grad_max_abs_diff"] = float((grads - ref).abs().max())
+        result["grad_scale"] = float(ref.abs().max())
+        result["weights_after_step_diff"] = float((flat(model.parameters()) - flat(reference.parameters())).abs().max())
+        with open(out_json, "w") as f:
+            json.dump(result, f)
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
