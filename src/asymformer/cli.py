@@ -116,8 +116,35 @@ def _run_prepare_sunrgbd(args):
 
 
 def _add_prepare_synthetic(psub):
-    p = psub.add_parser("synthetic", help="procedural synthetic RGB-D rooms")
-    p.set_defaults(func=_not_yet)
+    p = psub.add_parser("synthetic", help="procedural synthetic RGB-D rooms",
+                        description="Render rooms into the custom layout (rgb/, depth/ uint16 mm, labels/ "
+                                    "one-based, classes.json, train.txt, test.txt). Frames depend only "
+                                    "on (seed, index).")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--num", type=int, required=True, help="number of training frames")
+    p.add_argument("--num-test", type=int, default=None, help="test frames (default max(1, num // 4))")
+    p.add_argument("--height", type=int, default=240)
+    p.add_argument("--width", type=int, default=320)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="write into a folder that holds a dataset")
+    p.set_defaults(func=_run_prepare_synthetic)
+
+
+def _run_prepare_synthetic(args):
+    from asymformer.data.synthetic import GEOMETRY_ONLY_CLASSES, write_synthetic_dataset
+
+    if args.num < 1:
+        raise ValueError(f"--num must be >= 1, got {args.num}")
+    num_test = max(1, args.num // 4) if args.num_test is None else args.num_test
+    if num_test < 0 or args.height < 1 or args.width < 1 or args.seed < 0:
+        raise ValueError("--num-test, --seed must be >= 0 and --height, --width >= 1")
+    info = write_synthetic_dataset(args.out, args.num, num_test, args.height, args.width, args.seed,
+                                   overwrite=args.overwrite)
+    print(f"wrote {info['train']} train + {info['test']} test frames ({args.height}x{args.width}, "
+          f"seed {args.seed}) to {info['root']}")
+    print(f"classes ({len(info['classes'])}): {', '.join(info['classes'])}; depth-only to tell apart: "
+          f"{', '.join(GEOMETRY_ONLY_CLASSES)}")
+    return 0
 
 
 # --------------------------------------------------------------------------- train / evaluate (engine)
