@@ -68,8 +68,10 @@ def resolve_normalization(preset) -> dict:
 def _as_tensor(x) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x
-    x = np.ascontiguousarray(x)  # flipped views have negative strides torch cannot wrap
-    return torch.from_numpy(x if x.flags.writeable else x.copy())  # PIL-backed arrays are read-only
+    x = np.asarray(x)
+    if not x.flags.writeable or any(st < 0 for st in x.strides):
+        x = np.ascontiguousarray(x).copy()  # read-only (PIL-backed) or flipped views: torch can't wrap
+    return torch.from_numpy(x)
 
 
 def normalize(rgb, depth, preset="nyuv2_official") -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,18 +127,18 @@ def hsv_jitter(rgb: np.ndarray, hue: float, sat: float, val: float) -> np.ndarra
     About 3× faster than float numpy; 8-bit hue/saturation cost a mean 0.6 levels of
     round-trip error, far below the jitter itself.
     """
-    hsv = np.asarray(Image.fromarray(rgb).convert("HSV"))
+    hb, sb, vb = (np.asarray(b) for b in Image.fromarray(rgb).convert("HSV").split())  # contiguous planes
     i = np.arange(256, dtype=np.float64)
     h6 = np.clip(i * hue, 0, 255) / 255.0 * 6.0
     s = np.clip(i * sat, 0, 255) / 255.0
-    v = np.clip(i + val, 0, 255).astype(np.float32)[hsv[..., 2]]
-    idx = (hsv[..., 1].astype(np.int32) << 8) | hsv[..., 0]
-    out = np.empty(rgb.shape, np.uint8)
+    v = np.clip(i + val, 0, 255).astype(np.float32)[vb]
+    idx = (sb.astype(np.int32) << 8) | hb
+    out = np.empty((3, *rgb.shape[:2]), np.uint8)
     for c, n in enumerate((5.0, 3.0, 1.0)):  # closed form of HSV -> RGB, one table per channel
         k = (n + h6) % 6.0
         table = (1.0 - s[:, None] * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0)[None, :]).astype(np.float32)
-        out[..., c] = np.rint(v * table.ravel()[idx])
-    return out
+        out[c] = np.rint(v * table.ravel()[idx])
+    return out.transpose(1, 2, 0)  # H×W×3 view of planar memory: normalize() then needs no copy
 
 
 def _check_sample(sample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -175,9 +177,8 @@ def _window(scaled: int, crop: int, rng) -> tuple[int, int, int]:
 
 
 def _finish(rgb, depth, label, name, norm) -> dict:
-    x, d = normalize(np.ascontiguousarray(rgb), np.ascontiguousarray(depth), norm)
-    return {"rgb": x, "depth": d, "label": torch.from_numpy(np.ascontiguousarray(label, np.int64)),
-            "name": name}
+    x, d = normalize(rgb, depth, norm)
+    return {"rgb": x, "depth": d, "label": _as_tensor(np.asarray(label, np.int64)), "name": name}
 
 
 class TrainTransform:
@@ -228,9 +229,10 @@ class TrainTransform:
             out_depth[dy:dy + lh, dx:dx + lw] = win_depth
             out_label[dy:dy + lh, dx:dx + lw] = win_label
             win_rgb, win_depth, win_label = out_rgb, out_depth, out_label
-        if self.flip and rng.random() < 0.5:
-            win_rgb, win_depth, win_label = win_rgb[:, ::-1], win_depth[:, ::-1], win_label[:, ::-1]
-        return _finish(win_rgb, win_depth, win_label, sample.get("name", ""), self.normalization)
+        out = _finish(win_rgb, win_depth, win_label, sample.get("name", ""), self.normalization)
+        if self.flip and rng.random() < 0.5:  # on the tensors: cheaper than copying flipped views
+            out.update(rgb=out["rgb"].flip(-1), depth=out["depth"].flip(-1), label=out["label"].flip(-1))
+        return out
 
     def __repr__(self) -> str:
         return (f"TrainTransform(crop_size={self.crop_size}, base_size={self.base_size}, "
