@@ -23,8 +23,8 @@ def open_split(data: str, split: str, layout: str = "auto", seed: int = 0, size=
             n_train, n_test = (int(p) for p in parts)
         except ValueError:
             raise ValueError(f"--data {data!r}: expected synthetic:N_TRAIN:N_TEST, e.g. synthetic:64:16") from None
-        num, offset = (n_train, 0) if split == "train" else (n_test, 1_000_003)
-        return D.SyntheticRooms(num, height=size[0], width=size[1], seed=seed + offset)
+        num, offset = (n_train, 0) if split == "train" else (n_test, n_train)  # disjoint frames
+        return D.SyntheticRooms(num, height=size[0], width=size[1], seed=seed, offset=offset, cache=True)
     return D.open_dataset(data, split, layout=layout, seed=seed)
 
 

@@ -175,6 +175,9 @@ class _Run:
             raise ValueError(f"--batch-size {config.batch_size} is the global batch: it must divide by the "
                              f"{self.world} processes")
         self.batch = config.batch_size // self.world
+        if not resume and (self.ckpt_dir / ckpt.STATE_NAME).exists():
+            raise FileExistsError(f"{self.out} already holds a run: continue it with --resume {self.out} or "
+                                  "choose another --out")
         if config.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         torch.manual_seed(config.seed)  # identical initialisation on every rank
