@@ -1,0 +1,106 @@
+"""Latency of every inference backend on one input size, as JSON (the paper's speed protocol).
+
+Batch 1 at 480×640, model call only, warm-up first, then median / p90 / FPS; each backend is
+either measured (with its max |Δ| to eager FP32) or listed as skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+
+import torch
+
+from .backends import ALL_BACKENDS, BackendUnavailable, backend_device, build_backend
+from .optimize import example_inputs, max_abs_diff, summarize, time_fn
+
+DEFAULT_BACKENDS = ("eager", "fused", "channels_last", "jit", "onnxruntime", "cuda-fp32", "cuda-fp16",
+                    "cuda-graphs", "tensorrt")
+
+
+def environment() -> dict:
+    """What the numbers depend on: torch build, threads, CPU capability, GPU."""
+    env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
+           "machine": platform.machine(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    if torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(0)
+    try:
+        import onnxruntime
+
+        env["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
+    return env
+
+
+def parse_backends(text_or_list) -> list[str]:
+    """'eager,fused' or a list -> validated names ('all' = every backend, 'cpu' / 'cuda' = groups)."""
+    items = text_or_list.split(",") if isinstance(text_or_list, str) else list(text_or_list)
+    out = []
+    for item in (i.strip() for i in items if i.strip()):
+        if item == "all":
+            out += list(ALL_BACKENDS)
+        elif item in ("cpu", "cuda"):
+            out += [b for b in ALL_BACKENDS if backend_device(b) == item]
+        elif item in ALL_BACKENDS:
+            out.append(item)
+        else:
+            raise ValueError(f"unknown backend {item!r}; choose from {', '.join(ALL_BACKENDS)}, all, cpu, cuda")
+    return list(dict.fromkeys(out))
+
+
+def run_benchmark(model: torch.nn.Module, backends=DEFAULT_BACKENDS, height: int = 480, width: int = 640,
+                  batch: int = 1, warmup: int = 3, iters: int = 10, atol: float = 1e-4,
+                  progress: bool = False) -> dict:
+    """Measure each backend; returns {"config", "environment", "results": {backend: stats or skipped}}."""
+    backends = parse_backends(backends)
+    if warmup < 0 or iters < 1:
+        raise ValueError(f"need warmup >= 0 and iters >= 1, got {warmup} and {iters}")
+    model = model.cpu().eval()
+    rgb, depth = example_inputs(batch, height, width)
+    with torch.inference_mode():
+        reference = model(rgb, depth)
+    results = {}
+    for name in backends:
+        if progress:
+            print(f"benchmark: {name} ...", flush=True)
+        results[name] = _measure(name, model, rgb, depth, reference, warmup, iters, atol)
+        if progress:
+            print(f"benchmark: {name}: {results[name]}", flush=True)
+    config = {"model": getattr(model, "model_name", None), "height": height, "width": width, "batch": batch,
+              "warmup": warmup, "iters": iters, "atol": atol}
+    return {"config": config, "environment": environment(), "results": results}
+
+
+def _measure(name, model, rgb, depth, reference, warmup, iters, atol) -> dict:
+    device = backend_device(name)
+    t0 = time.perf_counter()
+    try:
+        fn, info = build_backend(name, model, rgb, depth)
+        r, d = rgb.to(device), depth.to(device)
+        with torch.inference_mode():
+            diff = max_abs_diff(fn(r, d), reference)
+        times = time_fn(fn, r, d, warmup=warmup, iters=iters, device=device)
+    except BackendUnavailable as exc:
+        return {"skipped": str(exc)}
+    except (RuntimeError, ValueError) as exc:  # a backend that builds but fails to run
+        return {"skipped": f"failed: {type(exc).__name__}: {str(exc)[:300]}"}
+    out = summarize(times, rgb.shape[0])
+    out.update(max_abs_diff=diff, matches_eager=bool(diff <= atol),
+               build_s=round(time.perf_counter() - t0 - sum(times) / 1000.0, 2), **info)
+    return out
+
+
+def compare(report: dict, baseline: str = "eager") -> list[str]:
+    """Human lines: backend, median, p90, FPS and speed-up over `baseline` (when it was measured)."""
+    res = report["results"]
+    base = res.get(baseline, {}).get("median_ms")
+    lines = [f"{'backend':<16}{'median ms':>11}{'p90 ms':>10}{'FPS':>9}{'vs ' + baseline:>11}  max|Δ|"]
+    for name, r in res.items():
+        if "skipped" in r:
+            lines.append(f"{name:<16}skipped: {r['skipped']}")
+            continue
+        ratio = f"{base / r['median_ms']:.2f}x" if base else "-"
+        lines.append(f"{name:<16}{r['median_ms']:>11.1f}{r['p90_ms']:>10.1f}{r['fps']:>9.2f}{ratio:>11}"
+                     f"  {r['max_abs_diff']:.1e}")
+    return lines

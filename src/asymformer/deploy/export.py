@@ -1,0 +1,143 @@
+"""ONNX export (inputs `rgb`, `depth`; output `logits`), verified with ONNX Runtime right away.
+
+The BN-folded model is exported, so the file is what runs fastest; the check compares ONNX
+Runtime with the PyTorch model on the same random input, at the export size and, for dynamic
+exports, at a second size, so a file that silently baked in a shape is caught here.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+INPUT_NAMES = ("rgb", "depth")
+OUTPUT_NAMES = ("logits",)
+
+
+def _require_onnx():
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise ImportError("ONNX export needs onnx and onnxscript: pip install asymformer[onnx]") from None
+
+
+def _export(model, rgb, depth, path: Path, dynamic: bool, opset: int) -> None:
+    """Export into `path` (one self-contained file).
+
+    The TorchScript-based exporter is tried first: on this model it takes ~5 s where the dynamo
+    exporter takes ~30 s static and minutes with dynamic shapes, and it writes opset 17 natively
+    (dynamo emits 18 and cannot convert `Pad` down). Dynamo is the fallback.
+    """
+    axes = {"rgb": {0: "batch", 2: "height", 3: "width"}, "depth": {0: "batch", 2: "height", 3: "width"},
+            "logits": {0: "batch", 2: "height", 3: "width"}}
+    kwargs = dict(input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES), opset_version=opset)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(model, (rgb, depth), str(path), dynamo=False,
+                              dynamic_axes=axes if dynamic else None, do_constant_folding=True, **kwargs)
+            return
+        except Exception as exc:  # noqa: BLE001 - try the other exporter before giving up
+            first = exc
+        dim = torch.export.Dim.DYNAMIC
+        shapes = {"rgb": {0: dim, 2: dim, 3: dim}, "depth": {0: dim, 2: dim, 3: dim}} if dynamic else None
+        try:
+            program = torch.onnx.export(model, (rgb, depth), None, dynamo=True, dynamic_shapes=shapes,
+                                        external_data=False, optimize=True, verbose=False, **kwargs)
+        except Exception as exc:  # noqa: BLE001
+            raise RuntimeError(f"{first}; dynamo exporter: {type(exc).__name__}: {exc}") from None
+    program.save(str(path), external_data=False)
+
+
+def export_onnx(model: torch.nn.Module, path, height: int = 480, width: int = 640, batch: int = 1,
+                dynamic: bool = False, opset: int = 17, check: bool = True, atol: float = 1e-4) -> dict:
+    """Export `model` (BN-folded copy) to ONNX at `path`; returns a report (sizes checked, max |Δ|).
+
+    Raises ValueError when the variant cannot be exported or the ONNX Runtime check fails.
+    """
+    _require_onnx()
+    from .backends import fused_copy
+    from .optimize import example_inputs
+
+    if not 7 <= int(opset) <= 23:
+        raise ValueError(f"--opset {opset} is out of range; use 17 (the authors' choice) or 18")
+    path = Path(path)
+    if path.suffix.lower() != ".onnx":
+        raise ValueError(f"export path {path} must end in .onnx")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fused = fused_copy(model.cpu())
+    # A dynamic graph is traced at a size that is not a multiple of 32, so the model's internal
+    # pad-and-crop branch is recorded (padding by 0 is exact, so multiples of 32 still work).
+    rgb, depth = example_inputs(batch, *((_off32(height), _off32(width)) if dynamic else (height, width)))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.onnx")
+    os.close(fd)
+    try:
+        try:
+            with torch.no_grad():
+                _export(fused, rgb, depth, Path(tmp), dynamic, int(opset))
+        except Exception as exc:  # noqa: BLE001 - exporter errors are many and deep
+            name = getattr(model, "model_name", None) or type(model).__name__
+            raise ValueError(f"cannot export {name} to ONNX (opset {opset}, dynamic={dynamic}): "
+                             f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from None
+        report = {"path": str(path), "opset": _file_opset(tmp), "dynamic": bool(dynamic),
+                  "inputs": list(INPUT_NAMES), "outputs": list(OUTPUT_NAMES),
+                  "export_shape": [batch, height, width]}
+        if check:
+            report["checks"] = check_onnx(tmp, fused, _check_sizes(batch, height, width, dynamic), atol)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    report["bytes"] = path.stat().st_size
+    return report
+
+
+def _file_opset(path) -> int:
+    import onnx
+
+    return max(o.version for o in onnx.load(str(path), load_external_data=False).opset_import
+               if o.domain in ("", "ai.onnx"))
+
+
+def _off32(n: int) -> int:
+    return n if n % 32 else n + 5
+
+
+def _check_sizes(batch: int, height: int, width: int, dynamic: bool) -> list[tuple[int, int, int]]:
+    sizes = [(batch, height, width)]
+    if dynamic:  # a second, different and non-multiple-of-32 size proves the axes are really dynamic
+        sizes.append((batch + 1, height + 37, width - 21 if width > 64 else width + 21))
+    return sizes
+
+
+def check_onnx(path, model: torch.nn.Module, sizes, atol: float = 1e-4) -> list[dict]:
+    """Run the ONNX file in ONNX Runtime and PyTorch at each (batch, H, W); ValueError past atol."""
+    from .backends import BackendUnavailable, ort_session
+    from .optimize import example_inputs
+
+    try:
+        sess = ort_session(path)
+    except BackendUnavailable as exc:
+        raise ImportError(str(exc)) from None
+    results = []
+    for b, h, w in sizes:
+        rgb, depth = example_inputs(b, h, w, seed=1)
+        with torch.inference_mode():
+            ref = model(rgb, depth).numpy()
+        try:
+            out = sess.run(list(OUTPUT_NAMES), {"rgb": rgb.numpy(), "depth": depth.numpy()})[0]
+        except Exception as exc:  # noqa: BLE001
+            raise ValueError(f"ONNX Runtime failed on {path} at {b}×{h}×{w}: {str(exc)[:300]}") from None
+        if out.shape != ref.shape:
+            raise ValueError(f"ONNX output shape {out.shape} != PyTorch {ref.shape} at {b}×{h}×{w}")
+        diff = float(np.abs(out - ref).max())
+        if not diff <= atol:
+            raise ValueError(f"ONNX Runtime differs from PyTorch by {diff:.2e} > {atol:g} at {b}×{h}×{w}")
+        results.append({"shape": [b, h, w], "max_abs_diff": diff})
+    return results

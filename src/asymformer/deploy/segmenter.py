@@ -1,0 +1,151 @@
+"""`Segmenter`: frames in (numpy / PIL / tensors, any size, one or a batch), labels out.
+
+The class a robot's loop holds: it owns the model on its device, the normalisation the
+checkpoint was trained with and the depth unit of the camera, so each call is just
+`seg(rgb, depth)`. Pre- and post-processing (normalise, argmax, softmax confidence) run on
+the model's device, so a GPU loop uploads raw bytes and downloads two small maps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .inputs import depth_scale_for, depth_to_batch, normalization_params, normalize_on_device, rgb_to_batch
+
+
+@dataclass
+class Segmentation:
+    """labels: class per pixel (int64); confidence: softmax probability of that class (float32);
+    logits: K scores per pixel when asked for. numpy (H×W / B×H×W, K first for logits) for numpy
+    or PIL input, tensors on the model's device for tensor input."""
+
+    labels: np.ndarray | torch.Tensor
+    confidence: np.ndarray | torch.Tensor
+    logits: np.ndarray | torch.Tensor | None = None
+    attention: list | None = None
+
+
+def resolve_device(device) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but no CUDA GPU is available; use device='cpu'")
+    return dev
+
+
+def _load(model_or_path) -> torch.nn.Module:
+    if isinstance(model_or_path, torch.nn.Module):
+        return model_or_path
+    if not isinstance(model_or_path, (str, Path)):
+        raise ValueError(f"Segmenter: expected a model or a checkpoint path, got {type(model_or_path).__name__}")
+    if not Path(model_or_path).is_file():
+        raise FileNotFoundError(f"checkpoint not found: {model_or_path}")
+    from asymformer.models import load_model
+
+    return load_model(model_or_path)
+
+
+class Segmenter:
+    """Semantic segmentation of RGB-D frames with an AsymFormer model or checkpoint file.
+
+    depth_scale: metres per stored depth unit (0.001 for uint16 millimetres, 1.0 for float
+    metres); None infers it where unambiguous (integer -> mm, float <= 100 -> m).
+    normalization: preset name or dict; default the checkpoint's (else "nyuv2_official").
+    size: (H, W) to resize frames to before the model (labels come back at the frame size);
+    None runs at the frame's own size.
+    optimize: False uses the BN-folded model; True (or a list of backend names) measures the
+    candidates with `optimize_for_inference` at `size` (default 480×640) and keeps the fastest.
+    """
+
+    def __init__(self, model_or_path, device="auto", normalization=None, depth_scale=None,
+                 size: tuple[int, int] | None = None, optimize=False):
+        from .backends import fused_copy
+
+        self.device = resolve_device(device)
+        model = _load(model_or_path)
+        self.class_names = getattr(model, "class_names", None)
+        self.num_classes = getattr(model, "num_classes", None)
+        self.normalization = normalization or getattr(model, "normalization", None) or "nyuv2_official"
+        self._norm = normalization_params(self.normalization)
+        self.depth_scale = depth_scale
+        if depth_scale is not None:
+            depth_scale_for(torch.zeros(1), depth_scale)  # validate now, not on the first frame
+        if size is not None and (len(size) != 2 or min(size) < 32):
+            raise ValueError(f"size must be (H, W) with both >= 32, got {size}")
+        self.size = tuple(size) if size is not None else None
+        self.model = fused_copy(model).to(self.device)
+        self.backend = "fused"
+        self._fn = self.model
+        if optimize:
+            from .optimize import optimize_for_inference
+
+            h, w = self.size or (480, 640)
+            cands = None if optimize is True else tuple(optimize)
+            self._fn = optimize_for_inference(model, self.device, h, w, candidates=cands)
+            self.backend = self._fn.backend
+
+    def __repr__(self) -> str:
+        return (f"Segmenter(device={self.device}, backend={self.backend!r}, "
+                f"normalization={self.normalization!r}, classes={self.num_classes})")
+
+    def preprocess(self, rgb, depth) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int], bool]:
+        """Frames -> normalised B×3×H×W / B×1×H×W float tensors on the device (+ frame size)."""
+        is_tensor = isinstance(rgb, torch.Tensor)
+        r = rgb_to_batch(rgb, is_tensor)
+        d = depth_to_batch(depth, isinstance(depth, torch.Tensor))
+        if r.shape[0] != d.shape[0] or r.shape[2:] != d.shape[2:]:
+            raise ValueError(f"rgb {tuple(r.shape)} and depth {tuple(d.shape)} (as B×C×H×W) differ in "
+                             f"batch or size; register depth to the colour image first")
+        scale = depth_scale_for(d, self.depth_scale)
+        r, d = normalize_on_device(r, d, self._norm, scale, self.device)
+        frame = (r.shape[2], r.shape[3])
+        if self.size is not None and frame != self.size:
+            r = F.interpolate(r, size=self.size, mode="bilinear", align_corners=False)
+            d = F.interpolate(d, size=self.size, mode="nearest")  # never blend valid and invalid depth
+        if min(r.shape[2:]) < 32:
+            raise ValueError(f"frame {frame[0]}×{frame[1]} is smaller than 32 pixels on a side; "
+                             f"pass size=(H, W) to resize it")
+        return r, d, frame, is_tensor
+
+    @torch.inference_mode()
+    def __call__(self, rgb, depth, return_logits: bool = False, return_attention: bool = False) -> Segmentation:
+        """Segment one frame or a batch; outputs keep the batch dimension only if the input had it."""
+        single = _is_single(rgb, isinstance(rgb, torch.Tensor))
+        r, d, frame, is_tensor = self.preprocess(rgb, depth)
+        maps = None
+        if return_attention:
+            logits, maps = self.model(r, d, return_attention=True)
+        else:
+            logits = self._fn(r, d).to(self.device)
+        if logits.shape[2:] != frame:
+            logits = F.interpolate(logits, size=frame, mode="bilinear", align_corners=False)
+        prob = torch.softmax(logits.float(), dim=1)
+        conf, labels = prob.max(dim=1)
+        out = Segmentation(labels, conf, logits if return_logits else None, maps)
+        return _finish(out, single, is_tensor)
+
+
+def _is_single(rgb, is_tensor: bool) -> bool:
+    if isinstance(rgb, (list, tuple)):
+        return False
+    if hasattr(rgb, "mode") and not isinstance(rgb, (np.ndarray, torch.Tensor)):
+        return True
+    return np.ndim(rgb) == 3 if not is_tensor else rgb.ndim == 3
+
+
+def _finish(out: Segmentation, single: bool, is_tensor: bool) -> Segmentation:
+    """Drop the batch axis for single frames; numpy for numpy/PIL callers."""
+    def conv(t):
+        if t is None:
+            return None
+        t = t[0] if single else t
+        return t if is_tensor else t.detach().cpu().numpy()
+
+    maps = None if out.attention is None else [conv(m[:, 0]) for m in out.attention]
+    return Segmentation(conv(out.labels), conv(out.confidence), conv(out.logits), maps)

@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from asymformer.data.transforms import normalize
+from asymformer.deploy import Segmenter
+
+
+def test_numpy_pil_tensor_inputs_agree_at_odd_size(small_model, make_frame):
+    seg = Segmenter(small_model, device="cpu")
+    rgb, depth = make_frame(45, 71)
+    a = seg(rgb, depth, return_logits=True)
+    assert a.labels.shape == (45, 71) and a.labels.dtype == np.int64
+    assert a.confidence.shape == (45, 71) and ((a.confidence > 0.2 - 1e-6) & (a.confidence <= 1)).all()
+    assert a.logits.shape == (5, 45, 71)
+    # PIL images (16-bit depth as mode I) and CHW tensors in float metres give the same answer.
+    b = seg(Image.fromarray(rgb), Image.fromarray(depth.astype(np.int32)))
+    c = seg(torch.from_numpy(rgb).permute(2, 0, 1), torch.from_numpy(depth.astype(np.float32) / 1000))
+    assert isinstance(c.labels, torch.Tensor) and c.labels.shape == (45, 71)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.labels, c.labels.numpy())
+    # Labels are the argmax of the eager model on the data package's normalisation.
+    r, d = normalize(rgb, depth.astype(np.float32) / 1000, "nyuv2_official")
+    with torch.no_grad():
+        ref = small_model(r[None], d[None])[0]
+    assert (ref.argmax(0).numpy() == a.labels).mean() > 0.999
+    assert np.abs(ref.numpy() - a.logits).max() < 1e-4
+
+
+def test_batch_and_checkpoint_path(checkpoint, make_frame):
+    seg = Segmenter(str(checkpoint), device="cpu")
+    assert seg.class_names == [f"c{i}" for i in range(5)]
+    frames = [make_frame(37, 50, seed=s) for s in range(2)]
+    out = seg(np.stack([f[0] for f in frames]), np.stack([f[1] for f in frames]), return_attention=True)
+    assert out.labels.shape == (2, 37, 50) and out.confidence.shape == (2, 37, 50)
+    assert len(out.attention) == 3 and all(m.shape[0] == 2 for m in out.attention)
+    single = seg(*frames[1])
+    np.testing.assert_array_equal(single.labels, out.labels[1])
+
+
+def test_resize_option_returns_frame_size(small_model, make_frame):
+    seg = Segmenter(small_model, device="cpu", size=(64, 96))
+    out = seg(*make_frame(30, 41))
+    assert out.labels.shape == (30, 41)
+
+
+def test_bad_inputs_raise_clear_errors(small_model, tmp_path, make_frame):
+    seg = Segmenter(small_model, device="cpu")
+    rgb, depth = make_frame(40, 40)
+    with pytest.raises(ValueError, match="depth_scale"):
+        seg(rgb, depth.astype(np.uint8))  # 8-bit depth: unit unknown
+    with pytest.raises(ValueError, match="depth_scale=0.001"):
+        seg(rgb, depth.astype(np.float32))  # millimetres stored as floats
+    with pytest.raises(ValueError, match="uint8"):
+        seg(rgb.astype(np.float32), depth)
+    with pytest.raises(ValueError, match="differ"):
+        seg(rgb, depth[:30])
+    with pytest.raises(ValueError, match="smaller than 32"):
+        seg(*make_frame(20, 40))
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        Segmenter(tmp_path / "missing.pth")
+    with pytest.raises(ValueError, match="normalization"):
+        Segmenter(small_model, device="cpu", normalization="nope")
