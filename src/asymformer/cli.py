@@ -252,17 +252,121 @@ def _run_evaluate(args):
 # --------------------------------------------------------------------------- predict / export / benchmark (deploy)
 def _add_predict(sub):
     p = sub.add_parser("predict", help="segment RGB-D files and write colourised PNGs")
-    p.set_defaults(func=_not_yet)
+    p.add_argument("--checkpoint", required=True, help="our .safetensors or the official .pth")
+    p.add_argument("--rgb", required=True, help="RGB image FILE, DIR or GLOB (quote globs)")
+    p.add_argument("--depth", required=True, help="depth image FILE, DIR or GLOB, paired with rgb by name")
+    p.add_argument("--labels", help="ground-truth label FILE|DIR|GLOB for the panel (optional)")
+    p.add_argument("--labels-base", choices=("one_based", "zero_based"), default="one_based",
+                   help="ground truth on disk: one_based (0 = void, i = class i-1) or zero_based (255 void)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--depth-unit", type=float, default=0.001,
+                   help="metres per stored depth value (0.001 = millimetre PNGs, the default)")
+    p.add_argument("--normalization", help="preset name (default: the checkpoint's)")
+    p.add_argument("--size", type=_parse_hw, help="run the model at HxW (default: each image's own size)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
+    p.add_argument("--optimize", action="store_true", help="pick the fastest exact backend first (slower start)")
+    p.add_argument("--overlay", action="store_true", help="also write <name>_overlay.png")
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay weight of the prediction")
+    p.add_argument("--panel", action="store_true", help="also write <name>_panel.png (rgb|depth|pred|gt)")
+    p.add_argument("--attention", action="store_true", help="also write <name>_attention.png (LAFS maps)")
+    p.add_argument("--save-labels", action="store_true", help="also write <name>_labels.png (class indices)")
+    p.set_defaults(func=_run_predict)
+
+
+def _run_predict(args):
+    from asymformer.deploy.predict import pair_files, predict_files
+    from asymformer.deploy.segmenter import Segmenter
+
+    pairs = pair_files(args.rgb, args.depth, args.labels)
+    seg = Segmenter(args.checkpoint, device=args.device, normalization=args.normalization,
+                    size=args.size, optimize=args.optimize)
+    s = predict_files(seg, pairs, args.out, depth_unit=args.depth_unit, overlay=args.overlay,
+                      panel=args.panel, attention=args.attention, save_labels=args.save_labels,
+                      alpha=args.alpha, labels_base=args.labels_base)
+    print(f"{s['frames']} frames -> {s['outputs']}  model {s['model_fps']} FPS "
+          f"({s['model_ms_per_frame']} ms/frame, {s['backend']} on {s['device']}), "
+          f"end to end {s['end_to_end_fps']} FPS")
+    return 0
 
 
 def _add_export(sub):
     p = sub.add_parser("export", help="export to ONNX (checked with ONNX Runtime)")
-    p.set_defaults(func=_not_yet)
+    p.add_argument("--checkpoint", required=True, help="our .safetensors or the official .pth")
+    p.add_argument("--format", choices=("onnx",), default="onnx")
+    p.add_argument("--out", required=True, help="output .onnx file")
+    p.add_argument("--height", type=int, default=480)
+    p.add_argument("--width", type=int, default=640)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--dynamic", action="store_true", help="dynamic batch, height and width")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime comparison")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args):
+    from asymformer.deploy.export import export_onnx
+    from asymformer.models import load_model
+
+    if args.height < 32 or args.width < 32 or args.batch < 1:
+        raise ValueError("--height/--width must be >= 32 and --batch >= 1")
+    model = load_model(args.checkpoint)
+    try:
+        r = export_onnx(model, args.out, height=args.height, width=args.width, batch=args.batch,
+                        dynamic=args.dynamic, opset=args.opset, check=not args.no_check)
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+    shape = "dynamic batch/height/width" if r["dynamic"] else "x".join(map(str, r["export_shape"]))
+    print(f"wrote {r['path']} ({r['bytes'] / 1e6:.1f} MB, opset {r['opset']}, {shape}; inputs rgb, depth -> logits)")
+    for c in r.get("checks", []):
+        print(f"ONNX Runtime check at {'x'.join(map(str, c['shape']))}: max |diff| vs PyTorch "
+              f"{c['max_abs_diff']:.2e} <= 1e-4: OK")
+    return 0
 
 
 def _add_benchmark(sub):
     p = sub.add_parser("benchmark", help="measure latency of inference backends")
-    p.set_defaults(func=_not_yet)
+    p.add_argument("--checkpoint", help="weights to time (default: an untrained --model, same speed)")
+    p.add_argument("--model", default="asymformer_b0_t", help="variant when no checkpoint is given")
+    p.add_argument("--height", type=int, default=480)
+    p.add_argument("--width", type=int, default=640)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--backends", default=None,
+                   help="comma list (eager, fused, channels_last, jit, compile, onnxruntime, cuda-fp32, "
+                        "cuda-fp16, cuda-bf16, cuda-graphs, cuda-compile, tensorrt) or all / cpu / cuda")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--threads", type=int, help="torch / ONNX Runtime CPU threads (default: torch's)")
+    p.add_argument("--compare", action="store_true", help="print a table with ratios to eager")
+    p.add_argument("--out", help="also write the JSON here")
+    p.set_defaults(func=_run_benchmark)
+
+
+def _run_benchmark(args):
+    import json
+
+    import torch
+
+    from asymformer.deploy.benchmark import DEFAULT_BACKENDS, compare, run_benchmark
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.checkpoint:
+        from asymformer.models import load_model
+
+        model = load_model(args.checkpoint)
+    else:
+        from asymformer.models import create_model
+
+        model = create_model(args.model)
+    report = run_benchmark(model, args.backends or DEFAULT_BACKENDS, height=args.height, width=args.width,
+                           batch=args.batch, warmup=args.warmup, iters=args.iters, progress=args.compare)
+    text = json.dumps(report, indent=1)
+    if args.out:
+        from asymformer.data.io import atomic_write_bytes
+
+        atomic_write_bytes(args.out, text.encode())
+    print("\n".join(compare(report)) if args.compare else text)
+    return 0
 
 
 # --------------------------------------------------------------------------- demo
