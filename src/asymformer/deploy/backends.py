@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import os
 import tempfile
+import warnings
 
 import torch
 
@@ -87,7 +88,8 @@ def _channels_last(model, rgb, depth):
 def _jit(model, rgb, depth):
     m = fused_copy(model)
     try:
-        with torch.inference_mode(False), torch.no_grad():
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # deprecation and tracer notes: the shape guard handles them
             traced = torch.jit.trace(m, (rgb, depth), check_trace=False)
             frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
     except Exception as exc:  # noqa: BLE001 - any tracer failure means "not available"

@@ -1,0 +1,65 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from asymformer.cli import main
+from asymformer.deploy import export_onnx, optimize_for_inference, run_benchmark
+
+onnxruntime = pytest.importorskip("onnxruntime")
+
+
+def test_dynamic_onnx_runs_at_two_sizes(small_model, tmp_path):
+    path = tmp_path / "m.onnx"
+    report = export_onnx(small_model, path, height=64, width=96, dynamic=True)
+    assert report["opset"] == 17 and len(report["checks"]) == 2
+    sess = onnxruntime.InferenceSession(str(path))
+    assert [i.name for i in sess.get_inputs()] == ["rgb", "depth"]
+    assert [o.name for o in sess.get_outputs()] == ["logits"]
+    for b, h, w in ((1, 64, 96), (2, 45, 70)):  # the second is not a multiple of 32
+        g = torch.Generator().manual_seed(h)
+        rgb, depth = torch.randn(b, 3, h, w, generator=g), torch.randn(b, 1, h, w, generator=g)
+        with torch.no_grad():
+            ref = small_model(rgb, depth).numpy()
+        out = sess.run(["logits"], {"rgb": rgb.numpy(), "depth": depth.numpy()})[0]
+        assert out.shape == (b, 5, h, w)
+        assert np.abs(out - ref).max() <= 1e-4
+
+
+def test_export_bad_arguments(small_model, tmp_path):
+    with pytest.raises(ValueError, match=".onnx"):
+        export_onnx(small_model, tmp_path / "m.bin")
+    with pytest.raises(ValueError, match="opset"):
+        export_onnx(small_model, tmp_path / "m.onnx", opset=3)
+
+
+def test_benchmark_json_lists_every_backend(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    backends = "eager,fused,channels_last,jit,cuda-fp32,cuda-fp16,cuda-bf16,cuda-graphs,tensorrt"
+    rc = main(["benchmark", "--model", "asymformer_b0_a", "--height", "64", "--width", "96",
+               "--backends", backends, "--warmup", "1", "--iters", "2", "--out", str(out)])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    assert json.loads(capsys.readouterr().out) == report
+    res = report["results"]
+    assert list(res) == backends.split(",")
+    for name in ("eager", "fused", "channels_last", "jit"):
+        assert res[name]["median_ms"] > 0 and res[name]["p90_ms"] >= res[name]["median_ms"]
+        assert res[name]["matches_eager"], res[name]
+    for name in ("cuda-fp32", "cuda-fp16", "cuda-bf16", "cuda-graphs", "tensorrt"):
+        if not torch.cuda.is_available():
+            assert "CUDA" in res[name]["skipped"]
+    with pytest.raises(ValueError, match="unknown backend"):
+        run_benchmark(torch.nn.Identity(), ["warp-drive"])
+
+
+def test_optimize_for_inference_picks_a_matching_path(small_model):
+    fn = optimize_for_inference(small_model, "cpu", 64, 96, candidates=("fused", "onnxruntime"), iters=2)
+    assert fn.backend in ("fused", "onnxruntime")
+    assert set(fn.report) == {"fused", "onnxruntime"}
+    assert all(r["max_abs_diff"] <= 1e-4 for r in fn.report.values())
+    for h, w in ((64, 96), (50, 70)):  # the export size and another one (shape-guarded fallback)
+        rgb, depth = torch.randn(1, 3, h, w), torch.randn(1, 1, h, w)
+        with torch.no_grad():
+            assert (fn(rgb, depth) - small_model(rgb, depth)).abs().max() <= 1e-4
