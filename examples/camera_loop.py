@@ -1,0 +1,79 @@
+"""Live segmentation from an Intel RealSense camera (pyrealsense2), shown with OpenCV when installed.
+
+    python examples/camera_loop.py CHECKPOINT [--size 480x640] [--optimize]
+
+Neither pyrealsense2 nor OpenCV is a dependency of asymformer; install the one you need
+(`pip install pyrealsense2 opencv-python`). RealSense depth is uint16 in millimetres (the
+default depth scale 0.001) and is aligned to the colour stream before segmentation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from asymformer import Segmenter
+from asymformer.data.classes import colorize, make_palette
+from asymformer.deploy.render import overlay
+
+
+def realsense_frames(height: int, width: int):
+    """Yield (rgb uint8 H×W×3, depth uint16 mm H×W, depth scale) from the first RealSense camera."""
+    try:
+        import pyrealsense2 as rs
+    except ImportError:
+        raise SystemExit("pyrealsense2 is not installed: pip install pyrealsense2") from None
+    pipe, cfg = rs.pipeline(), rs.config()
+    cfg.enable_stream(rs.stream.color, width, height, rs.format.rgb8, 30)
+    cfg.enable_stream(rs.stream.depth, width, height, rs.format.z16, 30)
+    profile = pipe.start(cfg)
+    scale = profile.get_device().first_depth_sensor().get_depth_scale()  # metres per unit
+    align = rs.align(rs.stream.color)
+    try:
+        while True:
+            frames = align.process(pipe.wait_for_frames())
+            color, depth = frames.get_color_frame(), frames.get_depth_frame()
+            if color and depth:
+                yield np.asanyarray(color.get_data()), np.asanyarray(depth.get_data()), scale
+    finally:
+        pipe.stop()
+
+
+def show(image: np.ndarray, text: str) -> bool:
+    """Display with OpenCV when available; returns False when the user pressed q / Esc."""
+    try:
+        import cv2
+    except ImportError:
+        print(text)
+        return True
+    bgr = np.ascontiguousarray(image[:, :, ::-1])
+    cv2.putText(bgr, text, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
+    cv2.imshow("asymformer", bgr)
+    return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint")
+    p.add_argument("--size", default="480x640", help="camera stream HxW")
+    p.add_argument("--optimize", action="store_true", help="measure backends first, keep the fastest")
+    args = p.parse_args()
+    h, w = (int(v) for v in args.size.split("x"))
+
+    seg, colors = None, None
+    last = time.perf_counter()
+    for rgb, depth, scale in realsense_frames(h, w):
+        if seg is None:  # the depth scale comes from the camera, so build once we know it
+            seg = Segmenter(args.checkpoint, depth_scale=scale, size=(h, w), optimize=args.optimize)
+            colors = make_palette(seg.num_classes)
+        result = seg(rgb, depth)
+        now = time.perf_counter()
+        fps, last = 1.0 / max(now - last, 1e-9), now
+        if not show(overlay(rgb, colorize(result.labels, colors), 0.5), f"{fps:.1f} FPS ({seg.backend})"):
+            break
+
+
+if __name__ == "__main__":
+    main()
