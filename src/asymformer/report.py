@@ -70,7 +70,7 @@ def attention_panel(rgb, maps: list[np.ndarray], name: str = "") -> Image.Image:
         m = np.asarray(m, np.float32)
         big = np.asarray(Image.fromarray(m).resize((w, h), Image.BILINEAR))
         images.append(colormap(big))
-        titles.append(f"LAFS stage {k + 2} [{m.min():.3f}, {m.max():.3f}]")
+        titles.append(f"LAFS stage {k + 2}: 0.5 +- {np.abs(m - 0.5).max():.1e}")
     return _titled(images, titles)
 
 
@@ -141,7 +141,9 @@ def write_html(out, results: dict) -> Path:
         "<h2>Per-class IoU</h2>", _img(results["files"]["per_class_iou"], "per-class IoU"),
         _table(per_class, ["class", "IoU"]), _img(results["files"]["confusion"], "confusion matrix"),
         "<h2>LAFS attention maps</h2><p>The spatial selection map m of LAFS at stages 2-4 "
-        "(model(rgb, depth, return_attention=True)), min-max scaled per map.</p>",
+        "(model(rgb, depth, return_attention=True)), min-max scaled per map. With the released code's "
+        "division by C² the map stays close to 0.5 (the caption gives its largest deviation); see "
+        "docs/paper_vs_code.md.</p>",
         *[_img(p, "LAFS maps") for p in results["files"]["attention"]],
         "<h2>Speed (CPU, batch 1, model call only)</h2>",
         _table(_speed_rows(results["speed"]), ["model", "input", "backend", "median ms", "FPS", "runs", "threads"]),
