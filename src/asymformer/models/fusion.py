@@ -61,6 +61,19 @@ def _pool_tokens(t: torch.Tensor, h: int, w: int, f: int) -> torch.Tensor:
     return tokens(F.avg_pool2d(to_map(t, h, w), f, ceil_mode=True, count_include_pad=False))
 
 
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float) -> torch.Tensor:
+    """SDPA that keeps the fused (flash) kernels when values are narrower than queries/keys.
+
+    CMA's values have Cd/4 channels, its queries/keys Cr/4. With unequal head dims SDPA falls back
+    to the "math" path that materialises the N×N matrix (4800² at stage 2 of a 480×640 input);
+    zero-padding V to the query width and slicing the output is exact and about 4× faster on CPU.
+    """
+    ev, e = v.shape[-1], q.shape[-1]
+    if ev < e:
+        return F.scaled_dot_product_attention(q, k, F.pad(v, (0, e - ev)), dropout_p=dropout_p)[..., :ev]
+    return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+
+
 class CMA(nn.Module):
     """Cross-Modal Attention (paper eq. 5-14): per-modality self-similarity applied to fused values.
 
@@ -93,9 +106,8 @@ class CMA(nn.Module):
         f = self.kv_downsample
         k1, k2, v1, v2 = (_pool_tokens(t, h, w, f) for t in (k1, k2, v1, v2))
         p = self.attn_drop if self.training else 0.0
-        o1 = F.scaled_dot_product_attention(q1.unsqueeze(1), k1.unsqueeze(1), v1.unsqueeze(1), dropout_p=p)
-        o2 = F.scaled_dot_product_attention(q2.unsqueeze(1), k2.unsqueeze(1), v2.unsqueeze(1), dropout_p=p)
-        y = self.out_conv(torch.cat([o1.squeeze(1), o2.squeeze(1)], dim=-1))
+        o = _attention(torch.stack([q1, q2], 1), torch.stack([k1, k2], 1), torch.stack([v1, v2], 1), p)
+        y = self.out_conv(o.transpose(1, 2).flatten(2))  # heads side by side: cat[o1, o2]
         return self.bn_last(to_map(y, h, w)) + x
 
 
