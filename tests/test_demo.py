@@ -41,6 +41,11 @@ def test_demo_cli_writes_a_complete_report(tmp_path, capsys):
         assert im.width >= 4 * 128
     assert (out / "run" / "checkpoints" / "last.safetensors").is_file()
 
+    # `make demo` twice: the data is reused and a fresh run replaces the old one
+    stamp = (out / "data" / "classes.json").stat().st_mtime_ns
+    assert cli.main(["demo", "--out", str(out), "--minutes", "1", *TINY]) == 0
+    assert (out / "data" / "classes.json").stat().st_mtime_ns == stamp
+
 
 def test_demo_rejects_a_bad_budget(tmp_path, capsys):
     assert cli.main(["demo", "--out", str(tmp_path), "--minutes", "0", *TINY]) == 2

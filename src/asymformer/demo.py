@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import shutil
 import signal
 import threading
 import time
@@ -125,6 +126,8 @@ def train_demo(out: Path, data: Path, s: dict, seed: int, train_budget_s: float,
         base_size=(s["height"], s["width"]), scale_range=(1.0, 1.5), eval_size=(s["height"], s["width"]),
         val_every=max(1, epochs // 8), val_batch_size=8, save_every=0, workers=0, device="cpu",
         grad_clip=1.0, seed=seed, tensorboard=False, progress=progress, log_every=5)
+    if (out / "run").exists():  # the demo's own run folder: a new demo starts a new run
+        shutil.rmtree(out / "run")
     t0 = time.monotonic()
     guard = _Deadline(t0 + train_budget_s * 1.25)
     result = train(config, on_step=guard)
