@@ -2,7 +2,9 @@
 
 The paper's "36.0 GFLOPs" are multiply-accumulates of convolutions and linear layers. Attention
 matrix products are reported separately: FlopCounterMode has no formula for the CPU flash-attention
-kernel that scaled_dot_product_attention dispatches to, so one is registered here.
+kernel that scaled_dot_product_attention dispatches to, so one is registered here. On CPU tensors that
+count includes CMA's zero-padded value channels (compute the kernel really does); meta-device counts
+(`model_info`, the paper's figures) see the unpadded products.
 """
 
 from __future__ import annotations
