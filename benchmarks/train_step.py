@@ -62,6 +62,7 @@ def main():
     p.add_argument("--cpu-batch", type=int, default=4)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--cpu-bf16", action="store_true", help="also time CPU bf16 autocast (slow without AMX)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     results = {"torch": torch.__version__, "machine": platform.processor() or platform.machine(), "runs": []}
@@ -75,7 +76,7 @@ def main():
         results["cuda"] = "not available: fp32 vs AMP at batch 8, 480x640 not measured"
     h, w = (int(v) for v in args.cpu_size.split("x"))
     cpu = torch.device("cpu")
-    for amp in ("none", "bf16"):
+    for amp in ("none", "bf16") if args.cpu_bf16 else ("none",):
         results["runs"].append(bench(args.cpu_model, cpu, args.cpu_batch, (h, w), amp, args.steps, warmup=2))
     print(json.dumps(results, indent=1))
 

@@ -31,8 +31,8 @@ def _text_w(draw: ImageDraw.ImageDraw, text: str) -> int:
 
 
 def _fmt(v: float) -> str:
-    if v == 0:
-        return "0"
+    if float(v).is_integer() and abs(v) < 1e6:
+        return str(int(v))
     a = abs(v)
     return f"{v:.0f}" if a >= 100 else f"{v:.2f}" if a >= 0.01 else f"{v:.1e}"
 
