@@ -69,8 +69,8 @@ class Segmenter:
 
         self.device = resolve_device(device)
         model = _load(model_or_path)
-        self.class_names = getattr(model, "class_names", None)
         self.num_classes = getattr(model, "num_classes", None)
+        self.class_names = getattr(model, "class_names", None) or _default_names(self.num_classes)
         self.normalization = normalization or getattr(model, "normalization", None) or "nyuv2_official"
         self._norm = normalization_params(self.normalization)
         self.depth_scale = depth_scale
@@ -129,6 +129,13 @@ class Segmenter:
         conf, labels = prob.max(dim=1)
         out = Segmentation(labels, conf, logits if return_logits else None, maps)
         return _finish(out, single, is_tensor)
+
+
+def _default_names(num_classes) -> list[str] | None:
+    """Official checkpoints carry no names: 40 classes are NYUv2's, 37 SUNRGBD's."""
+    from asymformer.data.classes import NYU40_CLASSES, SUN37_CLASSES
+
+    return {40: list(NYU40_CLASSES), 37: list(SUN37_CLASSES)}.get(num_classes)
 
 
 def _is_single(rgb, is_tensor: bool) -> bool:
