@@ -63,3 +63,22 @@ def test_optimize_for_inference_picks_a_matching_path(small_model):
         rgb, depth = torch.randn(1, 3, h, w), torch.randn(1, 1, h, w)
         with torch.no_grad():
             assert (fn(rgb, depth) - small_model(rgb, depth)).abs().max() <= 1e-4
+
+
+def test_export_cli_reports_the_check(checkpoint, tmp_path, capsys):
+    out = tmp_path / "m.onnx"
+    rc = main(["export", "--checkpoint", str(checkpoint), "--format", "onnx", "--out", str(out),
+               "--height", "64", "--width", "96"])
+    text = capsys.readouterr().out
+    assert rc == 0 and out.is_file()
+    assert "opset 17" in text and "ONNX Runtime check at 1x64x96" in text and "OK" in text
+
+
+def test_a_variant_that_cannot_export_is_one_clear_error(small_model, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("Unsupported operator aten::made_up")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    with pytest.raises(ValueError, match="cannot export asymformer_b0_a to ONNX.*made_up"):
+        export_onnx(small_model, tmp_path / "m.onnx", height=64, width=96)
+    assert not list(tmp_path.iterdir())  # no half-written file left behind
