@@ -1,7 +1,9 @@
 """Latency of every inference backend on one input size, as JSON (the paper's speed protocol).
 
 Batch 1 at 480×640, model call only, warm-up first, then median / p90 / FPS; each backend is
-either measured (with its max |Δ| to eager FP32) or listed as skipped with the reason.
+either measured (with its max |Δ| to eager FP32) or listed as skipped with the reason. All
+backends are built first and then timed round-robin, one call each per round, so a burst of
+load from other processes hits every backend alike instead of whichever ran at that moment.
 """
 
 from __future__ import annotations
@@ -60,11 +62,27 @@ def run_benchmark(model: torch.nn.Module, backends=DEFAULT_BACKENDS, height: int
     rgb, depth = example_inputs(batch, height, width)
     with torch.inference_mode():
         reference = model(rgb, depth)
-    results = {}
-    for name in backends:
+    built, results = {}, {}
+    for name in backends:  # build everything first, then time round-robin (fair on a noisy machine)
         if progress:
-            print(f"benchmark: {name} ...", flush=True)
-        results[name] = _measure(name, model, rgb, depth, reference, warmup, iters, atol)
+            print(f"benchmark: building {name} ...", flush=True)
+        entry = _build(name, model, rgb, depth, reference, atol)
+        if "fn" in entry:
+            built[name] = entry
+        results[name] = entry.get("stats", entry)
+    times = {name: [] for name in built}
+    for i in range(warmup + iters):
+        for name, entry in built.items():
+            try:
+                t = time_fn(entry["fn"], entry["r"], entry["d"], warmup=0, iters=1, device=backend_device(name))
+            except (RuntimeError, ValueError) as exc:
+                results[name] = {"skipped": f"failed: {type(exc).__name__}: {str(exc)[:300]}"}
+                continue
+            if i >= warmup:
+                times[name] += t
+    for name, entry in built.items():
+        if "skipped" not in results[name]:
+            results[name] = {**summarize(times[name], batch), **entry["stats"]}
         if progress:
             print(f"benchmark: {name}: {results[name]}", flush=True)
     config = {"model": getattr(model, "model_name", None), "height": height, "width": width, "batch": batch,
@@ -72,7 +90,8 @@ def run_benchmark(model: torch.nn.Module, backends=DEFAULT_BACKENDS, height: int
     return {"config": config, "environment": environment(), "results": results}
 
 
-def _measure(name, model, rgb, depth, reference, warmup, iters, atol) -> dict:
+def _build(name, model, rgb, depth, reference, atol) -> dict:
+    """Build one backend and check it against eager; {"fn", "r", "d", "stats"} or {"skipped"}."""
     device = backend_device(name)
     t0 = time.perf_counter()
     try:
@@ -80,15 +99,13 @@ def _measure(name, model, rgb, depth, reference, warmup, iters, atol) -> dict:
         r, d = rgb.to(device), depth.to(device)
         with torch.inference_mode():
             diff = max_abs_diff(fn(r, d), reference)
-        times = time_fn(fn, r, d, warmup=warmup, iters=iters, device=device)
     except BackendUnavailable as exc:
         return {"skipped": str(exc)}
     except (RuntimeError, ValueError) as exc:  # a backend that builds but fails to run
         return {"skipped": f"failed: {type(exc).__name__}: {str(exc)[:300]}"}
-    out = summarize(times, rgb.shape[0])
-    out.update(max_abs_diff=diff, matches_eager=bool(diff <= atol),
-               build_s=round(time.perf_counter() - t0 - sum(times) / 1000.0, 2), **info)
-    return out
+    stats = {"max_abs_diff": diff, "matches_eager": bool(diff <= atol),
+             "build_s": round(time.perf_counter() - t0, 2), **info}
+    return {"fn": fn, "r": r, "d": d, "stats": stats}
 
 
 def compare(report: dict, baseline: str = "eager") -> list[str]:
