@@ -105,19 +105,18 @@ class AsymFormer(nn.Module):
         if not torch.jit.is_tracing() and not torch.compiler.is_compiling():
             self._check_inputs(rgb, depth)
         h, w = rgb.shape[2], rgb.shape[3]
+        # The network needs multiples of 32: pad bottom/right, crop the logits back. Unconditional
+        # (a zero pad is exact) so traced and exported graphs stay valid for every input size.
         ph, pw = (-h) % PAD_MULTIPLE, (-w) % PAD_MULTIPLE
-        if ph or pw:  # the network needs multiples of 32: pad bottom/right, crop the logits back
-            rgb = F.pad(rgb, (0, pw, 0, ph), mode="replicate")
-            depth = F.pad(depth, (0, pw, 0, ph), mode="replicate")
+        rgb = F.pad(rgb, (0, pw, 0, ph), mode="replicate")
+        depth = F.pad(depth, (0, pw, 0, ph), mode="replicate")
         feats, maps = [], []
         for stage in self.stages:
             rgb, depth, m = stage(rgb, depth, return_map=return_attention)
             feats.append(depth)
             if m is not None:
                 maps.append(m)
-        logits = self.Decoder(feats, (h + ph, w + pw))
-        if ph or pw:
-            logits = logits[:, :, :h, :w]
+        logits = self.Decoder(feats, (h + ph, w + pw))[:, :, :h, :w]
         return (logits, maps) if return_attention else logits
 
     def fuse(self) -> AsymFormer:

@@ -69,7 +69,8 @@ def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: flo
     zero-padding V to the query width and slicing the output is exact and about 4× faster on CPU.
     """
     ev, e = v.shape[-1], q.shape[-1]
-    if ev < e and q.device.type == "cpu":  # CUDA's efficient kernel takes unequal widths as they are
+    # CUDA's efficient kernel takes unequal widths as they are; exported graphs decompose SDPA anyway.
+    if ev < e and q.device.type == "cpu" and not torch.onnx.is_in_onnx_export():
         return F.scaled_dot_product_attention(q, k, F.pad(v, (0, e - ev)), dropout_p=dropout_p)[..., :ev]
     return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
 
