@@ -105,18 +105,23 @@ class AsymFormer(nn.Module):
         if not torch.jit.is_tracing() and not torch.compiler.is_compiling():
             self._check_inputs(rgb, depth)
         h, w = rgb.shape[2], rgb.shape[3]
-        # The network needs multiples of 32: pad bottom/right, crop the logits back. Unconditional
-        # (a zero pad is exact) so traced and exported graphs stay valid for every input size.
+        # The network needs multiples of 32: pad bottom/right, crop the logits back. Only when needed,
+        # so static 480×640 graphs carry no copies; a tracer records the branch taken, which is why
+        # dynamic ONNX export traces at a size that is not a multiple of 32 (deploy/export.py).
         ph, pw = (-h) % PAD_MULTIPLE, (-w) % PAD_MULTIPLE
-        rgb = F.pad(rgb, (0, pw, 0, ph), mode="replicate")
-        depth = F.pad(depth, (0, pw, 0, ph), mode="replicate")
+        padded = bool(ph or pw)
+        if padded:
+            rgb = F.pad(rgb, (0, pw, 0, ph), mode="replicate")
+            depth = F.pad(depth, (0, pw, 0, ph), mode="replicate")
         feats, maps = [], []
         for stage in self.stages:
             rgb, depth, m = stage(rgb, depth, return_map=return_attention)
             feats.append(depth)
             if m is not None:
                 maps.append(m)
-        logits = self.Decoder(feats, (h + ph, w + pw))[:, :, :h, :w]
+        logits = self.Decoder(feats, (h + ph, w + pw))
+        if padded:
+            logits = logits[:, :, :h, :w]
         return (logits, maps) if return_attention else logits
 
     def fuse(self) -> AsymFormer:
