@@ -1,26 +1,13 @@
 """Inference and deployment: Segmenter, predict on files, ONNX export, backend selection, benchmarks.
 
-Names resolve lazily so `import asymformer.deploy` does not pull ONNX or the model code.
+ONNX and ONNX Runtime are imported inside the functions that need them (the `onnx` extra).
 """
 
-_EXPORTS = {
-    "Segmenter": "asymformer.deploy.segmenter",
-    "Segmentation": "asymformer.deploy.segmenter",
-    "optimize_for_inference": "asymformer.deploy.optimize",
-    "InferenceFn": "asymformer.deploy.optimize",
-    "export_onnx": "asymformer.deploy.export",
-    "check_onnx": "asymformer.deploy.export",
-    "run_benchmark": "asymformer.deploy.benchmark",
-    "predict_files": "asymformer.deploy.predict",
-    "pair_files": "asymformer.deploy.predict",
-}
+from .benchmark import run_benchmark
+from .export import check_onnx, export_onnx
+from .optimize import InferenceFn, optimize_for_inference
+from .predict import pair_files, predict_files
+from .segmenter import Segmentation, Segmenter
 
-__all__ = list(_EXPORTS)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'asymformer.deploy' has no attribute {name!r}")
+__all__ = ["InferenceFn", "Segmentation", "Segmenter", "check_onnx", "export_onnx", "optimize_for_inference",
+           "pair_files", "predict_files", "run_benchmark"]
