@@ -49,7 +49,7 @@ class TrainConfig:
     val_every: int = 10                  # epochs; 0 disables validation
     val_batch_size: int = 1
     save_every: int = 50                 # epochs; 0 keeps only last/best
-    workers: int = 4
+    workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))  # no oversubscription
     device: str = "auto"
     amp: str = "none"
     compile: bool = False
