@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 from PIL import Image
 
 from asymformer import cli
-from asymformer.demo import _Deadline, plan_epochs
+from asymformer.demo import plan_epochs
 
 TINY = ["--quick", "--epochs", "1", "--train-frames", "8", "--test-frames", "2", "--size", "64x64",
         "--threads", "1", "--no-progress"]
@@ -57,15 +56,3 @@ def test_plan_epochs_fits_the_budget():
     assert plan_epochs(140.0, 1.0, 10, 1.0) == 10
     assert plan_epochs(1.0, 1.0, 10, 1.0) == 1          # always at least one epoch
     assert plan_epochs(1e9, 1.0, 10, 1.0, max_epochs=50) == 50
-
-
-def test_deadline_hook_only_fires_after_the_deadline(monkeypatch):
-    raised = []
-    monkeypatch.setattr("signal.raise_signal", raised.append)
-    hook = _Deadline(time.monotonic() + 3600)
-    hook(1, 0.5)
-    assert raised == [] and not hook.fired
-    hook = _Deadline(time.monotonic() - 1)
-    hook(1, 0.5)
-    hook(2, 0.5)
-    assert len(raised) == 1 and hook.fired

@@ -180,6 +180,8 @@ def _add_train(sub):
     p.add_argument("--seed", type=int)
     p.add_argument("--deterministic", action="store_true", default=None)
     p.add_argument("--stop-after", type=int, help="stop resumably after this global iteration")
+    p.add_argument("--time-limit", type=float, metavar="MINUTES",
+                   help="stop resumably after this much wall time (e.g. a cluster job's limit)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
     p.set_defaults(func=_run_train)
 
@@ -187,7 +189,7 @@ def _add_train(sub):
 _TRAIN_FLAGS = ("data", "out", "model", "layout", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
                 "crop_size", "base_size", "eval_size", "workers", "device", "val_every", "save_every", "amp",
                 "compile", "channels_last", "grad_clip", "pretrained_rgb", "pretrained_depth", "zero_depth",
-                "seed", "deterministic", "stop_after", "progress")
+                "seed", "deterministic", "stop_after", "time_limit", "progress")
 
 
 def _run_train(args):

@@ -3,7 +3,7 @@
 What a newcomer runs first, on a CPU, with nothing downloaded. The training length is chosen by
 timing a few real steps on this machine, so the whole run fits `minutes` whatever the CPU; the
 poly schedule then runs to completion (a run cut short at a deadline would stop at a high lr).
-A guard still stops training cleanly (the engine's SIGINT handling) if the machine slows down.
+The engine's `time_limit` still stops training cleanly if the machine slows down.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 import copy
 import math
 import shutil
-import signal
-import threading
 import time
 from pathlib import Path
 
@@ -91,20 +89,6 @@ def plan_epochs(budget_s: float, step_s: float, iters_per_epoch: int, eval_s: fl
     return int(min(max_epochs, max(1, math.floor(budget_s / per_epoch))))
 
 
-class _Deadline:
-    """on_step hook: past the deadline, ask the engine for a clean stop (its SIGINT handler)."""
-
-    def __init__(self, deadline: float):
-        self.deadline, self.fired = deadline, False
-
-    def __call__(self, iteration: int, loss: float) -> None:
-        if self.fired or time.monotonic() < self.deadline:
-            return
-        if threading.current_thread() is threading.main_thread():
-            self.fired = True
-            signal.raise_signal(signal.SIGINT)
-
-
 def train_demo(out: Path, data: Path, s: dict, seed: int, train_budget_s: float, epochs: int | None,
                progress: bool, fixed_threads: bool = False) -> dict:
     """Train the demo model; returns the engine's summary plus the plan that was used."""
@@ -125,17 +109,18 @@ def train_demo(out: Path, data: Path, s: dict, seed: int, train_budget_s: float,
         warmup_epochs=min(1.0, epochs / 10), crop_size=(s["height"], s["width"]),
         base_size=(s["height"], s["width"]), scale_range=(1.0, 1.5), eval_size=(s["height"], s["width"]),
         val_every=max(1, epochs // 8), val_batch_size=8, save_every=0, workers=0, device="cpu",
-        grad_clip=1.0, seed=seed, tensorboard=False, progress=progress, log_every=5)
+        grad_clip=1.0, seed=seed, tensorboard=False, progress=progress, log_every=5,
+        time_limit=train_budget_s * 1.25 / 60.0)  # safety net if the machine slows down mid-run
     if (out / "run").exists():  # the demo's own run folder: a new demo starts a new run
         shutil.rmtree(out / "run")
     t0 = time.monotonic()
-    guard = _Deadline(t0 + train_budget_s * 1.25)
-    result = train(config, on_step=guard)
+    result = train(config)
     seconds = time.monotonic() - t0
     settings = {k: getattr(config, k) for k in ("model", "epochs", "batch_size", "lr", "weight_decay",
                                                  "warmup_epochs", "crop_size", "scale_range", "grad_clip", "seed")}
     settings.update(model_kwargs=config.model_kwargs, threads=torch.get_num_threads(),
-                    measured_step_s=None if step_s is None else round(step_s, 3), stopped_by_deadline=guard.fired)
+                    measured_step_s=None if step_s is None else round(step_s, 3),
+                    stopped_by_deadline=result["status"] == "stopped")
     return {"result": result, "epochs": epochs, "iterations": result["iteration"], "seconds": seconds,
             "num_train": s["n_train"], "settings": settings}
 

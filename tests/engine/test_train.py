@@ -77,3 +77,13 @@ def test_resume_refuses_recipe_changes_and_missing_state(tiny_data, tmp_path):
         train(resume=str(tmp_path / "run"))
     with pytest.raises(FileNotFoundError, match="config.json"):
         train(resume=str(tmp_path / "nothing"))
+
+
+def test_time_limit_stops_resumably_then_resume_finishes(tiny_data, tmp_path):
+    cfg = small_config(tiny_data, tmp_path / "run", epochs=2, val_every=0, time_limit=1e-6)
+    first = train(cfg)
+    assert first["status"] == "stopped" and first["iteration"] == 1  # the limit is checked after each step
+    state = torch.load(tmp_path / "run" / "checkpoints" / "state.pt", weights_only=True)
+    assert state["iteration"] == 1
+    done = train(resume=str(tmp_path / "run"))  # the limit was for the first invocation only
+    assert done["status"] == "finished" and done["iteration"] == first["total_iterations"]

@@ -14,7 +14,8 @@ from pathlib import Path
 
 AMP_CHOICES = ("none", "bf16", "fp16")
 # What may change when resuming: where things run, never what is computed.
-RESUME_OVERRIDABLE = {"data", "workers", "device", "stop_after", "log_every", "tensorboard", "progress"}
+RESUME_OVERRIDABLE = {"data", "workers", "device", "stop_after", "time_limit", "log_every", "tensorboard",
+                      "progress"}
 
 
 @dataclass
@@ -61,6 +62,7 @@ class TrainConfig:
     deterministic: bool = False
     log_every: int = 10
     stop_after: int | None = None        # stop resumably after this global iteration
+    time_limit: float | None = None      # minutes of wall time for this invocation; then stop resumably
     tensorboard: bool = True
     progress: bool = True
 

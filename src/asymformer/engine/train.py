@@ -136,6 +136,7 @@ def _prepare_config(config: TrainConfig | None, resume: str | None, overrides: d
         if bad:
             raise ValueError(f"--resume {resume}: {bad} cannot change when resuming (only "
                              f"{sorted(RESUME_OVERRIDABLE)} may); start a new run instead")
+        saved.time_limit = None  # a wall-time limit belongs to one invocation (a job), not to the run
         for k, v in (overrides or {}).items():
             if v is not None and k in RESUME_OVERRIDABLE:
                 setattr(saved, k, v)
@@ -167,6 +168,7 @@ def train(config: TrainConfig | None = None, *, resume: str | None = None, overr
 class _Run:
     def __init__(self, config, device, model, on_step, stop, resume):
         self.config, self.device, self.on_step, self.stop = config, device, on_step, stop
+        self.started = time.monotonic()  # --time-limit counts from here (this invocation, not the run)
         self.rank, self.world = dist_utils.rank(), dist_utils.world_size()
         self.main = self.rank == 0
         self.out = Path(config.out)
@@ -232,7 +234,8 @@ class _Run:
 
     def _stop_wanted(self) -> bool:
         c = self.config
-        want = self.stop.requested or (c.stop_after is not None and self.iteration >= c.stop_after)
+        out_of_time = c.time_limit is not None and time.monotonic() - self.started >= 60.0 * c.time_limit
+        want = self.stop.requested or out_of_time or (c.stop_after is not None and self.iteration >= c.stop_after)
         return _agree(want, self.device)
 
     def run(self) -> dict:
