@@ -81,6 +81,7 @@ class AsymFormer(nn.Module):
         self.model_kwargs: dict = {}
         self.class_names: list[str] | None = None
         self.normalization = None
+        self.fused = False
 
     @property
     def stages(self) -> list[AsymStage]:
@@ -124,11 +125,21 @@ class AsymFormer(nn.Module):
             logits = logits[:, :, :h, :w]
         return (logits, maps) if return_attention else logits
 
+    @torch.no_grad()
     def fuse(self) -> AsymFormer:
-        """Fold BatchNorms and affine layers for inference (in place, eval mode); see models/fuse.py."""
-        from .fuse import fuse_model
+        """Fold BatchNorms and affine layers for inference, in place, in eval mode; returns self.
 
-        return fuse_model(self)
+        Every block that owns a re-parameterisation applies it to its own layers (`fuse()` on
+        ConvNeXtBlock, Fusion, CMA, MHSA, MLPDecoder); the model keeps its device and dtype.
+        Calling it twice is a no-op.
+        """
+        self.eval()
+        if not self.fused:
+            for m in list(self.modules()):
+                if m is not self and callable(getattr(m, "fuse", None)):
+                    m.fuse()
+            self.fused = True
+        return self
 
 
 def list_models() -> list[str]:

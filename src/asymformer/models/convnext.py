@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import DropPath
+from .fuse import fold_affine_before, fold_scale_after
+from .layers import DropPath, Passthrough, ScaleBy
 
 
 class LayerNorm2d(nn.LayerNorm):
@@ -33,15 +34,28 @@ class ConvNeXtBlock(nn.Module):
         self.act = nn.GELU()
         self.pwconv2 = nn.Linear(4 * dim, dim)
         self.gamma = nn.Parameter(torch.full((dim,), layer_scale_init))
+        self.layer_scale = ScaleBy()
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
         x = self.dwconv(x).permute(0, 2, 3, 1)
-        x = self.pwconv2(self.act(self.pwconv1(self.norm(x))))
-        if self.gamma is not None:  # None after fuse(): folded into pwconv2
-            x = x * self.gamma
+        x = self.layer_scale(self.pwconv2(self.act(self.pwconv1(self.norm(x)))), self.gamma)
         return shortcut + self.drop_path(x.permute(0, 3, 1, 2))
+
+    @torch.no_grad()
+    def fuse(self) -> None:
+        """Fold the LayerNorm affine into pwconv1 and the layer scale into pwconv2 (exact).
+
+        Each fold is skipped when its product would not fit the weights' dtype: an untrained
+        layer scale (1e-6) times pwconv2 underflows in float16, so the scale then stays separate.
+        """
+        norm = self.norm
+        if norm.elementwise_affine and fold_affine_before(self.pwconv1, norm.weight, norm.bias):
+            self.norm = nn.LayerNorm(norm.normalized_shape, eps=norm.eps, elementwise_affine=False)
+        if self.gamma is not None and fold_scale_after(self.pwconv2, self.gamma):
+            self.gamma = None
+            self.layer_scale = Passthrough()
 
 
 def convnext_stem(in_chans: int, dim: int) -> nn.Sequential:

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fuse import bn_affine, fold_affine_before, fold_bn_after
 from .layers import to_map, tokens
 
 FUSIONS = ("cat", "se_mhsa", "lafs", "cma", "lafs_cma")
@@ -20,7 +21,9 @@ class LAFS(nn.Module):
 
     A learnable per-channel weighting y_s (no sigmoid) turns the channels into a spatial
     attention map; y_c is an SE-style channel gate. The code divides by C² where the paper
-    text says √C; the released weights need C².
+    text says √C; the released weights need C². It is computed as mean_c(x * y_s) / C: the same
+    number, but C² (65536 to 1048576) and the channel sum would overflow float16, and TensorRT
+    FP16 clamps constants beyond ±65504.
     """
 
     def __init__(self, channels: int):
@@ -37,7 +40,7 @@ class LAFS(nn.Module):
         y = x.mean(dim=(2, 3))
         y_s = self.fc_spatial(y).view(b, c, 1, 1)
         y_c = self.fc_channel(y).view(b, c, 1, 1)
-        m = torch.sigmoid((x * y_s).sum(dim=1, keepdim=True) / (c * c))
+        m = torch.sigmoid((x * y_s).mean(dim=1, keepdim=True) / c)
         out = m * x * y_c
         return (out, m) if return_map else out
 
@@ -61,18 +64,32 @@ def _pool_tokens(t: torch.Tensor, h: int, w: int, f: int) -> torch.Tensor:
     return tokens(F.avg_pool2d(to_map(t, h, w), f, ceil_mode=True, count_include_pad=False))
 
 
-def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float) -> torch.Tensor:
-    """SDPA that keeps the fused (flash) kernels when values are narrower than queries/keys.
+def attention_width(device_type: str, e: int, ev: int) -> int:
+    """Head width at which SDPA keeps its fused kernels for query/key width e and value width ev.
 
-    CMA's values have Cd/4 channels, its queries/keys Cr/4. With unequal head dims SDPA falls back
-    to the "math" path that materialises the N×N matrix (4800² at stage 2 of a 480×640 input);
-    zero-padding V to the query width and slicing the output is exact and about 4× faster on CPU.
+    With unequal widths SDPA falls back to the "math" path that materialises the N×N matrix
+    (4800² at stage 2 of a 480×640 input). CPU's flash kernel needs equal widths; CUDA's flash
+    and memory-efficient kernels also want widths that are multiples of 8 (b0_a has 20).
+    Zero-padding to that width is exact: padded q/k add 0 to every dot product, padded v
+    columns are sliced off, and the softmax scale stays 1/sqrt(e). Other devices (meta, for
+    counting MACs) keep the network's own widths.
     """
-    ev, e = v.shape[-1], q.shape[-1]
-    # CUDA's efficient kernel takes unequal widths as they are; exported graphs decompose SDPA anyway.
-    if ev < e and q.device.type == "cpu" and not torch.onnx.is_in_onnx_export():
-        return F.scaled_dot_product_attention(q, k, F.pad(v, (0, e - ev)), dropout_p=dropout_p)[..., :ev]
-    return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    if device_type == "cpu":
+        return max(e, ev)
+    if device_type == "cuda":
+        return -(-max(e, ev) // 8) * 8
+    return 0  # as they are
+
+
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float) -> torch.Tensor:
+    """SDPA on the fast kernels whatever the head widths (see `attention_width`)."""
+    e, ev = q.shape[-1], v.shape[-1]
+    width = attention_width(q.device.type, e, ev)
+    if width == 0 or width == e == ev or torch.onnx.is_in_onnx_export():  # ONNX decomposes SDPA itself
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    q, k = (F.pad(t, (0, width - e)) for t in (q, k))
+    v = F.pad(v, (0, width - ev))
+    return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=e ** -0.5)[..., :ev]
 
 
 class CMA(nn.Module):
@@ -111,6 +128,16 @@ class CMA(nn.Module):
         y = self.out_conv(o.transpose(1, 2).flatten(2))  # heads side by side: cat[o1, o2]
         return self.bn_last(to_map(y, h, w)) + x
 
+    @torch.no_grad()
+    def fuse(self) -> None:
+        """Fold the input BatchNorms into kq1/kq2 and bn_last into out_conv (exact)."""
+        for bn_name, linear in (("bn_x1", self.kq1), ("bn_x2", self.kq2)):
+            bn = getattr(self, bn_name)
+            if isinstance(bn, nn.BatchNorm2d) and fold_affine_before(linear, *bn_affine(bn)):
+                setattr(self, bn_name, nn.Identity())
+        if isinstance(self.bn_last, nn.BatchNorm2d) and fold_bn_after(self.out_conv, self.bn_last):
+            self.bn_last = nn.Identity()
+
 
 class MHSA(nn.Module):
     """Plain 2-head self-attention on the fused map (the "MHSA-H2" of the SE+MHSA ablation)."""
@@ -126,8 +153,14 @@ class MHSA(nn.Module):
         b, c, h, w = x.shape
         qkv = self.qkv(tokens(x)).reshape(b, h * w, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
         p = self.attn_drop if self.training else 0.0
-        o = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], dropout_p=p)
+        o = _attention(qkv[0], qkv[1], qkv[2], p)
         return self.bn_last(to_map(self.proj(o.transpose(1, 2).reshape(b, h * w, c)), h, w)) + x
+
+    @torch.no_grad()
+    def fuse(self) -> None:
+        """Fold bn_last into the output projection (exact)."""
+        if isinstance(self.bn_last, nn.BatchNorm2d) and fold_bn_after(self.proj, self.bn_last):
+            self.bn_last = nn.Identity()
 
 
 class Fusion(nn.Module):
@@ -164,3 +197,9 @@ class Fusion(nn.Module):
         elif hasattr(self, "self_atten"):
             x = self.self_atten(x)
         return (x, m) if return_map else x
+
+    @torch.no_grad()
+    def fuse(self) -> None:
+        """Fold the BatchNorm after the 1×1 fusion conv (exact); CMA/MHSA fuse themselves."""
+        if isinstance(self.bn, nn.BatchNorm2d) and fold_bn_after(self.conv1, self.bn):
+            self.bn = nn.Identity()

@@ -43,3 +43,34 @@ def linspace_rates(total: float, depths) -> list[list[float]]:
         out.append(rates[start:start + d])
         start += d
     return out
+
+
+class ScaleBy(nn.Module):
+    """x * gamma, with gamma a parameter of the owning block (kept under the checkpoint's key)."""
+
+    def forward(self, x: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+        return x * gamma
+
+
+class Passthrough(nn.Module):
+    """Returns its first input: what a folded-away step becomes, so forward paths never branch."""
+
+    def forward(self, x: torch.Tensor, *unused) -> torch.Tensor:
+        return x
+
+
+class Concat(nn.Module):
+    """Concatenate a list of maps along the channels."""
+
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(xs, dim=1)
+
+
+class Sum(nn.Module):
+    """Add a list of maps (what `Concat` + 1×1 conv becomes once the conv is split per input)."""
+
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        out = xs[0]
+        for x in xs[1:]:
+            out = out + x
+        return out
