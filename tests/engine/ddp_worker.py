@@ -3,6 +3,8 @@
 Part A trains with the engine for a few steps on 2 gloo processes and records how far the ranks'
 weights are apart. Part B compares DDP gradients (2 ranks × half batch) with one process on the
 whole batch, BatchNorm in eval mode (per-rank BN statistics legitimately differ without SyncBN).
+Part C gives rank 1 a NaN batch: both ranks must stop (rank 0 would otherwise hang in the
+gradient all-reduce that rank 1 never joins).
 """
 
 import copy
@@ -50,6 +52,15 @@ def main(out_json, run_dir):
     ddp.eval()
     train_step(ddp, half, torch.optim.AdamW(model.parameters(), lr=1e-4), cpu)
     grads = flat([p.grad for p in model.parameters()])
+
+    bad = {k: v.clone() for k, v in half.items()}
+    if rank == 1:
+        bad["rgb"][:] = float("nan")
+    try:
+        train_step(ddp, bad, torch.optim.AdamW(model.parameters(), lr=1e-4), cpu)
+        result["nan_on_rank1_stopped_rank0"] = False
+    except FloatingPointError:
+        result["nan_on_rank1_stopped_rank0"] = True
     if rank == 0:
         train_step(reference, batch, torch.optim.AdamW(reference.parameters(), lr=1e-4), cpu)
         ref = flat([p.grad for p in reference.parameters()])

@@ -30,6 +30,7 @@ def test_two_process_gloo_matches_one_process(tmp_path):
     # DDP's averaged gradient of 2 half batches == the gradient of the whole batch in one process.
     assert r["grad_max_abs_diff"] <= 1e-5 * r["grad_scale"] + 1e-8
     assert r["weights_after_step_diff"] < 1e-5
+    assert r["nan_on_rank1_stopped_rank0"]  # a non-finite loss on one rank stops every rank
     # Only rank 0 wrote the run directory, and its logs are complete.
     log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [x["iteration"] for x in log if x["kind"] == "train"] == [1, 2, 3, 4]

@@ -13,25 +13,29 @@ import time
 
 import torch
 
-from .backends import ALL_BACKENDS, BackendUnavailable, backend_device, build_backend
-from .optimize import example_inputs, max_abs_diff, summarize, time_fn
+from asymformer import devices
+
+from .backends import ALL_BACKENDS, backend_device, build_backend
+from .common import BackendUnavailable, example_inputs, max_abs_diff
+from .optimize import CANDIDATE_ERRORS, summarize, time_fn
 
 DEFAULT_BACKENDS = ("eager", "fused", "channels_last", "jit", "onnxruntime", "cuda-fp32", "cuda-fp16",
                     "cuda-graphs", "tensorrt")
 
 
-def environment() -> dict:
-    """What the numbers depend on: torch build, threads, CPU capability, GPU."""
+def environment(device=None) -> dict:
+    """What the numbers depend on: torch build, threads, CPU capability, GPU, driver, libraries."""
     env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
            "machine": platform.machine(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
     if torch.cuda.is_available():
-        env["gpu"] = torch.cuda.get_device_name(0)
-    try:
-        import onnxruntime
-
-        env["onnxruntime"] = onnxruntime.__version__
-    except ImportError:
-        pass
+        dev = devices.resolve_device(device if device is not None else "cuda")
+        env.update(gpu=torch.cuda.get_device_name(dev), gpu_index=dev.index, cuda=torch.version.cuda,
+                   cudnn=torch.backends.cudnn.version(), bf16_native=devices.bf16_native(dev))
+    for module in ("onnxruntime", "tensorrt"):
+        try:
+            env[module] = __import__(module).__version__
+        except Exception:  # noqa: BLE001 - absent or broken: not part of this environment
+            pass
     return env
 
 
@@ -53,20 +57,23 @@ def parse_backends(text_or_list) -> list[str]:
 
 def run_benchmark(model: torch.nn.Module, backends=DEFAULT_BACKENDS, height: int = 480, width: int = 640,
                   batch: int = 1, warmup: int = 3, iters: int = 10, atol: float = 1e-4,
-                  progress: bool = False) -> dict:
-    """Measure each backend; returns {"config", "environment", "results": {backend: stats or skipped}}."""
+                  progress: bool = False, device=None) -> dict:
+    """Measure each backend; returns {"config", "environment", "results": {backend: stats or skipped}}.
+
+    `device` is the GPU of the CUDA backends (default cuda:0). The reference is eager FP32 on the
+    CPU from a copy of the model; the caller's model is not moved.
+    """
     backends = parse_backends(backends)
     if warmup < 0 or iters < 1:
         raise ValueError(f"need warmup >= 0 and iters >= 1, got {warmup} and {iters}")
-    model = model.cpu().eval()
     rgb, depth = example_inputs(batch, height, width)
-    with torch.inference_mode():
-        reference = model(rgb, depth)
+    reference_fn, _ = build_backend("eager", model, rgb, depth)
+    reference = reference_fn(rgb, depth)
     built, results = {}, {}
     for name in backends:  # build everything first, then time round-robin (fair on a noisy machine)
         if progress:
             print(f"benchmark: building {name} ...", flush=True)
-        entry = _build(name, model, rgb, depth, reference, atol)
+        entry = _build(name, model, rgb, depth, reference, atol, device)
         if "fn" in entry:
             built[name] = entry
         results[name] = entry.get("stats", entry)
@@ -74,8 +81,8 @@ def run_benchmark(model: torch.nn.Module, backends=DEFAULT_BACKENDS, height: int
     for i in range(warmup + iters):
         for name, entry in built.items():
             try:
-                t = time_fn(entry["fn"], entry["r"], entry["d"], warmup=0, iters=1, device=backend_device(name))
-            except (RuntimeError, ValueError) as exc:
+                t = time_fn(entry["fn"], entry["r"], entry["d"], warmup=0, iters=1, device=entry["r"].device)
+            except CANDIDATE_ERRORS as exc:
                 results[name] = {"skipped": f"failed: {type(exc).__name__}: {str(exc)[:300]}"}
                 continue
             if i >= warmup:
@@ -87,21 +94,26 @@ def run_benchmark(model: torch.nn.Module, backends=DEFAULT_BACKENDS, height: int
             print(f"benchmark: {name}: {results[name]}", flush=True)
     config = {"model": getattr(model, "model_name", None), "height": height, "width": width, "batch": batch,
               "warmup": warmup, "iters": iters, "atol": atol}
-    return {"config": config, "environment": environment(), "results": results}
+    return {"config": config, "environment": environment(device), "results": results}
 
 
-def _build(name, model, rgb, depth, reference, atol) -> dict:
+def measured(report: dict) -> list[str]:
+    """Names of the backends that were really measured (not skipped)."""
+    return [name for name, r in report["results"].items() if "median_ms" in r]
+
+
+def _build(name, model, rgb, depth, reference, atol, device) -> dict:
     """Build one backend and check it against eager; {"fn", "r", "d", "stats"} or {"skipped"}."""
-    device = backend_device(name)
     t0 = time.perf_counter()
     try:
-        fn, info = build_backend(name, model, rgb, depth)
-        r, d = rgb.to(device), depth.to(device)
+        fn, info = build_backend(name, model, rgb, depth, device=device)
+        target = torch.device(info.get("device", backend_device(name)))
+        r, d = rgb.to(target), depth.to(target)
         with torch.inference_mode():
             diff = max_abs_diff(fn(r, d), reference)
     except BackendUnavailable as exc:
         return {"skipped": str(exc)}
-    except (RuntimeError, ValueError) as exc:  # a backend that builds but fails to run
+    except CANDIDATE_ERRORS as exc:  # a backend that builds but fails to run
         return {"skipped": f"failed: {type(exc).__name__}: {str(exc)[:300]}"}
     stats = {"max_abs_diff": diff, "matches_eager": bool(diff <= atol),
              "build_s": round(time.perf_counter() - t0, 2), **info}

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .common import BackendUnavailable, example_inputs, fused_copy, ort_session
+
 INPUT_NAMES = ("rgb", "depth")
 OUTPUT_NAMES = ("logits",)
 
@@ -62,16 +64,13 @@ def export_onnx(model: torch.nn.Module, path, height: int = 480, width: int = 64
     Raises ValueError when the variant cannot be exported or the ONNX Runtime check fails.
     """
     _require_onnx()
-    from .backends import fused_copy
-    from .optimize import example_inputs
-
     if not 7 <= int(opset) <= 23:
         raise ValueError(f"--opset {opset} is out of range; use 17 (the authors' choice) or 18")
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         raise ValueError(f"export path {path} must end in .onnx")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fused = fused_copy(model.cpu())
+    fused = fused_copy(model, "cpu", torch.float32)  # the caller's model stays where it is
     # A dynamic graph is traced at a size that is not a multiple of 32, so the model's internal
     # pad-and-crop branch is recorded (padding by 0 is exact, so multiples of 32 still work).
     rgb, depth = example_inputs(batch, *((_off32(height), _off32(width)) if dynamic else (height, width)))
@@ -118,9 +117,6 @@ def _check_sizes(batch: int, height: int, width: int, dynamic: bool) -> list[tup
 
 def check_onnx(path, model: torch.nn.Module, sizes, atol: float = 1e-4) -> list[dict]:
     """Run the ONNX file in ONNX Runtime and PyTorch at each (batch, H, W); ValueError past atol."""
-    from .backends import BackendUnavailable, ort_session
-    from .optimize import example_inputs
-
     try:
         sess = ort_session(path)
     except BackendUnavailable as exc:

@@ -7,6 +7,8 @@ metres from a simulator, PIL images from files. Converting here, once, on the mo
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -90,16 +92,28 @@ def depth_scale_for(depth: torch.Tensor, depth_scale) -> float:
     return 1.0
 
 
+@functools.lru_cache(maxsize=16)
+def _rgb_affine(rgb_mean: tuple, rgb_std: tuple, device: str, dtype: torch.dtype):
+    """Per-channel mean and 1/std in 0..255 units, made once per device and dtype: building
+    them per frame would cost a host-to-device copy (and a stall) on every call on a GPU."""
+    mean = torch.tensor(rgb_mean, dtype=torch.float64).view(1, 3, 1, 1) * 255.0
+    inv = 1.0 / (torch.tensor(rgb_std, dtype=torch.float64).view(1, 3, 1, 1) * 255.0)
+    return mean.to(device=device, dtype=dtype), inv.to(device=device, dtype=dtype)
+
+
 def normalize_on_device(rgb: torch.Tensor, depth: torch.Tensor, params, scale: float,
                         device, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-    """Upload raw bytes, then /255, mean/std and depth unit -> metres -> mean/std on `device`."""
+    """Upload raw bytes, then /255, mean/std and depth unit -> metres -> mean/std on `device`.
+
+    The arithmetic runs in float32 (uint16 millimetres do not fit float16's 11-bit mantissa)
+    and the result is cast to `dtype`, the model's.
+    """
     rgb_mean, rgb_std, d_mean, d_std = params
-    rgb = rgb.to(device, non_blocking=True).to(dtype)
-    depth = depth.to(device, non_blocking=True).to(dtype)
-    mean = torch.tensor(rgb_mean, device=device, dtype=dtype).view(1, 3, 1, 1) * 255.0
-    inv = 1.0 / (torch.tensor(rgb_std, device=device, dtype=dtype).view(1, 3, 1, 1) * 255.0)
+    rgb = rgb.to(device, non_blocking=True).to(torch.float32)
+    depth = depth.to(device, non_blocking=True).to(torch.float32)
+    mean, inv = _rgb_affine(tuple(rgb_mean), tuple(rgb_std), str(torch.device(device)), torch.float32)
     rgb = (rgb - mean) * inv
     depth = depth * scale
     depth = torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.zeros_like(depth))
     depth = (depth - d_mean) / d_std
-    return rgb.contiguous(), depth.contiguous()
+    return rgb.to(dtype).contiguous(), depth.to(dtype).contiguous()

@@ -7,50 +7,56 @@ size, so `optimize_for_inference` builds each candidate, checks it against the e
 
 from __future__ import annotations
 
+import copy
 import statistics
 import time
 
 import torch
 
-from .backends import REDUCED_PRECISION, BackendUnavailable, backend_device, build_backend
+from asymformer import devices
+
+from .backends import REDUCED_PRECISION, backend_device, build_backend
+from .common import BackendUnavailable, example_inputs, max_abs_diff
 
 CPU_CANDIDATES = ("fused", "channels_last", "jit", "onnxruntime")
 CUDA_CANDIDATES = ("cuda-fp32",)
+# What a candidate may fail with at build or run time on a real machine (device, OOM, cuDNN,
+# exporter): reported as "skipped" with the reason instead of ending the search.
+CANDIDATE_ERRORS = (RuntimeError, ValueError, AssertionError, ImportError)
+
+__all__ = ["InferenceFn", "example_inputs", "max_abs_diff", "optimize_for_inference", "summarize", "time_fn"]
 
 
-def example_inputs(batch: int, height: int, width: int, seed: int = 0):
-    """Normalised-looking random inputs (unit scale), fixed by `seed`, on the CPU."""
-    if height < 32 or width < 32 or batch < 1:
-        raise ValueError(f"example size must be batch >= 1 and at least 32×32, got {batch}×{height}×{width}")
-    g = torch.Generator().manual_seed(seed)
-    return (torch.randn(batch, 3, height, width, generator=g),
-            torch.randn(batch, 1, height, width, generator=g))
-
-
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def time_fn(fn, rgb, depth, warmup: int = 2, iters: int = 10, device: str = "cpu") -> list[float]:
-    """Per-call latencies in milliseconds (model call only; CUDA events on a GPU)."""
+def time_fn(fn, rgb, depth, warmup: int = 2, iters: int = 10, device="cpu") -> list[float]:
+    """Per-call latencies in milliseconds (model call only; CUDA events on the GPU's own stream)."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        with torch.cuda.device(dev):
+            return _time_cuda(fn, rgb, depth, warmup, iters)
     with torch.inference_mode():
         for _ in range(warmup):
             fn(rgb, depth)
-        _sync(device)
         times = []
         for _ in range(iters):
-            if device == "cuda":
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                fn(rgb, depth)
-                end.record()
-                end.synchronize()
-                times.append(start.elapsed_time(end))
-            else:
-                t0 = time.perf_counter()
-                fn(rgb, depth)
-                times.append((time.perf_counter() - t0) * 1000.0)
+            t0 = time.perf_counter()
+            fn(rgb, depth)
+            times.append((time.perf_counter() - t0) * 1000.0)
+    return times
+
+
+def _time_cuda(fn, rgb, depth, warmup: int, iters: int) -> list[float]:
+    with torch.inference_mode():
+        for _ in range(warmup):
+            fn(rgb, depth)
+        torch.cuda.synchronize()
+        times = []
+        for _ in range(iters):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn(rgb, depth)
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
     return times
 
 
@@ -61,10 +67,6 @@ def summarize(times: list[float], batch: int) -> dict:
     return {"median_ms": round(median, 3), "p90_ms": round(p90, 3), "min_ms": round(s[0], 3),
             "mean_ms": round(statistics.fmean(s), 3), "fps": round(1000.0 * batch / median, 3),
             "iters": len(s)}
-
-
-def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.detach().float().cpu() - b.detach().float().cpu()).abs().max())
 
 
 class InferenceFn:
@@ -87,42 +89,64 @@ def optimize_for_inference(model: torch.nn.Module, device="cpu", height: int = 4
     """Return the fastest callable matching eager within `atol` on `device` at batch×height×width.
 
     Shape-specialised paths (jit, onnxruntime) run the BN-folded model for other sizes. Reduced
-    precision backends are never chosen: they cannot meet 1e-4. The model itself is not modified.
+    precision backends are never chosen: they cannot meet 1e-4. The caller's model is neither
+    modified nor moved: the reference is a copy on `device`. Reference and candidates run under
+    the same CUDA maths settings (FP32 without TF32), scoped to this call. A candidate that fails
+    (device, out of memory, cuDNN, export) is reported as skipped with its error.
     """
-    device = str(torch.device(device).type)
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("optimize_for_inference(device='cuda'): no CUDA GPU is available; use device='cpu'")
-    candidates = tuple(candidates or (CUDA_CANDIDATES if device == "cuda" else CPU_CANDIDATES))
-    bad = [c for c in candidates if c in REDUCED_PRECISION or backend_device(c) != device]
+    dev = devices.resolve_device(device)
+    kind = "cpu" if dev.type == "cpu" else "cuda"  # meta: a dry run of the CUDA path (see need_cuda)
+    candidates = tuple(candidates or (CPU_CANDIDATES if kind == "cpu" else CUDA_CANDIDATES))
+    bad = [c for c in candidates if c in REDUCED_PRECISION or backend_device(c) != kind]
     if bad:
-        raise ValueError(f"candidates {bad} cannot run in FP32 on {device}")
-    model = model.eval()
+        raise ValueError(f"candidates {bad} cannot run in FP32 on {dev}")
     rgb, depth = example_inputs(batch, height, width)
-    ref_model = model.to(device)
-    with torch.inference_mode():
-        reference = ref_model(rgb.to(device), depth.to(device))
-    report, best = {}, None
-    for name in candidates:
-        entry = _try_candidate(name, model, rgb, depth, reference, atol, iters, warmup, device)
-        report[name] = entry.pop("_stats")
-        if verbose:
-            print(f"optimize_for_inference: {name}: {report[name]}")
-        if "fn" in entry and (best is None or report[name]["median_ms"] < report[best[0]]["median_ms"]):
-            best = (name, entry["fn"])
+    with devices.cuda_math(fp32=True):
+        reference = _reference(model, rgb, depth, dev)
+        report, best = {}, None
+        for name in candidates:
+            entry = _try_candidate(name, model, rgb, depth, reference, atol, iters, warmup, dev)
+            report[name] = entry.pop("_stats")
+            if verbose:
+                print(f"optimize_for_inference: {name}: {report[name]}")
+            if "fn" in entry and (best is None or report[name]["median_ms"] < report[best[0]]["median_ms"]):
+                best = (name, entry["fn"])
     if best is None:
-        raise ValueError(f"no inference path matched eager within {atol} on {device}: {report}")
-    return InferenceFn(best[1], best[0], device, report)
+        raise ValueError(f"no inference path matched eager within {atol} on {dev}: {report}")
+    return InferenceFn(best[1], best[0], str(dev), report)
 
 
-def _try_candidate(name, model, rgb, depth, reference, atol, iters, warmup, device) -> dict:
-    try:
-        fn, info = build_backend(name, model, rgb, depth)
-    except BackendUnavailable as exc:
-        return {"_stats": {"skipped": str(exc)}}
-    r, d = rgb.to(device), depth.to(device)
+def _reference(model, rgb, depth, dev: torch.device) -> torch.Tensor:
+    """Eager FP32 logits from an unfolded copy of the model on `dev` (the model stays put)."""
+    ref_model = copy.deepcopy(model).eval().to(dev, torch.float32)
     with torch.inference_mode():
-        diff = max_abs_diff(fn(r, d), reference)
-    if not diff <= atol:
-        return {"_stats": {"rejected": f"max |diff| {diff:.2e} > {atol:g}", "max_abs_diff": diff}}
-    stats = summarize(time_fn(fn, r, d, warmup=warmup, iters=iters, device=device), rgb.shape[0])
+        out = ref_model(rgb.to(dev), depth.to(dev)).float()
+    out = out if out.device.type == "meta" else out.cpu()
+    del ref_model
+    return out
+
+
+def _try_candidate(name, model, rgb, depth, reference, atol, iters, warmup, dev) -> dict:
+    try:
+        fn, info = build_backend(name, model, rgb, depth, device=dev)
+        r, d = rgb.to(dev), depth.to(dev)
+        with torch.inference_mode():
+            out = fn(r, d)
+        if out.device.type == "meta":  # dry run: no values, so only the shape can be checked
+            if out.shape != reference.shape:
+                raise ValueError(f"output shape {tuple(out.shape)} != eager {tuple(reference.shape)}")
+            stats = summarize(time_fn(fn, r, d, warmup=0, iters=1, device=dev), rgb.shape[0])
+            return {"fn": fn, "_stats": {**stats, "max_abs_diff": None, "dry_run": True, **info}}
+        diff = max_abs_diff(out, reference)
+        if not diff <= atol:
+            return {"_stats": {"rejected": f"max |diff| {diff:.2e} > {atol:g}", "max_abs_diff": diff}}
+        stats = summarize(time_fn(fn, r, d, warmup=warmup, iters=iters, device=dev), rgb.shape[0])
+    except CANDIDATE_ERRORS as exc:  # BackendUnavailable is a RuntimeError
+        return {"_stats": {"skipped": _reason(exc)}}
     return {"fn": fn, "_stats": {**stats, "max_abs_diff": diff, **info}}
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, BackendUnavailable):
+        return str(exc)
+    return f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"

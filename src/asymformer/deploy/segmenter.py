@@ -15,6 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from asymformer.devices import resolve_device
+
+from .common import fused_copy
 from .inputs import depth_scale_for, depth_to_batch, normalization_params, normalize_on_device, rgb_to_batch
 
 
@@ -28,15 +31,6 @@ class Segmentation:
     confidence: np.ndarray | torch.Tensor
     logits: np.ndarray | torch.Tensor | None = None
     attention: list | None = None
-
-
-def resolve_device(device) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but no CUDA GPU is available; use device='cpu'")
-    return dev
 
 
 def _load(model_or_path) -> torch.nn.Module:
@@ -65,8 +59,6 @@ class Segmenter:
 
     def __init__(self, model_or_path, device="auto", normalization=None, depth_scale=None,
                  size: tuple[int, int] | None = None, optimize=False):
-        from .backends import fused_copy
-
         self.device = resolve_device(device)
         model = _load(model_or_path)
         self.num_classes = getattr(model, "num_classes", None)
@@ -79,7 +71,9 @@ class Segmenter:
         if size is not None and (len(size) != 2 or min(size) < 32):
             raise ValueError(f"size must be (H, W) with both >= 32, got {size}")
         self.size = tuple(size) if size is not None else None
-        self.model = fused_copy(model).to(self.device)
+        self.model = fused_copy(model, self.device)  # the caller's model stays where it is
+        self.dtype = next(self.model.parameters()).dtype
+        self._inferred_scale = {}  # depth dtype -> metres per unit, decided on the first frame
         self.backend = "fused"
         self._fn = self.model
         if optimize:
@@ -87,7 +81,7 @@ class Segmenter:
 
             h, w = self.size or (480, 640)
             cands = None if optimize is True else tuple(optimize)
-            self._fn = optimize_for_inference(model, self.device, h, w, candidates=cands)
+            self._fn = optimize_for_inference(model, self.device, h, w, candidates=cands)  # FP32 only
             self.backend = self._fn.backend
 
     def __repr__(self) -> str:
@@ -102,8 +96,8 @@ class Segmenter:
         if r.shape[0] != d.shape[0] or r.shape[2:] != d.shape[2:]:
             raise ValueError(f"rgb {tuple(r.shape)} and depth {tuple(d.shape)} (as B×C×H×W) differ in "
                              f"batch or size; register depth to the colour image first")
-        scale = depth_scale_for(d, self.depth_scale)
-        r, d = normalize_on_device(r, d, self._norm, scale, self.device)
+        scale = self._depth_scale(d)
+        r, d = normalize_on_device(r, d, self._norm, scale, self.device, self.dtype)
         frame = (r.shape[2], r.shape[3])
         if self.size is not None and frame != self.size:
             r = F.interpolate(r, size=self.size, mode="bilinear", align_corners=False)
@@ -112,6 +106,18 @@ class Segmenter:
             raise ValueError(f"frame {frame[0]}×{frame[1]} is smaller than 32 pixels on a side; "
                              f"pass size=(H, W) to resize it")
         return r, d, frame, is_tensor
+
+    def _depth_scale(self, d: torch.Tensor) -> float:
+        """Metres per stored unit. Host frames are checked every time; for frames already on a
+        GPU the unit is inferred on the first frame of each dtype, since checking float depth for
+        millimetres needs its maximum, which would stall the GPU pipeline on every frame."""
+        if self.depth_scale is not None:
+            return float(self.depth_scale)
+        if d.device.type == "cpu":
+            return depth_scale_for(d, None)
+        if d.dtype not in self._inferred_scale:
+            self._inferred_scale[d.dtype] = depth_scale_for(d, None)
+        return self._inferred_scale[d.dtype]
 
     @torch.inference_mode()
     def __call__(self, rgb, depth, return_logits: bool = False, return_attention: bool = False) -> Segmentation:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader
 
+from asymformer.devices import bf16_native
+
 from .distributed import ShardedSampler
 
 SYNTHETIC_PREFIX = "synthetic:"
@@ -86,6 +88,6 @@ def amp_dtype(amp: str, device) -> torch.dtype | None:
         return None
     if amp == "fp16" and device.type != "cuda":
         raise ValueError("--amp fp16 needs a CUDA device; use --amp bf16 or --amp none on CPU")
-    if amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ValueError("--amp bf16: this GPU does not support bfloat16; use --amp fp16")
+    if amp == "bf16" and device.type == "cuda" and not bf16_native(device):
+        raise ValueError("--amp bf16: this GPU has no native bfloat16 (pre-Ampere emulates it slowly); use --amp fp16")
     return torch.float16 if amp == "fp16" else torch.bfloat16

@@ -41,7 +41,9 @@ def rng_state() -> dict:
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = list(torch.cuda.get_rng_state_all())
+        # This process's own GPU only (DDP ranks gather theirs): saving every visible GPU would
+        # initialise them all and break a resume on a machine that shows fewer.
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -52,8 +54,13 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
                          n["gauss"]))
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available():
+        if isinstance(cuda, (list, tuple)):  # files from 0.1 saved every visible GPU
+            index = torch.cuda.current_device()
+            cuda = cuda[index] if index < len(cuda) else None
+        if cuda is not None:
+            torch.cuda.set_rng_state(cuda)
 
 
 def save_state(path, *, model, optimizer, scheduler, scaler, iteration: int, best_miou: float,

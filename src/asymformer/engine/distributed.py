@@ -15,6 +15,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
+from asymformer import devices
+
 
 def rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
@@ -34,19 +36,10 @@ def barrier() -> None:
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' -> cuda:LOCAL_RANK when CUDA exists, else cpu; a clear error for unusable devices."""
-    local = int(os.environ.get("LOCAL_RANK", 0))
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    """`--device` -> torch.device; under torchrun a bare 'cuda' / 'auto' means cuda:LOCAL_RANK."""
+    device = devices.resolve_device(name, default_index=int(os.environ.get("LOCAL_RANK", 0)))
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-        if device.index is None:
-            device = torch.device("cuda", local % torch.cuda.device_count())
         torch.cuda.set_device(device)
-    elif device.type != "cpu":
-        raise ValueError(f"--device {name}: expected auto, cpu, cuda or cuda:N")
     return device
 
 

@@ -42,7 +42,7 @@ def train_step(model, batch, optimizer, device, *, dtype=None, scaler=None, grad
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         logits = model(rgb, depth)
     loss = F.cross_entropy(logits.float(), label, ignore_index=ignore_index)
-    if not torch.isfinite(loss):
+    if not _finite_on_every_rank(loss, model, device):
         raise FloatingPointError(f"loss became {loss.item()}: lower --lr, enable --grad-clip or use "
                                  "--amp bf16 instead of fp16")
     if scaler is not None and scaler.is_enabled():
@@ -108,6 +108,15 @@ def _agree(flag: bool, device) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     torch.distributed.all_reduce(t)
     return bool(t.item() > 0)
+
+
+def _finite_on_every_rank(loss: torch.Tensor, model, device) -> bool:
+    """True when the loss is finite on every rank of a DDP model: ranks must agree to stop, or
+    the ones whose loss was finite would wait forever in the gradient all-reduce."""
+    bad = (~torch.isfinite(loss.detach())).float().reshape(1).to(device)
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        torch.distributed.all_reduce(bad)
+    return not bool(bad.item() > 0)
 
 
 def _gather_rng() -> list:
