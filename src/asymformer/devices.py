@@ -42,12 +42,13 @@ def resolve_device(device="auto", default_index: int = 0) -> torch.device:
 
 
 def bf16_native(device) -> bool:
-    """bfloat16 in hardware: Ampere or newer on CUDA (emulation does not count)."""
+    """bfloat16 in hardware on this very GPU: compute capability 8.0 (Ampere) or newer.
+    torch.cuda.is_bf16_supported() would also say yes where it is only emulated, and asks
+    the current device rather than the one named."""
     dev = torch.device(device)
-    if dev.type != "cuda":
+    if dev.type != "cuda" or not torch.cuda.is_available():
         return False
-    with torch.cuda.device(dev):
-        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    return torch.cuda.get_device_capability(dev)[0] >= 8
 
 
 def synchronize(device) -> None:

@@ -66,19 +66,19 @@ def no_grad(fn):
 def stdout_to_stderr():
     """Send anything native libraries print to stdout (ONNX Runtime / TensorRT notices) to
     stderr for the block, so JSON printed on stdout stays parseable."""
-    try:
-        sys.stdout.flush()
-        saved = os.dup(1)
-    except (OSError, ValueError):  # no real stdout (captured or closed): nothing to protect
-        yield
-        return
-    try:
-        os.dup2(2, 1)
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
+    with contextlib.redirect_stdout(sys.stderr):  # Python-level prints
+        try:
+            sys.__stdout__.flush()
+            saved = os.dup(1)
+        except (AttributeError, OSError, ValueError):  # no real stdout (closed): nothing more to protect
+            yield
+            return
+        try:
+            os.dup2(2, 1)  # native libraries write to file descriptor 1
+            yield
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def ort_session(path, providers=None, threads: int | None = None, spin: bool = False):
