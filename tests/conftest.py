@@ -17,6 +17,45 @@ def pytest_configure(config):
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+REFERENCE = REPO / "tests" / "fixtures" / "reference"
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """Vendored reference material (weight generator, key lists, official logits): see its README."""
+    return REFERENCE
+
+
+@pytest.fixture(scope="session")
+def refweights(reference_dir):
+    """The numpy-only reference weight generator."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("refweights", reference_dir / "refweights.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="session")
+def official_sd(refweights, reference_dir):
+    keys = refweights.read_keys(reference_dir / "official_state_dict_keys_nyu40.txt")
+    return refweights.state_dict(keys, seed=1)
+
+
+@pytest.fixture(scope="session")
+def official_logits(reference_dir):
+    """The official model's logits at every 4th pixel (compare `ours[..., ::4, ::4]`)."""
+    import numpy as np
+
+    return np.load(reference_dir / "official_logits_nyu40_64x96_seed1_stride4.npy")
+
+
+@pytest.fixture(scope="session")
+def ref_inputs(refweights):
+    return refweights.inputs(64, 96, seed=1)
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """../shared (the reference material); skip with a message where it is absent."""

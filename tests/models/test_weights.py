@@ -100,8 +100,8 @@ def _fake(refweights, keys_file, seed=3):
     return refweights.state_dict(refweights.read_keys(keys_file), seed=seed)
 
 
-def test_meta_convnext_backbone(refweights, shared_dir, tmp_path):
-    sd = _fake(refweights, shared_dir / "reference" / "imagenet_convnext_tiny_1k_224_ema_keys.txt")
+def test_meta_convnext_backbone(refweights, reference_dir, tmp_path):
+    sd = _fake(refweights, reference_dir / "imagenet_convnext_tiny_1k_224_ema_keys.txt")
     path = tmp_path / "convnext_tiny_1k_224_ema.pth"
     torch.save({"model": sd}, path)
     model = asymformer.create_model("asymformer_b0_t")
@@ -111,8 +111,8 @@ def test_meta_convnext_backbone(refweights, shared_dir, tmp_path):
     assert torch.equal(model.down_sample_2.rgb_stem[1].weight, sd["downsample_layers.1.1.weight"])
 
 
-def test_timm_convnext_backbone(refweights, shared_dir, tmp_path):
-    meta = _fake(refweights, shared_dir / "reference" / "imagenet_convnext_tiny_1k_224_ema_keys.txt")
+def test_timm_convnext_backbone(refweights, reference_dir, tmp_path):
+    meta = _fake(refweights, reference_dir / "imagenet_convnext_tiny_1k_224_ema_keys.txt")
     timm = {"head.fc.weight": torch.zeros(1000, 768), "head.norm.weight": torch.ones(768)}
     for k, v in meta.items():  # timm's names for the same tensors, written out by hand
         p = k.split(".")
@@ -130,8 +130,8 @@ def test_timm_convnext_backbone(refweights, shared_dir, tmp_path):
     assert torch.equal(model.down_sample_4.rgb_layer[2].gamma, meta["stages.3.2.gamma"])
 
 
-def test_mit_b0_backbone_sums_stage1_kernel(refweights, shared_dir, tmp_path):
-    sd = _fake(refweights, shared_dir / "reference" / "segformer_mit_b0_keys.txt")
+def test_mit_b0_backbone_sums_stage1_kernel(refweights, reference_dir, tmp_path):
+    sd = _fake(refweights, reference_dir / "segformer_mit_b0_keys.txt")
     path = tmp_path / "mit_b0.pth"
     torch.save(sd, path)
     model = asymformer.create_model("asymformer_b0_t")
@@ -146,8 +146,8 @@ def test_mit_b0_backbone_sums_stage1_kernel(refweights, shared_dir, tmp_path):
     assert torch.equal(model.down_sample_1.rgb_stem[0].weight, before)  # RGB branch untouched
 
 
-def test_backbone_mismatch_is_clear(refweights, shared_dir, tmp_path):
-    sd = _fake(refweights, shared_dir / "reference" / "imagenet_convnext_tiny_1k_224_ema_keys.txt")
+def test_backbone_mismatch_is_clear(refweights, reference_dir, tmp_path):
+    sd = _fake(refweights, reference_dir / "imagenet_convnext_tiny_1k_224_ema_keys.txt")
     path = tmp_path / "convnext.pth"
     torch.save({"model": sd}, path)
     with pytest.raises(ValueError, match="does not fit the RGB .ConvNeXt. branch of asymformer_b0_a"):
