@@ -82,6 +82,17 @@ def test_ablation_variants_forward_backward(fusion):
     assert ("cross_atten" in names) == (fusion in ("cma", "lafs_cma"))
 
 
+def test_fusion_variants_have_table_one_parameter_counts():
+    """Paper Table I (Params/M, printed truncated to 0.1 M): Cat 31.9, SE+MHSA-H2 32.6, LAFS 32.4,
+    CMA-H2 32.5, LAFS+CMA 33.0."""
+    table = {"cat": 31.9, "se_mhsa": 32.6, "lafs": 32.4, "cma": 32.5, "lafs_cma": 33.0}
+    for fusion, millions in table.items():
+        with torch.device("meta"):
+            model = asymformer.create_model("asymformer_b0_t", num_classes=40, fusion=fusion)
+        n = sum(p.numel() for p in model.parameters())
+        assert n // 100_000 == round(millions * 10), (fusion, n)
+
+
 def test_cma_kv_downsample_option():
     torch.manual_seed(0)
     a = asymformer.create_model("asymformer_b0_a", num_classes=5).eval()
