@@ -92,9 +92,12 @@ def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: flo
     width = attention_width(q.device.type, e, ev)
     if width == 0 or width == e == ev or torch.onnx.is_in_onnx_export():  # ONNX decomposes SDPA itself
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-    q, k = (F.pad(t, (0, width - e)) for t in (q, k))
-    v = F.pad(v, (0, width - ev))
-    return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=e ** -0.5)[..., :ev]
+    if width > e:
+        q, k = F.pad(q, (0, width - e)), F.pad(k, (0, width - e))
+    if width > ev:
+        v = F.pad(v, (0, width - ev))
+    out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=e ** -0.5)
+    return out[..., :ev] if width > ev else out
 
 
 class CMA(nn.Module):
