@@ -20,6 +20,9 @@ NYU40_CLASSES = (
     "bathtub", "bag", "otherstructure", "otherfurniture", "otherprop",
 )
 SUN37_CLASSES = NYU40_CLASSES[:37]
+# NYUv2-13 (Couprie et al.; class13Mapping.mat order, as nicr-scene-analysis-datasets names them)
+NYU13_CLASSES = ("bed", "books", "ceiling", "chair", "floor", "furniture", "objects", "picture", "sofa",
+                 "table", "tv", "wall", "window")
 
 
 def make_palette(num: int) -> np.ndarray:
@@ -39,6 +42,11 @@ def make_palette(num: int) -> np.ndarray:
 
 NYU40_COLORS = make_palette(40)
 SUN37_COLORS = NYU40_COLORS[:37].copy()
+NYU13_COLORS = make_palette(13)
+
+# label-set size -> (names, colours) of the public NYUv2 / SUNRGBD class sets
+CLASS_SETS = {40: (NYU40_CLASSES, NYU40_COLORS), 37: (SUN37_CLASSES, SUN37_COLORS),
+              13: (NYU13_CLASSES, NYU13_COLORS)}
 
 
 def colorize(label, colors) -> np.ndarray:
