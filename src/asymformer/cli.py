@@ -256,13 +256,16 @@ def _add_predict(sub):
     p = sub.add_parser("predict", help="segment RGB-D files and write colourised PNGs")
     p.add_argument("--checkpoint", required=True, help="our .safetensors or the official .pth")
     p.add_argument("--rgb", required=True, help="RGB image FILE, DIR or GLOB (quote globs)")
-    p.add_argument("--depth", required=True, help="depth image FILE, DIR or GLOB, paired with rgb by name")
+    p.add_argument("--depth", required=True,
+                   help="depth FILE, DIR or GLOB (png/tiff/npy/npz), paired with rgb by name: a glob pairs by "
+                        "what its wildcards match, and a role word (a_rgb / a_depth) is ignored")
     p.add_argument("--labels", help="ground-truth label FILE|DIR|GLOB for the panel (optional)")
     p.add_argument("--labels-base", choices=("one_based", "zero_based"), default="one_based",
                    help="ground truth on disk: one_based (0 = void, i = class i-1) or zero_based (255 void)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--depth-unit", type=float, default=0.001,
-                   help="metres per stored depth value (0.001 = millimetre PNGs, the default)")
+    p.add_argument("--depth-unit", type=float, default=None,
+                   help="metres per stored depth value; default: float files (tiff/npy/npz) are metres, "
+                        "16-bit PNGs millimetres, 8-bit files refused")
     p.add_argument("--normalization", help="preset name (default: the checkpoint's)")
     p.add_argument("--size", type=_parse_hw, help="run the model at HxW (default: each image's own size)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
@@ -276,9 +279,12 @@ def _add_predict(sub):
 
 
 def _run_predict(args):
+    from asymformer.data.io import resolve_depth_unit
     from asymformer.deploy.predict import pair_files, predict_files
     from asymformer.deploy.segmenter import Segmenter
 
+    if args.depth_unit is not None:
+        resolve_depth_unit(None, args.depth_unit, "--depth-unit", arg="--depth-unit")
     pairs = pair_files(args.rgb, args.depth, args.labels)
     seg = Segmenter(args.checkpoint, device=args.device, normalization=args.normalization,
                     size=args.size, optimize=args.optimize)

@@ -114,7 +114,7 @@ def resolve_depth_unit(dtype, unit, path, arg: str = "depth_unit") -> float:
     The one rule for files (read_depth, `predict --depth-unit`) and arrays (Segmenter's
     depth_scale), so the CLI and the API agree on every input.
     """
-    flag = "--depth-unit" if arg == "depth_unit" else "depth_scale"
+    flag = "--depth-unit" if arg in ("depth_unit", "--depth-unit") else "depth_scale"
     if unit is not None:
         if isinstance(unit, bool) or not isinstance(unit, int | float | np.integer | np.floating) or not unit > 0:
             raise ValueError(f"{arg} must be a positive number of metres per stored value "
