@@ -148,6 +148,20 @@ def _run_prepare_synthetic(args):
 
 
 # --------------------------------------------------------------------------- train / evaluate (engine)
+def _add_data_options(p):
+    """Flags that say how to read a dataset when its release cannot say it (docs/data.md)."""
+    p.add_argument("--classes", type=int, help="label set of releases with several (NYUv2: 40 or 13)")
+    p.add_argument("--sensors", help="SUNRGBD subset, comma list of kv1,kv2,realsense,xtion")
+    p.add_argument("--depth-unit", type=float, help="metres per stored depth value (overrides the layout's)")
+    p.add_argument("--depth-encoding", choices=("linear", "sunrgbd_rotated", "matplotlib_greys_r"),
+                   help="how depth values are stored (overrides the layout's)")
+
+
+def _data_options(args) -> dict:
+    keys = ("classes", "sensors", "depth_unit", "depth_encoding")
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+
+
 def _add_train(sub):
     p = sub.add_parser("train", help="train a model (paper recipe by default)",
                        description="Defaults are the paper recipe; precedence: defaults < --config file < flags. "
@@ -158,6 +172,7 @@ def _add_train(sub):
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly")
     p.add_argument("--model", help="variant name (asymformer list: see `asymformer info`)")
     p.add_argument("--layout", help="dataset layout (default auto)")
+    _add_data_options(p)
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, help="global batch (split over processes)")
     p.add_argument("--lr", type=float)
@@ -197,6 +212,7 @@ def _run_train(args):
     from asymformer.engine.distributed import is_main
 
     overrides = {k: getattr(args, k) for k in _TRAIN_FLAGS}
+    overrides["data_options"] = _data_options(args) or None
     if args.resume:
         if args.config:
             raise CLIError("--resume continues the saved config.json; do not pass --config with it")
@@ -218,17 +234,22 @@ def _add_evaluate(sub):
     p.add_argument("--data", required=True, help="dataset root (or synthetic:N_TRAIN:N_TEST)")
     p.add_argument("--split", default="test")
     p.add_argument("--layout", default="auto")
+    _add_data_options(p)
     p.add_argument("--out", help="directory for results.json, per-class IoU and confusion-matrix PNGs")
     p.add_argument("--scales", default="1.0", help="comma-separated, e.g. 1.0,1.2,1.4 (default: official 1.0)")
     p.add_argument("--flip", action="store_true", help="add horizontally flipped passes")
-    p.add_argument("--size", type=_parse_hw, default=(480, 640), help="HxW input size (default 480x640)")
+    p.add_argument("--size", type=_parse_hw, default=None,
+                   help="HxW input size (default: the size the checkpoint was validated at, else 480x640)")
+    p.add_argument("--native-resolution", action="store_true",
+                   help="score at each label's own size (logits upsampled) instead of at --size")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none")
     p.add_argument("--zero-depth", action="store_true", help="feed zeros as depth (ablation)")
     p.add_argument("--save-predictions", type=int, default=0, metavar="N",
-                   help="write colourised predictions of the first N images to OUT/predictions")
+                   help="write <name>.png (dataset colours) and <name>_labels.png (class indices, as "
+                        "predict --save-labels) of the first N images to OUT/predictions")
     p.set_defaults(func=_run_evaluate)
 
 
@@ -244,7 +265,8 @@ def _run_evaluate(args):
     results = evaluate_checkpoint(args.checkpoint, args.data, split=args.split, layout=args.layout, out=args.out,
                                   scales=args.scales, flip=args.flip, size=args.size, batch_size=args.batch_size,
                                   workers=args.workers, device=args.device, amp=args.amp,
-                                  zero_depth=args.zero_depth, save_predictions=args.save_predictions)
+                                  zero_depth=args.zero_depth, save_predictions=args.save_predictions,
+                                  data_options=_data_options(args), native_resolution=args.native_resolution)
     print(format_table(results))
     if args.out:
         print(f"reports in {args.out}")

@@ -141,3 +141,32 @@ def test_api_agrees_with_cli_on_units(small_model, make_frame):
     for bad in (0, -1.0):
         with pytest.raises(ValueError, match="depth_scale must be a positive number"):
             Segmenter(small_model, device="cpu", depth_scale=bad)
+
+
+def test_predict_and_evaluate_give_identical_labels(checkpoint, make_frame, tmp_path):
+    """Same frames, same checkpoint, same --size: predict --save-labels == evaluate --save-predictions."""
+    root = tmp_path / "data"
+    names = ["0001", "0002", "0003"]
+    for sub in ("rgb", "depth", "labels"):
+        (root / sub).mkdir(parents=True)
+    for i, name in enumerate(names):
+        rgb, depth = make_frame(45, 71, seed=10 + i)  # not the model size: both paths resize
+        Image.fromarray(rgb).save(root / "rgb" / f"{name}.png")
+        Image.fromarray(depth).save(root / "depth" / f"{name}.png")
+        Image.fromarray(np.full((45, 71), i + 1, np.uint8)).save(root / "labels" / f"{name}.png")
+    (root / "classes.json").write_text(json.dumps({"names": [f"c{i}" for i in range(5)]}))
+    (root / "test.txt").write_text("\n".join(names) + "\n")
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(root), "--size", "64x96",
+                 "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "ev"),
+                 "--save-predictions", "3"]) == 0
+    assert main(["predict", "--checkpoint", str(checkpoint), "--rgb", str(root / "rgb"), "--depth",
+                 str(root / "depth"), "--size", "64x96", "--save-labels", "--device", "cpu",
+                 "--out", str(tmp_path / "pr")]) == 0
+    for name in names:
+        ev = np.asarray(Image.open(tmp_path / "ev" / "predictions" / f"{name}_labels.png"))
+        pr = np.asarray(Image.open(tmp_path / "pr" / f"{name}_labels.png"))
+        assert ev.shape == pr.shape == (45, 71)
+        np.testing.assert_array_equal(ev, pr)
+        assert len(np.unique(pr)) > 1  # a real prediction, not a constant map
+        ev_col = np.asarray(Image.open(tmp_path / "ev" / "predictions" / f"{name}.png"))
+        np.testing.assert_array_equal(ev_col, np.asarray(Image.open(tmp_path / "pr" / f"{name}.png")))

@@ -35,7 +35,8 @@ def test_train_stop_resume_then_evaluate_via_cli(tiny_data, tmp_path, capsys):
     for name in ("per_class_iou.png", "confusion_matrix.png"):
         assert (out / name).stat().st_size > 500
     assert len((out / "per_class_iou.csv").read_text().splitlines()) == 1 + 4
-    assert len(list((out / "predictions").glob("*.png"))) == 1
+    saved = sorted(p.name for p in (out / "predictions").glob("*.png"))
+    assert len(saved) == 2 and saved[1] == saved[0].replace(".png", "_labels.png")  # colours + class ids
 
     out2 = tmp_path / "eval_ms"
     assert main(["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data), "--size", "64x64",

@@ -227,8 +227,10 @@ class _Run:
     def save_model(self, name: str, metrics: dict | None = None):
         if not self.main:
             return
-        meta = {"epoch": self.iteration // self.ipe, "iteration": self.iteration, "model": self.config.model,
-                "zero_depth": self.config.zero_depth, **({"miou": metrics["miou"]} if metrics else {})}
+        c = self.config
+        meta = {"epoch": self.iteration // self.ipe, "iteration": self.iteration, "model": c.model,
+                "zero_depth": c.zero_depth, "eval_size": list(c.eval_size), "crop_size": list(c.crop_size),
+                **({"miou": metrics["miou"], "selected_on_split": c.val_split} if metrics else {})}
         ckpt.save_model_checkpoint(self.model, self.ckpt_dir / f"{name}.safetensors",
                                    class_names=self.model.class_names, normalization=self.norm, metadata=meta)
 
