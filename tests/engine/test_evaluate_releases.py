@@ -52,3 +52,38 @@ def test_sensor_subset_and_wrong_encoding_flags(sun_checkpoint, tmp_path, capsys
     assert main(["evaluate", "--checkpoint", str(sun_checkpoint), "--data", str(FIX / "nicr_sunrgbd"),
                  "--workers", "0", "--device", "cpu", "--depth-encoding", "linear"]) == 2
     assert "--depth-encoding sunrgbd_rotated" in capsys.readouterr().err
+
+
+class _Ramp(torch.nn.Module):
+    """Logits that are linear ramps across the width: exact under align_corners=True resizing only."""
+
+    def forward(self, rgb, depth):
+        b, _, h, w = rgb.shape
+        x = torch.linspace(0, 1, w).view(1, 1, 1, w).expand(b, 2, h, w).clone()
+        x[:, 1] = 1 - x[:, 1]
+        return x
+
+
+def test_multiscale_resizes_back_with_align_corners_true_as_the_authors():
+    from asymformer.engine.evaluate import predict_logits
+
+    rgb, depth = torch.zeros(1, 3, 32, 48), torch.zeros(1, 1, 32, 48)
+    summed = predict_logits(_Ramp(), rgb, depth, (32, 48), scales=(1.0, 1.2, 1.4))
+    torch.testing.assert_close(summed, 3 * _Ramp()(rgb, depth), atol=1e-6, rtol=0)
+    other = predict_logits(_Ramp(), rgb, depth, (32, 48), scales=(1.0, 1.4), ms_align_corners=False)
+    assert (other - 2 * _Ramp()(rgb, depth)).abs().max() > 1e-3
+
+
+def test_miou_definitions_on_a_hand_matrix():
+    import numpy as np
+
+    from asymformer.engine.metrics import metrics_from_confusion
+
+    # 3 classes; class 2 never in the labels but predicted once; no class-3-like empty rows
+    mat = np.array([[3, 0, 1], [0, 4, 0], [0, 0, 0]])
+    m = metrics_from_confusion(mat)
+    assert m["miou"] == pytest.approx((3 / 4 + 1 + 0) / 3)           # classes in labels or predictions
+    assert m["miou_present"] == pytest.approx((3 / 4 + 1) / 2)       # classes in the labels
+    m4 = metrics_from_confusion(np.pad(mat, ((0, 1), (0, 1))))        # + a class that never occurs
+    assert m4["miou_all_classes"] == pytest.approx((3 / 4 + 1 + 0 + 0) / 4)  # authors: / K, absent = 0
+    assert m4["miou"] == pytest.approx(m["miou"])

@@ -1,8 +1,9 @@
 """Evaluation with the field's protocol, plus reports.
 
 Default = the official single-scale protocol: 480x640 input, one confusion matrix over the whole
-set, void excluded. Multi-scale sums the logits of the scaled inputs resized back to the label
-size (the repository's 1.0/1.2/1.4 gives 480x640, 576x768, 672x896); flip adds mirrored passes.
+set, void excluded. Multi-scale sums the logits of the scaled inputs resized back to the input
+size with align_corners=True as the authors' MS5_eval.py does (the repository's 1.0/1.2/1.4
+gives 480x640, 576x768, 672x896); flip adds mirrored passes.
 """
 
 from __future__ import annotations
@@ -20,8 +21,14 @@ from .metrics import ConfusionMatrix
 
 
 @torch.no_grad()
-def predict_logits(model, rgb, depth, out_size, scales=(1.0,), flip=False, dtype=None):
-    """Summed logits (B×K×H×W at out_size) over scales and optional horizontal flips."""
+def predict_logits(model, rgb, depth, out_size, scales=(1.0,), flip=False, dtype=None, ms_align_corners=True):
+    """Summed logits (B×K×H×W at out_size) over scales and optional horizontal flips.
+
+    As the authors' MS5_eval.py: each scaled pass is resized back to the input size with
+    bilinear `align_corners=True` (ms_align_corners), depth is resized nearest (never blending
+    valid and invalid depth), and the sum is argmax'ed. A single-scale pass is only resized to
+    out_size (align_corners=False, as the Segmenter does) when the label size differs.
+    """
     h, w = rgb.shape[-2:]
     total = None
     for s in scales:
@@ -35,9 +42,11 @@ def predict_logits(model, rgb, depth, out_size, scales=(1.0,), flip=False, dtype
             logits = logits.float()
             if flipped:
                 logits = logits.flip(-1)
-            if tuple(logits.shape[-2:]) != tuple(out_size):
-                logits = F.interpolate(logits, out_size, mode="bilinear", align_corners=False)
+            if tuple(logits.shape[-2:]) != (h, w):
+                logits = F.interpolate(logits, (h, w), mode="bilinear", align_corners=ms_align_corners)
             total = logits if total is None else total + logits
+    if tuple(total.shape[-2:]) != tuple(out_size):
+        total = F.interpolate(total, out_size, mode="bilinear", align_corners=False)
     return total
 
 
