@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+import asymformer
 from asymformer.cli import main
 
 
@@ -35,8 +36,11 @@ def test_train_stop_resume_then_evaluate_via_cli(tiny_data, tmp_path, capsys):
     for name in ("per_class_iou.png", "confusion_matrix.png"):
         assert (out / name).stat().st_size > 500
     assert len((out / "per_class_iou.csv").read_text().splitlines()) == 1 + 4
-    saved = sorted(p.name for p in (out / "predictions").glob("*.png"))
+    saved = sorted(p.name for p in (out / "predictions").glob("*.png") if p.name != "legend.png")
     assert len(saved) == 2 and saved[1] == saved[0].replace(".png", "_labels.png")  # colours + class ids
+    assert (out / "predictions" / "legend.png").stat().st_size > 200
+    ck = asymformer.load_model(ckpt)  # the checkpoint records what evaluate defaults to and draws with
+    assert ck.metadata["eval_size"] == [64, 64] and len(ck.metadata["colors"]) == 4
 
     out2 = tmp_path / "eval_ms"
     assert main(["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data), "--size", "64x64",

@@ -166,7 +166,12 @@ def predict_files(segmenter, pairs, out_dir, depth_unit: float | None = None, ov
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    colors = palette_for(segmenter.num_classes)
+    colors = getattr(segmenter, "colors", None)
+    colors = palette_for(segmenter.num_classes) if colors is None else colors
+    if segmenter.class_names:
+        from asymformer import viz
+
+        viz.save_image(viz.legend(segmenter.class_names, colors), out / "legend.png")
     model_s, frames = 0.0, []
     t_all = time.perf_counter()
     for name, rgb_path, depth_path, label_path in tqdm(pairs, desc="predict", unit="frame", disable=not progress):

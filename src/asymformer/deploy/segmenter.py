@@ -73,6 +73,9 @@ class Segmenter:
         model = _load(model_or_path)
         self.num_classes = getattr(model, "num_classes", None)
         self.class_names = getattr(model, "class_names", None) or _default_names(self.num_classes)
+        from asymformer.data.classes import model_colors
+
+        self.colors = model_colors(self.num_classes, getattr(model, "metadata", None))
         self.normalization = normalization or getattr(model, "normalization", None) or "nyuv2_official"
         self._norm = normalization_values(self.normalization)
         self.depth_scale = depth_scale

@@ -156,7 +156,7 @@ class _BatchHooks:
         self.colors, self.limit, self.count = np.asarray(ds.colors, np.uint8), int(limit or 0), 0
         sensors = getattr(ds, "sensors", None)
         self.sensor_of = dict(zip(ds.names, sensors)) if sensors else {}
-        self.num_classes, self.per_sensor = ds.num_classes, {}
+        self.num_classes, self.per_sensor, self.class_names = ds.num_classes, {}, list(ds.class_names)
 
     def __call__(self, batch, pred, logits):
         names = [str(n) for n in batch["name"]]
@@ -171,9 +171,12 @@ class _BatchHooks:
             self._save(names, batch, logits)
 
     def _save(self, names, batch, logits):
+        from asymformer import viz
         from asymformer.data.classes import colorize
         from asymformer.data.io import write_png
 
+        if self.count == 0:
+            viz.save_image(viz.legend(self.class_names, self.colors), self.dir / "legend.png")
         for i, name in enumerate(names):
             if self.count >= self.limit:
                 return

@@ -230,6 +230,7 @@ class _Run:
         c = self.config
         meta = {"epoch": self.iteration // self.ipe, "iteration": self.iteration, "model": c.model,
                 "zero_depth": c.zero_depth, "eval_size": list(c.eval_size), "crop_size": list(c.crop_size),
+                "colors": self.train_ds.colors.tolist(),
                 **({"miou": metrics["miou"], "selected_on_split": c.val_split} if metrics else {})}
         ckpt.save_model_checkpoint(self.model, self.ckpt_dir / f"{name}.safetensors",
                                    class_names=self.model.class_names, normalization=self.norm, metadata=meta)
