@@ -71,6 +71,9 @@ def _add_prepare_nyuv2(psub):
     p.add_argument("--splits", required=True, help="splits.mat (trainNdxs / testNdxs)")
     p.add_argument("--mapping", required=True, help="classMapping40.mat (894 -> 40 classes)")
     p.add_argument("--out", required=True, help="output folder (open it with open_dataset)")
+    p.add_argument("--classes", type=int, choices=(40, 13), default=40,
+                   help="label set: 40 (default) or 13 (NYUv2-13, needs --mapping13)")
+    p.add_argument("--mapping13", help="class13Mapping.mat (40 -> 13 classes, with the 13 names)")
     p.add_argument("--raw-depth", action="store_true", help="also write raw_depths/ (not in-painted)")
     p.add_argument("--overwrite", action="store_true", help="rewrite frames that already exist")
     p.set_defaults(func=_run_prepare_nyuv2)
@@ -80,7 +83,7 @@ def _run_prepare_nyuv2(args):
     from asymformer.data.prepare_nyuv2 import prepare_nyuv2
 
     stats = prepare_nyuv2(args.mat, args.splits, args.mapping, args.out, raw_depth=args.raw_depth,
-                          overwrite=args.overwrite)
+                          overwrite=args.overwrite, classes=args.classes, mapping13=args.mapping13)
     print(f"NYUv2 ready in {stats['out']}: {stats['train']} train / {stats['test']} test "
           f"({stats['written']} frames written, {stats['skipped']} already done)")
     return 0
