@@ -228,6 +228,10 @@ def _run_train(args):
               + (f", best mIoU {best:.4f}" if best is not None else "") + f"; run: {result['run_dir']}")
         if result["status"] == "stopped":
             print(f"continue with: asymformer train --resume {result['run_dir']}")
+        split = result.get("best_selected_on")
+        if best is not None and split in ("test", "testing"):
+            print(f"note: best.safetensors was selected on the {split} split (no separate validation split), "
+                  f"so its {split} score is optimistic; last.safetensors involves no selection")
     return 0
 
 

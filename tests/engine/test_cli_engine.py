@@ -19,7 +19,9 @@ def test_train_stop_resume_then_evaluate_via_cli(tiny_data, tmp_path, capsys):
     assert main(["train", "--out", str(run), "--config", str(cfg), *common]) == 2  # never overwrite a run
     assert "already holds a run" in capsys.readouterr().err
     assert main(["train", "--resume", str(run), "--workers", "0"]) == 0
-    assert "finished at iteration 2/2" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "finished at iteration 2/2" in printed
+    assert "best.safetensors was selected on the test split" in printed  # no separate validation split
     saved = json.loads((run / "config.json").read_text())
     assert saved["crop_size"] == [64, 64] and saved["normalization"] == "imagenet" and saved["epochs"] == 1
 

@@ -267,6 +267,7 @@ class _Run:
             self._finish()
         return {"status": status, "iteration": self.iteration, "total_iterations": self.total,
                 "best_miou": self.best if self.best >= 0 else None, "last_metrics": last_metrics,
+                "best_selected_on": self.config.val_split if self.val_ds is not None else None,
                 "run_dir": str(self.out), "model": self.model}
 
     def _save_after_failure(self):
