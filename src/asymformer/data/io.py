@@ -44,6 +44,9 @@ def _load(path, what: str) -> tuple[np.ndarray, str]:
     """Return (array, PIL mode or 'npy') for an image, .npy or .npz file."""
     path = Path(path)
     _check_exists(path, what)
+    if path.suffix.lower() == ".exr":
+        raise ValueError(f"{what} file {path} is OpenEXR, which is not supported; save float depth in metres as "
+                         f"a 32-bit float .tiff, .npy or .npz")
     try:
         if path.suffix.lower() == ".npy":
             return np.load(path, allow_pickle=False), "npy"
