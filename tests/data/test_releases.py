@@ -6,6 +6,7 @@ what we load with what the peer's tool was given, not with what we assumed its f
 
 from __future__ import annotations
 
+import json
 import shutil
 import warnings
 from pathlib import Path
@@ -133,3 +134,19 @@ def test_authors_npy_release():
     np.testing.assert_array_equal(s["rgb"], np.load(root / "images" / "1.npy"))
     np.testing.assert_array_equal(s["label"], _void_mapped(np.load(root / "labels40" / "1.npy")))
     assert len(open_dataset(FIX / "asymformer_npy_nyuv2", "test")) == 2
+
+
+def test_unknown_label_set_says_how_to_name_it(tmp_path):
+    root = tmp_path / "nicr_like"
+    shutil.copytree(FIX / "nicr_nyuv2", root)
+    for split in ("train", "test"):
+        for sub in ("semantic_40", "semantic_894"):
+            shutil.rmtree(root / split / sub)
+        (root / split / "semantic_13").rename(root / split / "semantic_20")
+    with pytest.raises(ValueError, match=r"no class names are known for the 20-class labels; write a "
+                                         r"dataset.json with \{\"names\""):
+        open_dataset(root, "train")
+    names = [f"thing{i}" for i in range(20)]
+    (root / "dataset.json").write_text(json.dumps({"names": names}))
+    ds = open_dataset(root, "train")
+    assert ds.class_names == names and ds.num_classes == 20 and ds.class_source.endswith("dataset.json")

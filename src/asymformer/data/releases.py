@@ -19,7 +19,7 @@ import re
 import warnings
 from pathlib import Path
 
-from .classes import CLASS_SETS
+from .classes import CLASS_SETS, make_palette
 from .layouts import (
     RGB_SUFFIXES,
     LayoutSpec,
@@ -64,7 +64,7 @@ def _pick_label_set(found: dict[int, str], wanted, root: Path) -> int:
     if k > MAX_CLASSES:
         raise ValueError(f"{root}: the {k}-class labels are not supported (at most {MAX_CLASSES} classes, 255 "
                          f"is void); choose another label set with classes=K / --classes K ({sets})")
-    if k not in CLASS_SETS:
+    if k not in CLASS_SETS and not (root / "dataset.json").is_file():
         raise ValueError(f"{root}: no class names are known for the {k}-class labels; write a dataset.json "
                          f"with {{\"names\": [...{k} names]}} in {root}")
     return k
@@ -110,7 +110,7 @@ def read_nicr(root: Path, split: str, opts: dict) -> LayoutSpec:
     rgb_suffixes = (".jpg", ".png", ".jpeg") if layout == "nicr_sunrgbd" else RGB_SUFFIXES
     files = [(find_image(base / "rgb", n, rgb_suffixes), base / "depth" / f"{n}.png",
               base / label_dir / f"{n}.png") for n in names]
-    names_k, colors = CLASS_SETS[k]
+    names_k, colors = CLASS_SETS.get(k) or (tuple(f"class {i + 1}" for i in range(k)), make_palette(k))
     spec = LayoutSpec(layout, names, files, names_k, colors, depth_encoding=encoding, sensors=sensors,
                       label_sets=tuple(sorted(found)), source=f"{base / label_dir} ({k} classes)")
     return with_dataset_json(spec, root)
