@@ -102,9 +102,11 @@ class Segmenter:
     def preprocess(self, rgb, depth, depth_scale=None) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int], bool]:
         """Frames -> normalised B×3×H×W / B×1×H×W float tensors on the device (+ frame size).
 
-        numpy / PIL frames go through `data.transforms.prepare_frame`, the code evaluation and
-        `asymformer predict` use, so the same frame gives the same input everywhere. Tensor
-        frames (a GPU loop) stay on their device and use its torch port (`resize_on_device`).
+        numpy / PIL frames that need resizing go through `data.transforms.prepare_frame`, the
+        code evaluation and `asymformer predict` use, so the same frame gives the same input
+        everywhere. Without resizing, raw bytes are uploaded and normalised on the device with
+        the same arithmetic (`normalize_planar`). Tensor frames (a GPU loop) stay on their
+        device and resize with the torch port of the same rules (`resize_on_device`).
         """
         is_tensor = isinstance(rgb, torch.Tensor)
         r = rgb_to_batch(rgb, is_tensor)
@@ -118,7 +120,7 @@ class Segmenter:
         if min(size or frame) < 32:
             raise ValueError(f"frame {frame[0]}×{frame[1]} is smaller than 32 pixels on a side; "
                              f"pass size=(H, W) to resize it")
-        if is_tensor:
+        if is_tensor or size is None:  # no resize: the same arithmetic, on the device from raw bytes
             r, dm = r.to(self.device, non_blocking=True), depth_to_metres(d.to(self.device, non_blocking=True), scale)
             if size is not None:
                 r, dm = resize_on_device(r, dm, size)
