@@ -43,6 +43,9 @@ def test_train_stop_resume_then_evaluate_via_cli(tiny_data, tmp_path, capsys):
     assert (out / "predictions" / "legend.png").stat().st_size > 200
     ck = asymformer.load_model(ckpt)  # the checkpoint records what evaluate defaults to and draws with
     assert ck.metadata["eval_size"] == [64, 64] and len(ck.metadata["colors"]) == 4
+    assert "selected_on_split" not in ck.metadata  # last: no selection
+    best = asymformer.load_model(run / "checkpoints" / "best.safetensors")
+    assert best.metadata["selected_on_split"] == "test"
 
     out2 = tmp_path / "eval_ms"
     assert main(["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data), "--size", "64x64",

@@ -231,7 +231,8 @@ class _Run:
         meta = {"epoch": self.iteration // self.ipe, "iteration": self.iteration, "model": c.model,
                 "zero_depth": c.zero_depth, "eval_size": list(c.eval_size), "crop_size": list(c.crop_size),
                 "colors": self.train_ds.colors.tolist(),
-                **({"miou": metrics["miou"], "selected_on_split": c.val_split} if metrics else {})}
+                **({"miou": metrics["miou"]} if metrics else {}),
+                **({"selected_on_split": c.val_split} if name == "best" else {})}
         ckpt.save_model_checkpoint(self.model, self.ckpt_dir / f"{name}.safetensors",
                                    class_names=self.model.class_names, normalization=self.norm, metadata=meta)
 
