@@ -21,6 +21,9 @@ def open_split(data: str, split: str, layout: str = "auto", seed: int = 0, size=
     from asymformer import data as D
 
     if data.startswith(SYNTHETIC_PREFIX):
+        if options:
+            raise ValueError(f"{', '.join(sorted(options))}: these dataset options apply to dataset folders, "
+                             f"not to {data}")
         parts = data[len(SYNTHETIC_PREFIX):].split(":")
         try:
             n_train, n_test = (int(p) for p in parts)
