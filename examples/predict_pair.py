@@ -1,6 +1,6 @@
 """Segment one RGB-D pair with a checkpoint and save the colourised labels and an overlay.
 
-    python examples/predict_pair.py CHECKPOINT rgb.png depth.png out_dir [--depth-unit 0.001]
+    python examples/predict_pair.py CHECKPOINT rgb.png depth.png out_dir [--depth-unit U]
 
 Works with our .safetensors files and the official AsymFormer .pth checkpoint.
 """
@@ -22,7 +22,8 @@ def main() -> None:
     p.add_argument("rgb")
     p.add_argument("depth")
     p.add_argument("out")
-    p.add_argument("--depth-unit", type=float, default=0.001, help="metres per stored depth value")
+    p.add_argument("--depth-unit", type=float, default=None,
+                   help="metres per stored depth value (default: float files metres, 16-bit PNGs mm)")
     args = p.parse_args()
 
     seg = Segmenter(args.checkpoint)  # device "auto": the GPU when there is one

@@ -18,7 +18,8 @@ def test_demo_cli_writes_a_complete_report(tmp_path, capsys):
     out = tmp_path / "demo"
     assert cli.main(["demo", "--out", str(out), "--minutes", "1", *TINY]) == 0
     printed = capsys.readouterr().out
-    assert re.search(r"mIoU 0\.\d{4} on 2 held-out rooms", printed)
+    assert re.search(r"mIoU 0\.\d{4} on 2 test rooms \(never trained on; they also picked the best "
+                     r"checkpoint\)", printed)
     assert f"report: {out}/report.html" in printed
 
     r = json.loads((out / "results.json").read_text())

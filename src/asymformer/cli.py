@@ -71,6 +71,9 @@ def _add_prepare_nyuv2(psub):
     p.add_argument("--splits", required=True, help="splits.mat (trainNdxs / testNdxs)")
     p.add_argument("--mapping", required=True, help="classMapping40.mat (894 -> 40 classes)")
     p.add_argument("--out", required=True, help="output folder (open it with open_dataset)")
+    p.add_argument("--classes", type=int, choices=(40, 13), default=40,
+                   help="label set: 40 (default) or 13 (NYUv2-13, needs --mapping13)")
+    p.add_argument("--mapping13", help="class13Mapping.mat (40 -> 13 classes, with the 13 names)")
     p.add_argument("--raw-depth", action="store_true", help="also write raw_depths/ (not in-painted)")
     p.add_argument("--overwrite", action="store_true", help="rewrite frames that already exist")
     p.set_defaults(func=_run_prepare_nyuv2)
@@ -80,7 +83,7 @@ def _run_prepare_nyuv2(args):
     from asymformer.data.prepare_nyuv2 import prepare_nyuv2
 
     stats = prepare_nyuv2(args.mat, args.splits, args.mapping, args.out, raw_depth=args.raw_depth,
-                          overwrite=args.overwrite)
+                          overwrite=args.overwrite, classes=args.classes, mapping13=args.mapping13)
     print(f"NYUv2 ready in {stats['out']}: {stats['train']} train / {stats['test']} test "
           f"({stats['written']} frames written, {stats['skipped']} already done)")
     return 0
@@ -148,6 +151,20 @@ def _run_prepare_synthetic(args):
 
 
 # --------------------------------------------------------------------------- train / evaluate (engine)
+def _add_data_options(p):
+    """Flags that say how to read a dataset when its release cannot say it (docs/data.md)."""
+    p.add_argument("--classes", type=int, help="label set of releases with several (NYUv2: 40 or 13)")
+    p.add_argument("--sensors", help="SUNRGBD subset, comma list of kv1,kv2,realsense,xtion")
+    p.add_argument("--depth-unit", type=float, help="metres per stored depth value (overrides the layout's)")
+    p.add_argument("--depth-encoding", choices=("linear", "sunrgbd_rotated", "matplotlib_greys_r"),
+                   help="how depth values are stored (overrides the layout's)")
+
+
+def _data_options(args) -> dict:
+    keys = ("classes", "sensors", "depth_unit", "depth_encoding")
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+
+
 def _add_train(sub):
     p = sub.add_parser("train", help="train a model (paper recipe by default)",
                        description="Defaults are the paper recipe; precedence: defaults < --config file < flags. "
@@ -158,6 +175,7 @@ def _add_train(sub):
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly")
     p.add_argument("--model", help="variant name (asymformer list: see `asymformer info`)")
     p.add_argument("--layout", help="dataset layout (default auto)")
+    _add_data_options(p)
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, help="global batch (split over processes)")
     p.add_argument("--lr", type=float)
@@ -197,6 +215,7 @@ def _run_train(args):
     from asymformer.engine.distributed import is_main
 
     overrides = {k: getattr(args, k) for k in _TRAIN_FLAGS}
+    overrides["data_options"] = _data_options(args) or None
     if args.resume:
         if args.config:
             raise CLIError("--resume continues the saved config.json; do not pass --config with it")
@@ -209,6 +228,10 @@ def _run_train(args):
               + (f", best mIoU {best:.4f}" if best is not None else "") + f"; run: {result['run_dir']}")
         if result["status"] == "stopped":
             print(f"continue with: asymformer train --resume {result['run_dir']}")
+        split = result.get("best_selected_on")
+        if best is not None and split in ("test", "testing"):
+            print(f"note: best.safetensors was selected on the {split} split (no separate validation split), "
+                  f"so its {split} score is optimistic; last.safetensors involves no selection")
     return 0
 
 
@@ -218,17 +241,22 @@ def _add_evaluate(sub):
     p.add_argument("--data", required=True, help="dataset root (or synthetic:N_TRAIN:N_TEST)")
     p.add_argument("--split", default="test")
     p.add_argument("--layout", default="auto")
+    _add_data_options(p)
     p.add_argument("--out", help="directory for results.json, per-class IoU and confusion-matrix PNGs")
     p.add_argument("--scales", default="1.0", help="comma-separated, e.g. 1.0,1.2,1.4 (default: official 1.0)")
     p.add_argument("--flip", action="store_true", help="add horizontally flipped passes")
-    p.add_argument("--size", type=_parse_hw, default=(480, 640), help="HxW input size (default 480x640)")
+    p.add_argument("--size", type=_parse_hw, default=None,
+                   help="HxW input size (default: the size the checkpoint was validated at, else 480x640)")
+    p.add_argument("--native-resolution", action="store_true",
+                   help="score at each label's own size (logits upsampled) instead of at --size")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none")
     p.add_argument("--zero-depth", action="store_true", help="feed zeros as depth (ablation)")
     p.add_argument("--save-predictions", type=int, default=0, metavar="N",
-                   help="write colourised predictions of the first N images to OUT/predictions")
+                   help="write <name>.png (dataset colours) and <name>_labels.png (class indices, as "
+                        "predict --save-labels) of the first N images to OUT/predictions")
     p.set_defaults(func=_run_evaluate)
 
 
@@ -244,7 +272,8 @@ def _run_evaluate(args):
     results = evaluate_checkpoint(args.checkpoint, args.data, split=args.split, layout=args.layout, out=args.out,
                                   scales=args.scales, flip=args.flip, size=args.size, batch_size=args.batch_size,
                                   workers=args.workers, device=args.device, amp=args.amp,
-                                  zero_depth=args.zero_depth, save_predictions=args.save_predictions)
+                                  zero_depth=args.zero_depth, save_predictions=args.save_predictions,
+                                  data_options=_data_options(args), native_resolution=args.native_resolution)
     print(format_table(results))
     if args.out:
         print(f"reports in {args.out}")
@@ -256,13 +285,16 @@ def _add_predict(sub):
     p = sub.add_parser("predict", help="segment RGB-D files and write colourised PNGs")
     p.add_argument("--checkpoint", required=True, help="our .safetensors or the official .pth")
     p.add_argument("--rgb", required=True, help="RGB image FILE, DIR or GLOB (quote globs)")
-    p.add_argument("--depth", required=True, help="depth image FILE, DIR or GLOB, paired with rgb by name")
+    p.add_argument("--depth", required=True,
+                   help="depth FILE, DIR or GLOB (png/tiff/npy/npz), paired with rgb by name: a glob pairs by "
+                        "what its wildcards match, and a role word (a_rgb / a_depth) is ignored")
     p.add_argument("--labels", help="ground-truth label FILE|DIR|GLOB for the panel (optional)")
     p.add_argument("--labels-base", choices=("one_based", "zero_based"), default="one_based",
                    help="ground truth on disk: one_based (0 = void, i = class i-1) or zero_based (255 void)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--depth-unit", type=float, default=0.001,
-                   help="metres per stored depth value (0.001 = millimetre PNGs, the default)")
+    p.add_argument("--depth-unit", type=float, default=None,
+                   help="metres per stored depth value; default: float files (tiff/npy/npz) are metres, "
+                        "16-bit PNGs millimetres, 8-bit files refused")
     p.add_argument("--normalization", help="preset name (default: the checkpoint's)")
     p.add_argument("--size", type=_parse_hw, help="run the model at HxW (default: each image's own size)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
@@ -276,9 +308,12 @@ def _add_predict(sub):
 
 
 def _run_predict(args):
+    from asymformer.data.io import resolve_depth_unit
     from asymformer.deploy.predict import pair_files, predict_files
     from asymformer.deploy.segmenter import Segmenter
 
+    if args.depth_unit is not None:
+        resolve_depth_unit(None, args.depth_unit, "--depth-unit", arg="--depth-unit")
     pairs = pair_files(args.rgb, args.depth, args.labels)
     seg = Segmenter(args.checkpoint, device=args.device, normalization=args.normalization,
                     size=args.size, optimize=args.optimize)
@@ -381,14 +416,14 @@ def _run_benchmark(args):
 def _add_demo(sub):
     p = sub.add_parser("demo", help="synthetic data -> train -> evaluate -> predict -> report",
                        description="Generate synthetic RGB-D rooms, train asymformer_b0_a on the CPU for a "
-                                   "bounded time, evaluate, predict held-out frames and write OUT/report.html.")
+                                   "bounded time, evaluate, predict test frames and write OUT/report.html.")
     p.add_argument("--out", default="demo_output", help="output folder (default demo_output)")
     p.add_argument("--minutes", type=float, default=8.0, help="total time budget (default 8)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, help="fixed number of epochs instead of fitting the time budget")
     p.add_argument("--size", type=_parse_hw, help="HxW of the synthetic rooms (default 96x128)")
     p.add_argument("--train-frames", type=int, help="number of training rooms (default 320)")
-    p.add_argument("--test-frames", type=int, help="number of held-out rooms (default 64)")
+    p.add_argument("--test-frames", type=int, help="number of test rooms (default 64)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quick", action="store_true", help="seconds-long smoke run (tiny data, no b0_t timing)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
@@ -409,7 +444,8 @@ def _run_demo(args):
     r = run_demo(args.out, minutes=args.minutes, seed=args.seed, quick=args.quick, epochs=args.epochs,
                  size=args.size, n_train=args.train_frames, n_test=args.test_frames, threads=args.threads,
                  progress=args.progress, command=command)
-    print(f"mIoU {r['miou']:.4f} on {r['evaluation']['num_images']} held-out rooms after "
+    print(f"mIoU {r['miou']:.4f} on {r['evaluation']['num_images']} test rooms (never trained on; they also "
+          f"picked the best checkpoint) after "
           f"{r['training']['iterations']} iterations; {r['wall_seconds']:.0f} s in all")
     print(f"report: {args.out}/report.html")
     return 0

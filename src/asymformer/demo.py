@@ -141,7 +141,7 @@ def _best_checkpoint(run: Path, model) -> Path:
 
 @torch.no_grad()
 def predict_samples(model, data: Path, out: Path, count: int) -> dict:
-    """Sample panels and LAFS maps for the first `count` held-out frames."""
+    """Sample panels and LAFS maps for the first `count` test frames."""
     from asymformer.data import open_dataset
     from asymformer.data.transforms import normalize
 
@@ -205,7 +205,8 @@ def run_demo(out, minutes: float = 8.0, seed: int = 0, quick: bool = False, epoc
     print(f"[2/5] training {DEMO_MODEL} for about {max(budget, 0) / 60:.1f} min")
     tr = train_demo(out, data, s, seed, max(budget, 10.0), epochs, progress, fixed_threads=bool(threads))
     ckpt = _best_checkpoint(out / "run", tr["result"]["model"])
-    print(f"[3/5] evaluating {ckpt.name} on the held-out rooms")
+    print(f"[3/5] evaluating {ckpt.name} on the test rooms (never trained on; validation on them picked "
+          f"the best checkpoint, so the score is slightly optimistic)")
     from asymformer.engine.evaluate import evaluate_checkpoint
 
     ev = evaluate_checkpoint(ckpt, str(data), out=out / "eval", size=(s["height"], s["width"]),

@@ -75,16 +75,8 @@ def attention_panel(rgb, maps: list[np.ndarray], name: str = "") -> Image.Image:
 
 
 def legend(class_names, colors) -> Image.Image:
-    """Colour swatches with class names, for reading the prediction panels."""
-    row, cols = 18, 5
-    rows = (len(class_names) + cols - 1) // cols
-    out = Image.new("RGB", (cols * 140, rows * row + 4), "white")
-    d = ImageDraw.Draw(out)
-    for i, (n, c) in enumerate(zip(class_names, colors)):
-        x, y = (i % cols) * 140 + 4, (i // cols) * row + 2
-        d.rectangle([x, y + 2, x + 14, y + 14], fill=tuple(int(v) for v in c), outline="black")
-        d.text((x + 20, y + 3), str(n)[:18], fill="black")
-    return out
+    """Colour swatches with class names (viz.legend; kept here for the report's callers)."""
+    return viz.legend(class_names, colors)
 
 
 def write_json(path, payload: dict) -> Path:
@@ -129,7 +121,7 @@ def write_html(out, results: dict) -> Path:
         "img{max-width:100%}</style></head><body>",
         "<h1>asymformer demo</h1>",
         f"<p><b>mIoU {ev['miou']:.4f}</b> (pixel accuracy {ev['pixel_acc']:.4f}, mean class accuracy "
-        f"{ev['mean_acc']:.4f}) on {ev['num_images']} held-out synthetic rooms at "
+        f"{ev['mean_acc']:.4f}) on {ev['num_images']} test synthetic rooms at "
         f"{ev['size'][0]}x{ev['size'][1]}, after {tr['iterations']} iterations ({tr['epochs']} epochs, "
         f"{tr['seconds']:.0f} s) of training <code>{html.escape(results['model'])}</code> from scratch on "
         f"{tr['num_train']} rooms. Total wall time {results['wall_seconds']:.0f} s.</p>",

@@ -148,6 +148,19 @@ def stack(images, vertical: bool = True, gap: int = 8) -> Image.Image:
     return out
 
 
+def legend(class_names, colors) -> Image.Image:
+    """Colour swatches with class names, for reading prediction images (predict, evaluate, demo)."""
+    row, cols = 18, 5
+    rows = (len(class_names) + cols - 1) // cols
+    out = Image.new("RGB", (cols * 140, rows * row + 4), "white")
+    d = ImageDraw.Draw(out)
+    for i, (n, c) in enumerate(zip(class_names, colors)):
+        x, y = (i % cols) * 140 + 4, (i // cols) * row + 2
+        d.rectangle([x, y + 2, x + 14, y + 14], fill=tuple(int(v) for v in c), outline="black")
+        d.text((x + 20, y + 3), str(n)[:18], fill="black")
+    return out
+
+
 def save_image(image: Image.Image, path) -> Path:
     """Atomic PNG write (a report is never half-written)."""
     path = Path(path)

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from asymformer.data import open_dataset
 from asymformer.data.classes import NYU40_CLASSES, SUN37_CLASSES
-from asymformer.data.io import write_png
+from asymformer.data.io import greys_r_table, write_png
 
 H, W = 8, 10
 NAMES = {"train": ["0001", "0003"], "test": ["0002"]}
@@ -149,9 +149,10 @@ def test_dformer_relative_depth_and_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # 8-bit depth is expected here: no per-file warning
         s = ds[0]
-    _, mm, _ = _sample(0)
-    np.testing.assert_allclose(s["depth"], (mm // 20) / 255, rtol=1e-6)
+    _, mm, _ = _sample(0)  # grey levels of matplotlib's Greys_r colormap, inverted to relative depth
+    np.testing.assert_allclose(s["depth"], greys_r_table()[1][mm // 20], rtol=1e-6)
     assert s["depth"].max() <= 1.0 and s["name"] == "0001"
+    assert np.all(np.diff(greys_r_table()[1]) >= 0)  # monotonic: darker is nearer
 
 
 def test_dataset_json_overrides_classes_and_unit(tmp_path):
@@ -189,7 +190,10 @@ def test_missing_files_listed_with_count(tmp_path):
 def test_size_mismatch_names_file(tmp_path):
     root = make_nyuv2(tmp_path / "p")
     write_png(root / "depths" / "0003.png", np.zeros((H, W + 1), np.uint16))
-    ds = open_dataset(root, "train")
+    with pytest.raises(ValueError, match=r"depths/0003.png is 8x11 but its RGB image.*Likely cause: depth not "
+                                         r"registered"):
+        open_dataset(root, "train")  # the opening check reads a sample of frames
+    ds = open_dataset(root, "train", check=False)
     ds[0]
     with pytest.raises(ValueError, match=r"depths/0003.png is 8x11 but its RGB image"):
         ds[1]
@@ -198,12 +202,14 @@ def test_size_mismatch_names_file(tmp_path):
 def test_label_out_of_range_names_file_and_values(tmp_path):
     root = make_nyuv2(tmp_path / "p")
     write_png(root / "labels" / "0002.png", np.full((H, W), 41, np.uint8))
+    with pytest.raises(ValueError, match=r"labels/0002.png has values \[41\] outside 0..40.*--classes K"):
+        open_dataset(root, "test")
     with pytest.raises(ValueError, match=r"labels/0002.png has values \[41\] outside 0..40"):
-        open_dataset(root, "test")[0]
+        open_dataset(root, "test", check=False)[0]
     root = make_custom(tmp_path / "c", labels="zero_based")
     write_png(root / "labels" / "0002.png", np.full((H, W), 5, np.uint8))
     with pytest.raises(ValueError, match=r"values \[5\] outside 0..4 or 255"):
-        open_dataset(root, "test")[0]
+        open_dataset(root, "test")
 
 
 def test_bad_classes_json(tmp_path):

@@ -68,3 +68,32 @@ def test_write_png_atomic_and_validated(tmp_path):
     with pytest.raises(ValueError, match="expected uint8"):
         write_png(tmp_path / "y.png", np.zeros((3, 3), np.float32))
     assert not (tmp_path / "y.png").exists()
+
+
+def test_depth_formats_units_and_refusals(tmp_path):
+    from asymformer.data.io import read_depth
+
+    m = np.array([[0.0, 1.25], [np.nan, 3.5]], np.float32)
+    np.save(tmp_path / "d.npy", m)
+    np.savez(tmp_path / "d.npz", depth=m, other=m * 2)
+    Image.fromarray(m).save(tmp_path / "d.tiff")
+    for name in ("d.npy", "d.npz", "d.tiff"):  # float files are metres; NaN is invalid (0)
+        np.testing.assert_array_equal(read_depth(tmp_path / name), np.nan_to_num(m))
+    np.testing.assert_allclose(read_depth(tmp_path / "d.npy", 0.5), np.nan_to_num(m) * 0.5)
+    np.savez(tmp_path / "two.npz", a=m, b=m)
+    with pytest.raises(ValueError, match="holds arrays"):
+        read_depth(tmp_path / "two.npz")
+    np.save(tmp_path / "mm.npy", m * 1000)
+    with pytest.raises(ValueError, match="float depth reaches 3500.0.*--depth-unit 0.001"):
+        read_depth(tmp_path / "mm.npy")
+    write_png(tmp_path / "d8.png", np.full((2, 2), 9, np.uint8))
+    with pytest.raises(ValueError, match="8-bit depth: its unit is unknown"):
+        read_depth(tmp_path / "d8.png")
+    with pytest.raises(ValueError, match="must be a positive number"):
+        read_depth(tmp_path / "d.npy", 0)
+    (tmp_path / "d.exr").write_bytes(b"v/1")
+    with pytest.raises(ValueError, match="is OpenEXR, which is not supported; save float depth in metres"):
+        read_depth(tmp_path / "d.exr")
+    rgba = np.dstack([np.full((2, 2, 3), 77, np.uint8), np.full((2, 2), 255, np.uint8)])
+    Image.fromarray(rgba).save(tmp_path / "grey_rgba.png")  # matplotlib-style grey RGBA
+    np.testing.assert_allclose(read_depth(tmp_path / "grey_rgba.png", 0.01, expect_16bit=False), 0.77, rtol=1e-6)

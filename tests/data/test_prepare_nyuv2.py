@@ -116,3 +116,30 @@ def test_cli_reports_errors_as_one_line(tmp_path, nyuv2_mat_dir, capsys):
                str(nyuv2_mat_dir / "splits.mat"), "--mapping", str(nyuv2_mat_dir / "classMapping40.mat"),
                "--out", str(tmp_path / "o")])
     assert rc == 2 and "nope.mat: file not found" in capsys.readouterr().err
+
+
+# Couprie et al.'s 40 -> 13 mapping as class13Mapping.mat stores it (labels13, classNames)
+LABELS13 = [12, 5, 6, 1, 4, 9, 10, 12, 13, 6, 8, 6, 13, 10, 6, 13, 6, 7, 7, 5, 7, 3, 2, 6, 11, 7, 7, 7, 7, 7,
+            7, 6, 7, 7, 7, 7, 7, 7, 6, 7]
+
+
+def test_prepare_13_classes_with_the_mapping_file(nyu_mat, nyuv2_mat_dir, tmp_path, prepared):
+    from asymformer.data.classes import NYU13_CLASSES
+
+    m13 = tmp_path / "class13Mapping.mat"
+    names = np.empty((1, 13), dtype=object)
+    names[0, :] = list(NYU13_CLASSES)
+    scipy.io.savemat(m13, {"classMapping13": {"labels13": np.array([LABELS13], np.uint8), "classNames": names}})
+    out = tmp_path / "nyu13"
+    args = ["prepare", "nyuv2", "--mat", str(nyu_mat[0]), "--splits", str(nyuv2_mat_dir / "splits.mat"),
+            "--mapping", str(nyuv2_mat_dir / "classMapping40.mat"), "--out", str(out)]
+    assert main([*args, "--classes", "13"]) == 2  # the mapping file is required
+    assert main([*args, "--classes", "13", "--mapping13", str(m13)]) == 0
+    ds = open_dataset(out, "train")
+    assert tuple(ds.class_names) == NYU13_CLASSES and ds.num_classes == 13
+    out40 = prepared[0]
+    lut = np.concatenate([[255], np.array(LABELS13) - 1])  # 40-class file value (0 void, 1..40) -> 13
+    for name in ("0003", "0004"):
+        l40 = read_label(out40 / "labels" / f"{name}.png")
+        np.testing.assert_array_equal(ds[ds.names.index(name)]["label"], lut[l40])
+    assert main([*args, "--classes", "40"]) == 2  # resuming with another label set would mix files

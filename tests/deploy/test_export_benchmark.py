@@ -72,6 +72,14 @@ def test_export_cli_reports_the_check(checkpoint, tmp_path, capsys):
     text = capsys.readouterr().out
     assert rc == 0 and out.is_file()
     assert "opset 17" in text and "ONNX Runtime check at 1x64x96" in text and "OK" in text
+    import json
+
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    norm = json.loads(props["asymformer.normalization"])  # the values, not only a preset name
+    assert norm["name"] == "nyuv2_official" and len(norm["rgb_mean"]) == 3 and norm["depth_std"] > 0
+    assert json.loads(props["asymformer.class_names"]) == [f"c{i}" for i in range(5)]
 
 
 def test_a_variant_that_cannot_export_is_one_clear_error(small_model, tmp_path, monkeypatch):

@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+import asymformer
 from asymformer.cli import main
 
 
@@ -18,7 +19,9 @@ def test_train_stop_resume_then_evaluate_via_cli(tiny_data, tmp_path, capsys):
     assert main(["train", "--out", str(run), "--config", str(cfg), *common]) == 2  # never overwrite a run
     assert "already holds a run" in capsys.readouterr().err
     assert main(["train", "--resume", str(run), "--workers", "0"]) == 0
-    assert "finished at iteration 2/2" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "finished at iteration 2/2" in printed
+    assert "best.safetensors was selected on the test split" in printed  # no separate validation split
     saved = json.loads((run / "config.json").read_text())
     assert saved["crop_size"] == [64, 64] and saved["normalization"] == "imagenet" and saved["epochs"] == 1
 
@@ -35,7 +38,14 @@ def test_train_stop_resume_then_evaluate_via_cli(tiny_data, tmp_path, capsys):
     for name in ("per_class_iou.png", "confusion_matrix.png"):
         assert (out / name).stat().st_size > 500
     assert len((out / "per_class_iou.csv").read_text().splitlines()) == 1 + 4
-    assert len(list((out / "predictions").glob("*.png"))) == 1
+    saved = sorted(p.name for p in (out / "predictions").glob("*.png") if p.name != "legend.png")
+    assert len(saved) == 2 and saved[1] == saved[0].replace(".png", "_labels.png")  # colours + class ids
+    assert (out / "predictions" / "legend.png").stat().st_size > 200
+    ck = asymformer.load_model(ckpt)  # the checkpoint records what evaluate defaults to and draws with
+    assert ck.metadata["eval_size"] == [64, 64] and len(ck.metadata["colors"]) == 4
+    assert "selected_on_split" not in ck.metadata  # last: no selection
+    best = asymformer.load_model(run / "checkpoints" / "best.safetensors")
+    assert best.metadata["selected_on_split"] == "test"
 
     out2 = tmp_path / "eval_ms"
     assert main(["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data), "--size", "64x64",

@@ -49,7 +49,11 @@ def test_save_load_roundtrip_and_metadata(tmp_path):
     header = read_model_header(path)
     assert header["model_name"] == "asymformer_b0_a" and header["model_kwargs"]["fusion"] == "lafs"
     loaded = asymformer.load_model(path)
-    assert loaded.class_names == ["a", "b", "c"] and loaded.normalization == "imagenet"
+    assert loaded.class_names == ["a", "b", "c"]
+    norm = loaded.normalization  # stored as values, with the preset name
+    assert norm["name"] == "imagenet" and norm["rgb_mean"] == [0.485, 0.456, 0.406]
+    assert norm["rgb_std"] == [0.229, 0.224, 0.225] and norm["depth_mean"] == pytest.approx(2.84245035)
+    assert header["normalization"] == norm
     assert loaded.metadata == {"epoch": 7}
     rgb, depth = torch.randn(1, 3, 64, 64), torch.randn(1, 1, 64, 64)
     with torch.no_grad():
@@ -154,3 +158,24 @@ def test_backbone_mismatch_is_clear(refweights, reference_dir, tmp_path):
         load_backbone_weights(asymformer.create_model("asymformer_b0_a"), rgb=path)
     with pytest.raises(ValueError, match="not a SegFormer MiT checkpoint"):
         load_backbone_weights(asymformer.create_model("asymformer_b0_a"), depth=path)
+
+
+def test_old_files_with_a_preset_name_still_load(tmp_path):
+    """Files written before normalisation was stored as values carry only the preset name."""
+    import json
+
+    from asymformer.data.transforms import resolve_normalization
+    from asymformer.deploy import Segmenter
+    from asymformer.models.serialization import FORMAT, save_safetensors
+
+    model = asymformer.create_model("asymformer_b0_a", num_classes=3).eval()
+    header = {"format_version": 1, "model_name": "asymformer_b0_a", "model_kwargs": model.model_kwargs,
+              "class_names": ["a", "b", "c"], "normalization": "imagenet", "metadata": {}}
+    path = tmp_path / "old.safetensors"
+    save_safetensors(model.state_dict(), path, {"format": FORMAT, FORMAT: json.dumps(header)})
+    loaded = asymformer.load_model(path)
+    assert loaded.normalization == "imagenet"
+    seg = Segmenter(loaded, device="cpu")
+    assert seg._norm["rgb_mean"] == list(resolve_normalization("imagenet")["rgb_mean"])
+    asymformer.save_model(loaded, tmp_path / "new.safetensors")  # re-saving upgrades to values
+    assert read_model_header(tmp_path / "new.safetensors")["normalization"]["name"] == "imagenet"

@@ -20,6 +20,9 @@ NYU40_CLASSES = (
     "bathtub", "bag", "otherstructure", "otherfurniture", "otherprop",
 )
 SUN37_CLASSES = NYU40_CLASSES[:37]
+# NYUv2-13 (Couprie et al.; class13Mapping.mat order, as nicr-scene-analysis-datasets names them)
+NYU13_CLASSES = ("bed", "books", "ceiling", "chair", "floor", "furniture", "objects", "picture", "sofa",
+                 "table", "tv", "wall", "window")
 
 
 def make_palette(num: int) -> np.ndarray:
@@ -39,6 +42,11 @@ def make_palette(num: int) -> np.ndarray:
 
 NYU40_COLORS = make_palette(40)
 SUN37_COLORS = NYU40_COLORS[:37].copy()
+NYU13_COLORS = make_palette(13)
+
+# label-set size -> (names, colours) of the public NYUv2 / SUNRGBD class sets
+CLASS_SETS = {40: (NYU40_CLASSES, NYU40_COLORS), 37: (SUN37_CLASSES, SUN37_COLORS),
+              13: (NYU13_CLASSES, NYU13_COLORS)}
 
 
 def colorize(label, colors) -> np.ndarray:
@@ -60,3 +68,15 @@ def colorize(label, colors) -> np.ndarray:
     lut = np.zeros((256, 3), dtype=np.uint8)
     lut[:k] = colors
     return lut[label.astype(np.intp)]
+
+
+def model_colors(num_classes: int, metadata: dict | None = None) -> np.ndarray:
+    """The palette a model's predictions are drawn with: the training dataset's colours when the
+    checkpoint recorded them (metadata "colors"), else the standard palette, which is the
+    NYUv2-40 / SUNRGBD-37 / NYUv2-13 datasets' own."""
+    colors = (metadata or {}).get("colors")
+    if colors is not None:
+        arr = np.asarray(colors)
+        if arr.shape == (num_classes, 3) and arr.min() >= 0 and arr.max() <= 255:
+            return arr.astype(np.uint8)
+    return make_palette(num_classes)

@@ -13,18 +13,25 @@ from pathlib import Path
 import numpy as np
 
 from .base import IGNORE_INDEX, RGBDDataset
-from .io import read_depth, read_label, read_rgb
-from .layouts import LABEL_CONVENTIONS, LAYOUTS, LayoutSpec, check_files, detect_layout
+from .io import DEPTH_ENCODINGS, read_depth, read_label, read_rgb, resolve_depth_unit
+from .layouts import LABEL_CONVENTIONS, LayoutSpec, check_files
+from .releases import LAYOUTS, detect_layout
 
 __all__ = ["open_dataset", "LayoutDataset", "convert_labels", "LAYOUTS"]
 
 
-def open_dataset(root, split: str, layout: str = "auto", transform=None, seed: int = 0) -> LayoutDataset:
+def open_dataset(root, split: str, layout: str = "auto", transform=None, seed: int = 0, *,
+                 classes: int | None = None, sensors=None, depth_unit: float | None = None,
+                 depth_encoding: str | None = None, check: bool = True) -> LayoutDataset:
     """Open `split` ("train", "test", ...) of the dataset in `root`.
 
     `layout="auto"` recognises the folder structure; pass one of `LAYOUTS` to force it.
-    Missing files fail here, at opening; size and label-range problems fail when the sample
-    is read, naming the file.
+    classes: the label set of releases that hold several (NYUv2 40 or 13). sensors: SUNRGBD
+    subset, e.g. "kv1,kv2" or ("realsense",). depth_unit (metres per stored value) and
+    depth_encoding (io.DEPTH_ENCODINGS) override what the layout declares.
+    Missing files fail here, at opening; with `check` a sample of frames is read and a wrong
+    depth unit or encoding, labels beyond the class list or RGB/depth size mismatches stop
+    with one message naming the likely cause and the option that fixes it (data/checks.py).
     """
     root = Path(root)
     if not root.is_dir():
@@ -35,9 +42,25 @@ def open_dataset(root, split: str, layout: str = "auto", transform=None, seed: i
         layout = detect_layout(root)
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; use 'auto' or one of {', '.join(LAYOUTS)}")
-    spec = LAYOUTS[layout][1](root, split)
+    if sensors and layout not in ("nicr_sunrgbd",):
+        raise ValueError(f"sensors={sensors!r}: {root} ({layout} layout) does not record the sensor of each "
+                         f"frame; sensor subsets need the nicr-scene-analysis-datasets SUNRGBD release")
+    spec = LAYOUTS[layout][1](root, split, {"classes": classes, "sensors": sensors})
+    if depth_unit is not None:
+        spec.depth_unit = resolve_depth_unit(None, depth_unit, "depth_unit")
+        spec.depth_encoding, spec.relative_depth = "linear", False
+    if depth_encoding is not None:
+        if depth_encoding not in DEPTH_ENCODINGS:
+            raise ValueError(f"unknown depth_encoding {depth_encoding!r}; use one of {', '.join(DEPTH_ENCODINGS)}")
+        spec.depth_encoding = depth_encoding
+        spec.relative_depth = depth_encoding == "matplotlib_greys_r"
     check_files(root, layout, spec.files)
-    return LayoutDataset(root, spec, transform=transform, seed=seed)
+    ds = LayoutDataset(root, spec, transform=transform, seed=seed)
+    if check:
+        from .checks import check_dataset
+
+        check_dataset(ds)
+    return ds
 
 
 class LayoutDataset(RGBDDataset):
@@ -52,11 +75,17 @@ class LayoutDataset(RGBDDataset):
         self.depth_unit = float(spec.depth_unit)
         self.labels = spec.labels
         self.depth_16bit = spec.depth_16bit
+        self.depth_encoding = spec.depth_encoding
+        self.relative_depth = spec.relative_depth
+        self.sensors = spec.sensors
+        self.label_sets = spec.label_sets
+        self.class_source = spec.source
 
     def load_sample(self, index: int) -> dict:
         rgb_path, depth_path, label_path = self.files[index]
         rgb = read_rgb(rgb_path)
-        depth = read_depth(depth_path, self.depth_unit, expect_16bit=self.depth_16bit)
+        depth = read_depth(depth_path, self.depth_unit, expect_16bit=self.depth_16bit,
+                           encoding=self.depth_encoding)
         raw = read_label(label_path)
         for path, arr in ((depth_path, depth), (label_path, raw)):
             if arr.shape[:2] != rgb.shape[:2]:

@@ -15,6 +15,14 @@ import numpy as np
 from PIL import Image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".npy")
+DEPTH_SUFFIXES = (".png", ".npy", ".npz", ".tif", ".tiff")
+DEPTH_ENCODINGS = ("linear", "sunrgbd_rotated", "matplotlib_greys_r")
+SUNRGBD_MAX_MM = 8000  # read3dPoints.m clips the decoded depth at 8 m
+
+# The 9 colorbrewer "Greys" anchors matplotlib interpolates (reversed for "Greys_r"): DFormer's
+# depth PNGs hold these grey levels, not a linear function of depth.
+_GREYS_R = (0.0, 0.1450980392156863, 0.3215686274509804, 0.45098039215686275, 0.5882352941176471,
+            0.7411764705882353, 0.8509803921568627, 0.9411764705882353, 1.0)
 
 
 def _check_exists(path: Path, what: str) -> None:
@@ -22,13 +30,28 @@ def _check_exists(path: Path, what: str) -> None:
         raise FileNotFoundError(f"{what} file not found: {path}")
 
 
+def _load_npz(path: Path, what: str) -> np.ndarray:
+    with np.load(path, allow_pickle=False) as z:
+        keys = list(z.keys())
+        key = what if what in keys else (keys[0] if len(keys) == 1 else None)
+        if key is None:
+            raise ValueError(f"{what} file {path} holds arrays {keys}; store one array, or one named "
+                             f"{what!r}")
+        return z[key]
+
+
 def _load(path, what: str) -> tuple[np.ndarray, str]:
-    """Return (array, PIL mode or 'npy') for an image or .npy file."""
+    """Return (array, PIL mode or 'npy') for an image, .npy or .npz file."""
     path = Path(path)
     _check_exists(path, what)
+    if path.suffix.lower() == ".exr":
+        raise ValueError(f"{what} file {path} is OpenEXR, which is not supported; save float depth in metres as "
+                         f"a 32-bit float .tiff, .npy or .npz")
     try:
         if path.suffix.lower() == ".npy":
             return np.load(path, allow_pickle=False), "npy"
+        if path.suffix.lower() == ".npz":
+            return _load_npz(path, what), "npy"
         with Image.open(path) as img:
             img.load()
             mode = img.mode
@@ -36,6 +59,8 @@ def _load(path, what: str) -> tuple[np.ndarray, str]:
                 img = img.convert("RGB")
             return np.array(img), mode  # a writable copy: transforms may edit in place
     except (OSError, ValueError, SyntaxError) as exc:
+        if isinstance(exc, ValueError) and str(exc).startswith(what):
+            raise
         raise ValueError(f"cannot read {what} file {path}: {exc} (is it a valid image?)") from None
 
 
@@ -56,24 +81,100 @@ def read_rgb(path) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def read_depth(path, unit: float, expect_16bit: bool = True) -> np.ndarray:
-    """H×W float32 metres (= stored value × unit; 0 stays 0 = invalid).
-
-    An 8-bit PNG where 16-bit is expected usually means a visualisation was saved instead of
-    the measurement; it still loads, with a warning naming the file.
-    """
-    arr, mode = _load(path, "depth")
-    if arr.ndim == 3 and mode != "npy":
-        if not (arr == arr[:, :, :1]).all():
+def _single_channel(arr: np.ndarray, mode: str, path) -> np.ndarray:
+    """Grey saved as RGB or RGBA (matplotlib's imsave always writes RGBA) -> H×W."""
+    if arr.ndim == 3 and mode != "npy" and arr.shape[2] in (2, 3, 4):
+        colour = arr[:, :, :3] if arr.shape[2] >= 3 else arr[:, :, :1]
+        if not (colour == colour[:, :, :1]).all():
             raise ValueError(f"depth file {path} has {arr.shape[2]} different channels; expected a "
-                             f"single-channel depth image")
-        arr = arr[:, :, 0]  # grey saved as RGB (some DFormer releases)
+                             f"single-channel depth image (a colour-mapped picture of depth cannot be "
+                             f"read back as depth)")
+        if arr.shape[2] in (2, 4) and not (arr[:, :, -1] == arr[0, 0, -1]).all():
+            raise ValueError(f"depth file {path} has a varying alpha channel; expected a depth image")
+        arr = arr[:, :, 0]
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
     if arr.ndim != 2:
         raise ValueError(f"depth file {path} has shape {arr.shape}; expected H×W")
-    if expect_16bit and arr.dtype == np.uint8:
+    return arr
+
+
+def greys_r_table() -> tuple[np.ndarray, np.ndarray]:
+    """(byte of each of matplotlib's 256 'Greys_r' entries, relative depth of each byte value)."""
+    lut = np.interp(np.linspace(0.0, 1.0, 256), np.linspace(0.0, 1.0, len(_GREYS_R)), _GREYS_R)
+    forward = (lut * 255).astype(np.uint8)  # matplotlib: to_rgba(bytes=True) truncates
+    centre = (np.arange(256) + 0.5) / 256  # entry i holds normalised values in [i/256, (i+1)/256)
+    known = np.unique(forward)
+    pos = np.array([centre[forward == g].mean() for g in known])
+    inverse = np.interp(np.arange(256), known, pos).astype(np.float32)
+    inverse[0], inverse[255] = 0.0, 1.0
+    return forward, inverse
+
+
+def resolve_depth_unit(dtype, unit, path, arg: str = "depth_unit") -> float:
+    """Metres per stored value: `unit` when given (> 0), else float = metres, 16-bit = mm; 8-bit refused.
+
+    The one rule for files (read_depth, `predict --depth-unit`) and arrays (Segmenter's
+    depth_scale), so the CLI and the API agree on every input.
+    """
+    flag = "--depth-unit" if arg in ("depth_unit", "--depth-unit") else "depth_scale"
+    if unit is not None:
+        if isinstance(unit, bool) or not isinstance(unit, int | float | np.integer | np.floating) or not unit > 0:
+            raise ValueError(f"{arg} must be a positive number of metres per stored value "
+                             f"(0.001 for millimetres, 1 for metres), got {unit!r}")
+        return float(unit)
+    if dtype is None or np.issubdtype(dtype, np.floating):
+        return 1.0
+    if dtype == np.uint8 or dtype == np.int8 or dtype == np.bool_:
+        raise ValueError(f"{path} is 8-bit depth: its unit is unknown (usually a visualisation, not a "
+                         f"measurement). Use the camera's 16-bit or float depth, or state the unit with "
+                         f"{flag} <metres per value> ({arg}=... in Python)")
+    return 0.001
+
+
+def check_float_metres(max_value: float, path, arg: str = "depth_unit") -> None:
+    """Float depth is metres by default; values past 100 are millimetres, which would be 1000× off."""
+    if max_value > 100.0:
+        flag = "--depth-unit 0.001 (depth_unit=0.001)" if arg == "depth_unit" else "depth_scale=0.001"
+        raise ValueError(f"{path}: float depth reaches {max_value:.1f}, which is not metres; float depth is "
+                         f"read as metres unless told otherwise: pass {flag} for millimetres (or the "
+                         f"right metres-per-value factor)")
+
+
+def read_depth(path, unit: float | None = None, expect_16bit: bool = True, encoding: str = "linear") -> np.ndarray:
+    """H×W float32 metres (0 = invalid) from png / tiff / npy / npz.
+
+    unit: metres per stored value; None = float files are metres, integer files millimetres,
+    8-bit files an error (their unit cannot be known). encoding: "linear" (value × unit),
+    "sunrgbd_rotated" (the SUNRGBD toolbox PNG: 16-bit mm rotated left by 3 bits, decoded and
+    clipped at 8 m as read3dPoints.m does) or "matplotlib_greys_r" (DFormer's plt.imsave PNGs:
+    relative depth in [0, 1], not metres). An 8-bit PNG where 16-bit is expected loads with a
+    warning naming the file.
+    """
+    if encoding not in DEPTH_ENCODINGS:
+        raise ValueError(f"unknown depth encoding {encoding!r}; use one of {', '.join(DEPTH_ENCODINGS)}")
+    arr, mode = _load(path, "depth")
+    arr = _single_channel(arr, mode, path)
+    if encoding == "matplotlib_greys_r":
+        if arr.dtype != np.uint8:
+            raise ValueError(f"depth file {path} is {arr.dtype}; a matplotlib 'Greys_r' depth PNG is 8-bit")
+        return greys_r_table()[1][arr]
+    if encoding == "sunrgbd_rotated":
+        if arr.dtype != np.uint16:
+            raise ValueError(f"depth file {path} is {arr.dtype}; SUNRGBD toolbox depth PNGs are uint16")
+        v = arr.astype(np.uint32)
+        mm = ((v >> 3) | (v << 13)) & 0xFFFF
+        return (np.minimum(mm, SUNRGBD_MAX_MM).astype(np.float32) * np.float32(0.001))
+    if expect_16bit and arr.dtype == np.uint8 and unit is not None:
         warnings.warn(f"depth file {path} is 8-bit; expected 16-bit depth, metric precision is lost",
                       stacklevel=2)
-    depth = arr.astype(np.float32) * np.float32(unit)
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"depth file {path} holds {arr.dtype} values; expected numbers")
+    scale = resolve_depth_unit(arr.dtype, unit, f"depth file {path}")
+    if unit is None and np.issubdtype(arr.dtype, np.floating):
+        finite = arr[np.isfinite(arr)]
+        check_float_metres(float(finite.max()) if finite.size else 0.0, f"depth file {path}")
+    depth = arr.astype(np.float32) * np.float32(scale)
     depth[~np.isfinite(depth) | (depth < 0)] = 0.0
     return depth
 

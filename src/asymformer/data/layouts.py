@@ -1,14 +1,13 @@
-"""Layout readers: root folder + split -> the sample files and how to interpret them.
+"""Layout readers for our own layouts (custom, official AsymFormer) and the shared helpers.
 
 One function per on-disk layout (see docs/data.md for the trees); each returns a
-`LayoutSpec`. `LAYOUTS` lists them in auto-detection order with what each expects, which is
-also the text of the error when nothing matches.
+`LayoutSpec`. The peers' releases (NICR, DFormer/CMX, the authors' npy release) live in
+releases.py, which also holds `LAYOUTS`, the auto-detection order.
 """
 
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +33,11 @@ class LayoutSpec:
     labels: str = "one_based"
     depth_16bit: bool = True
     normalization: str = "nyuv2_official"
-
+    depth_encoding: str = "linear"   # see io.read_depth
+    relative_depth: bool = False     # True: depth is not metric (no metre sanity check)
+    sensors: list | None = None      # per-sample sensor (SUNRGBD), aligned with names
+    label_sets: tuple = ()           # label sets the release offers (for messages), e.g. (40, 13)
+    source: str = ""                 # where the class list came from (for messages)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -80,14 +83,14 @@ def _apply_meta(spec: LayoutSpec, path: Path) -> LayoutSpec:
     return spec
 
 
-def _available_splits(root: Path) -> list[str]:
+def available_splits(root: Path) -> list[str]:
     return sorted(p.stem for p in root.glob("*.txt") if p.stem in ("train", "test", "val", "trainval"))
 
 
-def _split_lines(root: Path, split: str) -> list[str]:
+def split_lines(root: Path, split: str) -> list[str]:
     path = root / f"{split}.txt"
     if not path.is_file():
-        avail = _available_splits(root)
+        avail = available_splits(root)
         raise ValueError(f"unknown split {split!r}: {path} does not exist; available splits in "
                          f"{root}: {', '.join(avail) or 'none (no train.txt / test.txt found)'}")
     lines = [ln.strip() for ln in path.read_text().splitlines()]
@@ -97,7 +100,7 @@ def _split_lines(root: Path, split: str) -> list[str]:
     return lines
 
 
-def _find_image(folder: Path, name: str, suffixes=RGB_SUFFIXES) -> Path:
+def find_image(folder: Path, name: str, suffixes=RGB_SUFFIXES) -> Path:
     """The first existing `folder/name<suffix>`; the first candidate when none exists."""
     for suffix in suffixes:
         candidate = folder / f"{name}{suffix}"
@@ -116,121 +119,43 @@ def check_files(root: Path, layout: str, files: list) -> None:
 
 
 # --------------------------------------------------------------------------- layouts
-def read_custom(root: Path, split: str) -> LayoutSpec:
+def read_custom(root: Path, split: str, opts: dict) -> LayoutSpec:
     """Users' own data: classes.json + rgb/ depth/ labels/ + <split>.txt (docs/developing.md)."""
     meta_path = root / "classes.json"
     if not meta_path.is_file():
         raise FileNotFoundError(f"custom layout needs {meta_path} with at least {{\"names\": [...]}}")
     if "names" not in _read_json(meta_path):
         raise ValueError(f"{meta_path} has no 'names' list (one class name per class)")
-    names = _split_lines(root, split)
-    files = [(_find_image(root / "rgb", n), root / "depth" / f"{n}.png", root / "labels" / f"{n}.png")
+    names = split_lines(root, split)
+    files = [(find_image(root / "rgb", n), root / "depth" / f"{n}.png", root / "labels" / f"{n}.png")
              for n in names]
-    return _apply_meta(LayoutSpec("custom", names, files), meta_path)
+    return _apply_meta(LayoutSpec("custom", names, files, source=str(meta_path)), meta_path)
 
 
-def read_asymformer_nyuv2(root: Path, split: str) -> LayoutSpec:
+def read_asymformer_nyuv2(root: Path, split: str, opts: dict) -> LayoutSpec:
     """Official AsymFormer NYUv2 release (= `asymformer prepare nyuv2`): depth uint16 mm, labels 0..40."""
-    names = _split_lines(root, split)
-    files = [(_find_image(root / "images", n), root / "depths" / f"{n}.png", root / "labels" / f"{n}.png")
+    names = split_lines(root, split)
+    files = [(find_image(root / "images", n), root / "depths" / f"{n}.png", root / "labels" / f"{n}.png")
              for n in names]
-    return _with_dataset_json(LayoutSpec("asymformer_nyuv2", names, files), root)
+    return with_dataset_json(LayoutSpec("asymformer_nyuv2", names, files), root)
 
 
-def read_asymformer_sunrgbd(root: Path, split: str) -> LayoutSpec:
+def read_asymformer_sunrgbd(root: Path, split: str, opts: dict) -> LayoutSpec:
     """Official AsymFormer SUNRGBD release: <split>_image/*.npy, <split>_depth, <split>_label.
 
     Their loader divides the depth PNG by 10000 and then normalises with the NYUv2 metric
     statistics (mean 2.84 m), so the stored unit is 0.1 mm: metres = value / 10000.
     """
-    names = _split_lines(root, split)
+    names = split_lines(root, split)
     files = [(root / f"{split}_image" / f"{n}.npy", root / f"{split}_depth" / f"{n}.png",
               root / f"{split}_label" / f"{n}.png") for n in names]
     spec = LayoutSpec("asymformer_sunrgbd", names, files, SUN37_CLASSES, SUN37_COLORS, depth_unit=1e-4)
-    return _with_dataset_json(spec, root)
+    return with_dataset_json(spec, root)
 
 
-def read_esanet(root: Path, split: str) -> LayoutSpec:
-    """nicr-scene-analysis-datasets (ESANet): <split>/{rgb,depth,labels_40|labels_37}/<name>.png."""
-    base = root / split
-    if not (base / "rgb").is_dir():
-        avail = sorted(p.name for p in root.iterdir() if (p / "rgb").is_dir())
-        raise ValueError(f"unknown split {split!r}: {base / 'rgb'} does not exist; available splits "
-                         f"in {root}: {', '.join(avail) or 'none'}")
-    if (root / f"{split}.txt").is_file():
-        names = _split_lines(root, split)
-    else:
-        names = sorted(str(p.relative_to(base / "rgb").with_suffix("")) for p in (base / "rgb").rglob("*")
-                       if p.suffix.lower() in RGB_SUFFIXES)
-    if (base / "labels_40").is_dir() or not (base / "labels_37").is_dir():
-        label_dir, classes, colors = "labels_40", NYU40_CLASSES, NYU40_COLORS
-    else:
-        label_dir, classes, colors = "labels_37", SUN37_CLASSES, SUN37_COLORS
-    files = [(_find_image(base / "rgb", n), base / "depth" / f"{n}.png", base / label_dir / f"{n}.png")
-             for n in names]
-    return _with_dataset_json(LayoutSpec("esanet", names, files, classes, colors), root)
-
-
-def read_dformer(root: Path, split: str) -> LayoutSpec:
-    """DFormer / CMX: RGB/, Depth/ (8-bit per-image min-max), Label/ (0 void, 1..K); lines `RGB/x.jpg`.
-
-    The depth has no metric scale; it is loaded as value / 255 (relative, in [0, 1]) and the
-    dataset recommends the "dformer" normalisation. SUNRGBD (37 classes) is assumed when the
-    folder name contains "sun"; a dataset.json overrides either guess.
-    """
-    names, files = [], []
-    for line in _split_lines(root, split):
-        rel = Path(line.split()[0])
-        stem = rel.stem
-        if not rel.suffix:
-            rgb = _find_image(root / "RGB", stem)
-        else:
-            rgb = root / rel if rel.parent != Path(".") else root / "RGB" / rel
-        names.append(stem)
-        files.append((rgb, _find_image(root / "Depth", stem, (".png", ".jpg")),
-                      _find_image(root / "Label", stem, (".png",))))
-    sun = "sun" in root.resolve().name.lower()
-    spec = LayoutSpec("dformer", names, files, SUN37_CLASSES if sun else NYU40_CLASSES,
-                      SUN37_COLORS if sun else NYU40_COLORS, depth_unit=1 / 255, depth_16bit=False,
-                      normalization="dformer")
-    warnings.warn(f"{root}: DFormer layout depth is 8-bit per-image min-max scaled, so metric depth is "
-                  f"lost; it is loaded as relative depth in [0, 1] with the 'dformer' normalisation",
-                  stacklevel=3)
-    return _with_dataset_json(spec, root)
-
-
-def _with_dataset_json(spec: LayoutSpec, root: Path) -> LayoutSpec:
+def with_dataset_json(spec: LayoutSpec, root: Path) -> LayoutSpec:
     meta = root / "dataset.json"
-    return _apply_meta(spec, meta) if meta.is_file() else spec
-
-
-def _is_dir(root: Path, *names: str) -> bool:
-    return all((root / n).is_dir() for n in names)
-
-
-# name -> (detector, reader, what it expects); the order is the auto-detection order.
-LAYOUTS = {
-    "custom": (lambda r: (r / "classes.json").is_file() and _is_dir(r, "rgb"), read_custom,
-               "classes.json, rgb/, depth/, labels/, train.txt/test.txt"),
-    "asymformer_nyuv2": (lambda r: _is_dir(r, "images", "depths", "labels"), read_asymformer_nyuv2,
-                         "images/, depths/ (uint16 mm), labels/ (0 void, 1..40), train.txt/test.txt"),
-    "asymformer_sunrgbd": (lambda r: _is_dir(r, "train_image") or _is_dir(r, "test_image"),
-                           read_asymformer_sunrgbd,
-                           "{train,test}_image/*.npy, {train,test}_depth/, {train,test}_label/, "
-                           "train.txt/test.txt"),
-    "esanet": (lambda r: _is_dir(r, "train/rgb") or _is_dir(r, "test/rgb"), read_esanet,
-               "{train,test}/rgb/, {train,test}/depth/ (uint16 mm), {train,test}/labels_40/ or labels_37/"),
-    "dformer": (lambda r: _is_dir(r, "RGB", "Depth", "Label"), read_dformer,
-                "RGB/, Depth/, Label/, train.txt/test.txt with lines like RGB/x.jpg"),
-}
-
-
-def detect_layout(root: Path) -> str:
-    """The first layout whose folders are present in `root`, or a ValueError listing them all."""
-    for name, (detect, _, _) in LAYOUTS.items():
-        if detect(root):
-            return name
-    expected = "; ".join(f"{name}: {what}" for name, (_, _, what) in LAYOUTS.items())
-    raise ValueError(f"cannot recognise the dataset layout of {root}. Known layouts and what they "
-                     f"expect: {expected}. Pass layout=... or arrange the files like one of them "
-                     f"(see docs/data.md)")
+    if meta.is_file():
+        spec.source = str(meta)
+        return _apply_meta(spec, meta)
+    return spec

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .classes import NYU40_CLASSES, NYU40_COLORS
+from .classes import NYU40_CLASSES, NYU40_COLORS, make_palette
 from .io import atomic_write_bytes, write_png
 
 NYU_FRAMES = 1449
@@ -71,6 +71,28 @@ def load_class_lut(path) -> np.ndarray:
         raise ValueError(f"--mapping {path}: mapClass must hold {NUM_RAW_CLASSES} values in 1..40, got "
                          f"{mapping.size} values in {mapping.min()}..{mapping.max()}")
     return np.concatenate([[0], mapping]).astype(np.uint8)
+
+
+def load_class13(path) -> tuple[np.ndarray, list[str]]:
+    """class13Mapping.mat (Couprie et al.; bundled with nicr-scene-analysis-datasets) ->
+    (41-entry lut40to13 with 0 = void, the 13 class names as the file spells them)."""
+    path = _require_file(path, "--mapping13")
+    mat = _loadmat(path, "--mapping13")
+    if "classMapping13" not in mat:
+        keys = sorted(k for k in mat if not k.startswith("__"))
+        raise ValueError(f"--mapping13 {path} has no classMapping13 (found: {keys}); pass class13Mapping.mat")
+    rec = mat["classMapping13"]
+    rec = rec[0, 0] if getattr(rec, "shape", ()) == (1, 1) else rec
+    try:
+        m13 = np.ravel(rec["labels13"]).astype(np.int64)
+        names = [str(np.ravel(n)[0]) for n in np.ravel(rec["classNames"])]
+    except (KeyError, ValueError, IndexError, TypeError):
+        raise ValueError(f"--mapping13 {path}: classMapping13 needs fields labels13 (40 values) and "
+                         f"classNames (13 names)") from None
+    if m13.size != 40 or m13.min() < 1 or m13.max() > 13 or len(names) != 13:
+        raise ValueError(f"--mapping13 {path}: labels13 must hold 40 values in 1..13 and classNames 13 names, "
+                         f"got {m13.size} values in {m13.min()}..{m13.max()} and {len(names)} names")
+    return np.concatenate([[0], m13]).astype(np.uint8), names
 
 
 def open_labeled_mat(path, raw_depth: bool = False):
@@ -129,14 +151,27 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def prepare_nyuv2(mat, splits, mapping, out, raw_depth: bool = False, overwrite: bool = False,
-                  expect_counts: bool = True) -> dict:
-    """Convert the labeled NYUv2 .mat; returns {"train", "test", "written", "skipped", "out"}."""
+                  expect_counts: bool = True, classes: int = 40, mapping13=None) -> dict:
+    """Convert the labeled NYUv2 .mat; returns {"train", "test", "written", "skipped", "out"}.
+
+    classes=13 maps the 40 classes on to NYUv2-13 with `mapping13` (class13Mapping.mat) and
+    takes the class names from that file.
+    """
     split_idx = load_splits(splits)
     if expect_counts and {k: len(v) for k, v in split_idx.items()} != NYU_SPLIT_SIZES:
         raise ValueError(f"--splits {splits}: expected {NYU_SPLIT_SIZES} indices, got "
                          f"{ {k: len(v) for k, v in split_idx.items()} }")
     lut = load_class_lut(mapping)
+    names, colors = list(NYU40_CLASSES), NYU40_COLORS.tolist()
+    if classes == 13:
+        if mapping13 is None:
+            raise ValueError("--classes 13 needs --mapping13 class13Mapping.mat (the 40 -> 13 mapping)")
+        lut13, names = load_class13(mapping13)
+        lut, colors = lut13[lut], make_palette(13).tolist()
+    elif classes != 40:
+        raise ValueError(f"--classes must be 40 or 13, got {classes}")
     out = Path(out)
+    _check_same_classes(out, names, overwrite)
     written = skipped = 0
     with open_labeled_mat(mat, raw_depth) as f:
         frames = f["images"].shape[0]
@@ -154,13 +189,27 @@ def prepare_nyuv2(mat, splits, mapping, out, raw_depth: bool = False, overwrite:
             written += 1
     for split, idx in split_idx.items():
         _write_text(out / f"{split}.txt", "".join(frame_name(i) + "\n" for i in idx))
-    meta = {"dataset": "nyuv2", "layout": "asymformer_nyuv2", "names": list(NYU40_CLASSES),
-            "colors": NYU40_COLORS.tolist(), "depth_unit": 0.001, "labels": "one_based",
+    meta = {"dataset": "nyuv2", "layout": "asymformer_nyuv2", "names": names,
+            "colors": colors, "depth_unit": 0.001, "labels": "one_based",
             "raw_depths": bool(raw_depth), "name_format": "1-based frame index, 4 digits"}
     _write_text(out / "dataset.json", json.dumps(meta, indent=1))
     _verify(out, [frame_name(i) for i in wanted], raw_depth)
     return {"train": len(split_idx["train"]), "test": len(split_idx["test"]), "written": written,
             "skipped": skipped, "out": str(out)}
+
+
+def _check_same_classes(out: Path, names: list[str], overwrite: bool) -> None:
+    """Resuming into a folder prepared with another label set would mix label files."""
+    meta = out / "dataset.json"
+    if overwrite or not meta.is_file():
+        return
+    try:
+        old = json.loads(meta.read_text()).get("names")
+    except (OSError, ValueError):
+        return
+    if old and len(old) != len(names):
+        raise ValueError(f"{out} was prepared with {len(old)} classes; pass --overwrite to rewrite it with "
+                         f"{len(names)}, or use another --out")
 
 
 def _verify(out: Path, names: list[str], raw_depth: bool) -> None:

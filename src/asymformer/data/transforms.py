@@ -16,14 +16,16 @@ Resampling rules (see docs/synthetic.md, "Transforms"):
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from PIL import Image
 
 from .base import IGNORE_INDEX
 
-__all__ = ["NORMALIZATIONS", "normalize", "resolve_normalization", "TrainTransform", "EvalTransform",
-           "hsv_jitter", "resize_depth"]
+__all__ = ["NORMALIZATIONS", "normalize", "normalize_planar", "normalization_values", "prepare_frame",
+           "resolve_normalization", "TrainTransform", "EvalTransform", "hsv_jitter", "resize_depth"]
 
 _NYU_DEPTH = {"depth_mean": 2.8424503515351494, "depth_std": 0.9932836506164299}
 _IMAGENET_RGB = {"rgb_mean": (0.485, 0.456, 0.406), "rgb_std": (0.229, 0.224, 0.225)}
@@ -74,26 +76,75 @@ def _as_tensor(x) -> torch.Tensor:
     return torch.from_numpy(x)
 
 
+def normalization_values(preset) -> dict:
+    """The mean/std values of a preset name or dict, JSON-ready, with the preset name when known.
+
+    Checkpoints and exported models store these values (not only a name), so a file stays
+    usable if a preset is ever renamed, and other tools can read what the model expects.
+    """
+    stats = resolve_normalization(preset)
+    out = {"rgb_mean": [float(v) for v in stats["rgb_mean"]], "rgb_std": [float(v) for v in stats["rgb_std"]],
+           "depth_mean": float(stats["depth_mean"]), "depth_std": float(stats["depth_std"])}
+    name = preset if isinstance(preset, str) else (preset.get("name") if isinstance(preset, dict) else None)
+    if isinstance(name, str):
+        out["name"] = name
+    return out
+
+
+@functools.lru_cache(maxsize=32)
+def _rgb_affine(mean: tuple, std: tuple, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """x * scale + shift == (x / 255 - mean) / std, made once per device: building them per frame
+    would cost a host-to-device copy, and a stall, on every call on a GPU."""
+    std64 = torch.tensor(std, dtype=torch.float64)
+    scale = (1.0 / (255.0 * std64)).float().view(3, 1, 1)
+    shift = (-torch.tensor(mean, dtype=torch.float64) / std64).float().view(3, 1, 1)
+    return scale.to(device), shift.to(device)
+
+
+def normalize_planar(rgb: torch.Tensor, depth: torch.Tensor, preset) -> tuple[torch.Tensor, torch.Tensor]:
+    """The normalisation arithmetic itself, on channels-first tensors on any device.
+
+    rgb: (..., 3, H, W) 0..255 (uint8 or float), depth: (..., H, W) or (..., 1, H, W) metres.
+    Every path (datasets, Segmenter, predict, evaluate) ends here, so the numbers are identical.
+    """
+    stats = resolve_normalization(preset)
+    scale, shift = _rgb_affine(tuple(map(float, stats["rgb_mean"])), tuple(map(float, stats["rgb_std"])),
+                               str(rgb.device))
+    x = rgb.to(torch.float32).contiguous()
+    x = x.mul_(scale).add_(shift) if x.data_ptr() != rgb.data_ptr() else x.mul(scale).add_(shift)
+    d = depth.to(torch.float32, copy=True).sub_(stats["depth_mean"]).mul_(1.0 / stats["depth_std"])
+    return x, d
+
+
 def normalize(rgb, depth, preset="nyuv2_official") -> tuple[torch.Tensor, torch.Tensor]:
     """rgb (H×W×3 or B×H×W×3, 0..255) and depth (H×W or B×H×W) -> float32 (3×H×W, 1×H×W) tensors.
 
     Batched input gives B×3×H×W and B×1×H×W. Accepts numpy arrays or tensors.
     """
-    stats = resolve_normalization(preset)
+    resolve_normalization(preset)
     rgb_t, d_t = _as_tensor(rgb), _as_tensor(depth)
     if rgb_t.ndim not in (3, 4) or rgb_t.shape[-1] != 3:
         raise ValueError(f"normalize: rgb must be H×W×3 or B×H×W×3, got shape {tuple(rgb_t.shape)}")
     if tuple(d_t.shape) != tuple(rgb_t.shape[:-1]):
         raise ValueError(f"normalize: depth must have shape {tuple(rgb_t.shape[:-1])} (rgb without "
                          f"channels), got {tuple(d_t.shape)}")
-    std = torch.tensor(stats["rgb_std"], dtype=torch.float64)
-    scale = (1.0 / (255.0 * std)).float().view(3, 1, 1)
-    shift = (-torch.tensor(stats["rgb_mean"], dtype=torch.float64) / std).float().view(3, 1, 1)
     # channels-first copy of the 8-bit data first, then in-place float maths: ~8× faster than
     # doing arithmetic on the strided channels-last view
-    x = rgb_t.movedim(-1, -3).contiguous().to(torch.float32).mul_(scale).add_(shift)
-    d = d_t.to(torch.float32, copy=True).sub_(stats["depth_mean"]).mul_(1.0 / stats["depth_std"])
+    x, d = normalize_planar(rgb_t.movedim(-1, -3).contiguous(), d_t, preset)
     return x, d.unsqueeze(-3)
+
+
+def prepare_frame(rgb: np.ndarray, depth: np.ndarray, size, preset) -> tuple[torch.Tensor, torch.Tensor]:
+    """THE inference pre-processing: uint8 H×W×3 + metres H×W -> resized, normalised (3×h×w, 1×h×w).
+
+    Evaluation (EvalTransform), `predict` and `Segmenter` all call this: rgb bilinear with PIL's
+    antialiasing, depth validity-weighted (never blends valid depth with holes), then normalise.
+    size None keeps the frame size.
+    """
+    if size is not None and tuple(size) != rgb.shape[:2]:
+        rgb = _resize_rgb(rgb, size)
+        depth = resize_depth(depth, size)
+    return normalize(rgb, depth, preset)
 
 
 # --------------------------------------------------------------------------- resampling
@@ -257,12 +308,12 @@ class EvalTransform:
 
     def __call__(self, sample: dict, rng: np.random.Generator | None = None) -> dict:
         rgb, depth, label = _check_sample(sample)
-        if self.size is not None and self.size != rgb.shape[:2]:
-            rgb = _resize_rgb(rgb, self.size)
-            depth = resize_depth(depth, self.size)
-            if not self.keep_label:
-                label = _resize_label(label, self.size)
-        return _finish(rgb, depth, label, sample.get("name", ""), self.normalization)
+        frame = rgb.shape[:2]
+        x, d = prepare_frame(rgb, depth, self.size, self.normalization)
+        if self.size is not None and self.size != frame and not self.keep_label:
+            label = _resize_label(label, self.size)
+        return {"rgb": x, "depth": d, "label": _as_tensor(np.asarray(label, np.int64)),
+                "name": sample.get("name", ""), "frame_size": torch.tensor(frame)}
 
     def __repr__(self) -> str:
         return (f"EvalTransform(size={self.size}, normalization={self.normalization!r}, "

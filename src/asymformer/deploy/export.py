@@ -84,6 +84,7 @@ def export_onnx(model: torch.nn.Module, path, height: int = 480, width: int = 64
             name = getattr(model, "model_name", None) or type(model).__name__
             raise ValueError(f"cannot export {name} to ONNX (opset {opset}, dynamic={dynamic}): "
                              f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from None
+        _write_metadata(tmp, model)
         report = {"path": str(path), "opset": _file_opset(tmp), "dynamic": bool(dynamic),
                   "inputs": list(INPUT_NAMES), "outputs": list(OUTPUT_NAMES),
                   "export_shape": [batch, height, width]}
@@ -95,6 +96,31 @@ def export_onnx(model: torch.nn.Module, path, height: int = 480, width: int = 64
             os.unlink(tmp)
     report["bytes"] = path.stat().st_size
     return report
+
+
+def _write_metadata(path, model) -> None:
+    """Store what a deployment needs to feed the graph: normalisation values, classes, units.
+
+    ONNX metadata_props (string key/values): `asymformer.normalization` is JSON with rgb_mean /
+    rgb_std (applied to rgb / 255) and depth_mean / depth_std (applied to depth in metres).
+    """
+    import json
+
+    import onnx
+
+    from asymformer.data.transforms import normalization_values
+
+    proto = onnx.load(str(path), load_external_data=False)
+    props = {"asymformer.input": "rgb: (rgb / 255 - rgb_mean) / rgb_std, NCHW; depth: (metres - depth_mean) / "
+                                 "depth_std, N1HW, invalid depth = 0 m"}
+    norm = getattr(model, "normalization", None)
+    if norm is not None:
+        props["asymformer.normalization"] = json.dumps(normalization_values(norm))
+    names = getattr(model, "class_names", None)
+    if names:
+        props["asymformer.class_names"] = json.dumps(list(names))
+    onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, **props})
+    onnx.save(proto, str(path))
 
 
 def _file_opset(path) -> int:

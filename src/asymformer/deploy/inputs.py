@@ -7,10 +7,9 @@ metres from a simulator, PIL images from files. Converting here, once, on the mo
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 def normalization_params(preset) -> tuple[tuple, tuple, float, float]:
@@ -75,45 +74,41 @@ def depth_to_batch(depth, is_tensor_layout: bool) -> torch.Tensor:
 
 
 def depth_scale_for(depth: torch.Tensor, depth_scale) -> float:
-    """Metres per stored unit; guessed only where unambiguous (uint16 = mm, float = metres)."""
-    if depth_scale is not None:
-        if not float(depth_scale) > 0:
-            raise ValueError(f"depth_scale must be > 0 (metres per stored unit), got {depth_scale}")
-        return float(depth_scale)
-    if depth.dtype == torch.uint8:
-        raise ValueError("depth is 8-bit: its unit is unknown (often a visualisation, not a measurement); "
-                         "pass depth_scale=<metres per unit> explicitly")
-    if not depth.dtype.is_floating_point:
-        return 0.001  # uint16 / integer depth from RGB-D cameras: millimetres
-    finite = depth[torch.isfinite(depth)]
-    if finite.numel() and float(finite.max()) > 100.0:
-        raise ValueError(f"float depth reaches {float(finite.max()):.1f}: that is not metres; pass "
-                         f"depth_scale=0.001 for millimetres (or the right metres-per-unit factor)")
-    return 1.0
+    """Metres per stored unit: the same rule as files (data.io.resolve_depth_unit) for arrays.
 
-
-@functools.lru_cache(maxsize=16)
-def _rgb_affine(rgb_mean: tuple, rgb_std: tuple, device: str, dtype: torch.dtype):
-    """Per-channel mean and 1/std in 0..255 units, made once per device and dtype: building
-    them per frame would cost a host-to-device copy (and a stall) on every call on a GPU."""
-    mean = torch.tensor(rgb_mean, dtype=torch.float64).view(1, 3, 1, 1) * 255.0
-    inv = 1.0 / (torch.tensor(rgb_std, dtype=torch.float64).view(1, 3, 1, 1) * 255.0)
-    return mean.to(device=device, dtype=dtype), inv.to(device=device, dtype=dtype)
-
-
-def normalize_on_device(rgb: torch.Tensor, depth: torch.Tensor, params, scale: float,
-                        device, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-    """Upload raw bytes, then /255, mean/std and depth unit -> metres -> mean/std on `device`.
-
-    The arithmetic runs in float32 (uint16 millimetres do not fit float16's 11-bit mantissa)
-    and the result is cast to `dtype`, the model's.
+    Given: must be > 0. Not given: float = metres (refused when it reaches past 100, which is
+    millimetres), integer = millimetres, 8-bit refused (its unit is unknown).
     """
-    rgb_mean, rgb_std, d_mean, d_std = params
-    rgb = rgb.to(device, non_blocking=True).to(torch.float32)
-    depth = depth.to(device, non_blocking=True).to(torch.float32)
-    mean, inv = _rgb_affine(tuple(rgb_mean), tuple(rgb_std), str(torch.device(device)), torch.float32)
-    rgb = (rgb - mean) * inv
-    depth = depth * scale
-    depth = torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.zeros_like(depth))
-    depth = (depth - d_mean) / d_std
-    return rgb.to(dtype).contiguous(), depth.to(dtype).contiguous()
+    from asymformer.data.io import check_float_metres, resolve_depth_unit
+
+    if depth.dtype.is_floating_point:
+        dtype = np.dtype(np.float32)
+    elif depth.dtype in (torch.uint8, torch.int8, torch.bool):
+        dtype = np.dtype(np.uint8)
+    else:
+        dtype = np.dtype(np.int32)
+    scale = resolve_depth_unit(dtype, depth_scale, "depth_scale", arg="depth_scale")
+    if depth_scale is None and depth.dtype.is_floating_point:
+        finite = depth[torch.isfinite(depth)]
+        check_float_metres(float(finite.max()) if finite.numel() else 0.0, "depth", arg="depth_scale")
+    return scale
+
+
+def depth_to_metres(depth: torch.Tensor, scale: float) -> torch.Tensor:
+    """Stored depth -> float32 metres with invalid (0, NaN, negative) = 0, on depth's device."""
+    d = depth.to(torch.float32) * np.float32(scale)
+    return torch.where(torch.isfinite(d) & (d > 0), d, torch.zeros_like(d))
+
+
+def resize_on_device(rgb: torch.Tensor, depth_m: torch.Tensor, size) -> tuple[torch.Tensor, torch.Tensor]:
+    """The torch port of data.transforms.prepare_frame's resize, for tensor frames already on a GPU.
+
+    Same rules: rgb bilinear with antialiasing (PIL's filter), depth validity-weighted so valid
+    depth is never blended with holes, and pixels with < half valid weight stay invalid.
+    """
+    r = F.interpolate(rgb.to(torch.float32), size=size, mode="bilinear", align_corners=False, antialias=True)
+    valid = (depth_m > 0).to(torch.float32)
+    num = F.interpolate(depth_m * valid, size=size, mode="bilinear", align_corners=False, antialias=True)
+    den = F.interpolate(valid, size=size, mode="bilinear", align_corners=False, antialias=True)
+    d = num / den.clamp_min(1e-6)
+    return r.clamp_(0, 255), torch.where(den < 0.5, torch.zeros_like(d), d)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -19,55 +20,117 @@ import numpy as np
 
 from . import render
 
-SUFFIXES = (".png", ".jpg", ".jpeg", ".npy")
+SUFFIXES = (".png", ".jpg", ".jpeg", ".npy", ".npz", ".tif", ".tiff")
+# a role word at the end (a_rgb, a-depth, a.color) or start (rgb_a) of a name; dropped when pairing
+_ROLE = r"(rgb|color|colour|image|img|depth|aligned_depth|depth_aligned|depth_raw|label|labels|gt)"
+_ROLE_END = re.compile(r"^(.+?)[_\-. ]" + _ROLE + r"$", re.IGNORECASE)
+_ROLE_START = re.compile(r"^" + _ROLE + r"[_\-. ](.+)$", re.IGNORECASE)
 
 
-def expand(spec, what: str) -> list[Path]:
-    """FILE, DIR (its image files) or GLOB pattern -> sorted paths; FileNotFoundError when empty."""
+def _glob_regex(pattern: str) -> re.Pattern:
+    """A regex for a glob pattern whose groups are what the wildcards matched."""
+    out, i = [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "*":
+            while i + 1 < len(pattern) and pattern[i + 1] == "*":
+                i += 1
+            out.append("(.*)")
+        elif ch == "?":
+            out.append("(.)")
+        elif ch == "[" and "]" in pattern[i + 1:]:
+            j = pattern.index("]", i + 2) if pattern[i + 1] == "]" else pattern.index("]", i + 1)
+            body = pattern[i + 1:j]
+            out.append("([" + ("^" + body[1:] if body.startswith("!") else body).replace("\\", "\\\\") + "])")
+            i = j
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+def _glob_key(pattern: str, path: str) -> str:
+    """What the wildcards matched: folder parts joined by '/', the file-name part concatenated."""
+    head = pattern.rpartition("/")[0]
+    n_dir = _glob_regex(head).groups if head else 0
+    m = _glob_regex(pattern).match(path)
+    if not m:
+        return Path(path).stem
+    groups = m.groups()
+    key = "/".join(g for g in groups[:n_dir] if g)
+    base = "".join(g for g in groups[n_dir:] if g)
+    return f"{key}/{base}" if key and base else (key or base or Path(path).stem)
+
+
+def expand(spec, what: str) -> list[tuple[str, Path]]:
+    """FILE, DIR (its image files) or GLOB -> sorted (key, path); FileNotFoundError when empty.
+
+    The key pairs files across --rgb / --depth / --labels: the stem for files and folders,
+    what the wildcards matched for a glob ("frames/*_rgb.png" gives "a" for frames/a_rgb.png).
+    """
     p = Path(spec)
     if p.is_file():
-        return [p]
+        return [(p.stem, p)]
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES)
         if not files:
             raise FileNotFoundError(f"--{what} directory {p} has no {'/'.join(SUFFIXES)} files")
-        return files
+        return [(f.stem, f) for f in files]
     if any(ch in str(spec) for ch in "*?["):
-        files = sorted(Path(f) for f in glob.glob(str(spec)) if Path(f).is_file())
+        files = sorted(f for f in glob.glob(str(spec)) if Path(f).is_file())
         if not files:
             raise FileNotFoundError(f"--{what} pattern {spec!r} matches no files")
-        return files
+        return [(_glob_key(str(spec), f), Path(f)) for f in files]
     raise FileNotFoundError(f"--{what} {spec} is not a file, a directory or a glob pattern")
 
 
-def _by_name(paths: list[Path], what: str) -> dict[str, Path]:
-    names = {}
-    for path in paths:
-        if path.stem in names:
-            raise ValueError(f"--{what}: two files named {path.stem!r} ({names[path.stem].name}, {path.name}); "
-                             f"keep one per name")
-        names[path.stem] = path
+def _strip_role(key: str) -> str:
+    key = Path(key).with_suffix("").as_posix() if Path(key).suffix.lower() in SUFFIXES else key
+    head, _, base = key.rpartition("/")
+    m = _ROLE_END.match(base) or _ROLE_START.match(base)
+    if m:
+        base = m.group(1) if m.re is _ROLE_END else m.group(2)
+    return f"{head}/{base}" if head else base
+
+
+def _by_key(items: list[tuple[str, Path]], what: str, strip: bool) -> dict[str, Path]:
+    names: dict[str, Path] = {}
+    for key, path in items:
+        key = _strip_role(key) if strip else key
+        if key in names:
+            raise ValueError(f"--{what}: two files pair as {key!r} ({names[key]}, {path}); keep one per frame")
+        names[key] = path
     return names
 
 
 def pair_files(rgb, depth, labels=None) -> list[tuple[str, Path, Path, Path | None]]:
-    """(name, rgb, depth, label-or-None) for each frame; files are paired by name without extension.
+    """(name, rgb, depth, label-or-None) for each frame; rules in docs/deploy.md ("Pairing files").
 
-    A single file on each side is paired whatever the names. Different counts or names that
-    have no partner are errors that list the culprits.
+    1. A single file on each side is one frame, whatever the names.
+    2. Otherwise files pair by key: the stem, or for a glob what its wildcards matched.
+    3. If the keys do not all pair, a role word at the end or start of each key (a_rgb,
+       a-depth, rgb_a, color/colour/image/img, depth/aligned_depth/depth_raw, label/gt) is
+       dropped on every side, so a_rgb.png pairs with a_depth.png.
+    Names left without a partner are an error that lists them.
     """
     rgbs, depths = expand(rgb, "rgb"), expand(depth, "depth")
     labs = expand(labels, "labels") if labels is not None else []
     if len(rgbs) == 1 and len(depths) == 1 and len(labs) <= 1:
-        return [(rgbs[0].stem, rgbs[0], depths[0], labs[0] if labs else None)]
+        name = _strip_role(rgbs[0][0])
+        return [(name, rgbs[0][1], depths[0][1], labs[0][1] if labs else None)]
     if len(rgbs) != len(depths):
         raise ValueError(f"{len(rgbs)} rgb files but {len(depths)} depth files; give one depth image per "
                          f"rgb image, with the same name")
-    r, d, lab = _by_name(rgbs, "rgb"), _by_name(depths, "depth"), _by_name(labs, "labels")
-    missing = sorted(set(r) ^ set(d))
+    for strip in (False, True):
+        r, d = _by_key(rgbs, "rgb", strip), _by_key(depths, "depth", strip)
+        lab = _by_key(labs, "labels", strip)
+        missing = sorted(set(r) ^ set(d))
+        if not missing and not (lab and set(r) - set(lab)):
+            break
     if missing:
         raise ValueError(f"unpaired names between --rgb and --depth: {', '.join(missing[:5])}"
-                         f"{' ...' if len(missing) > 5 else ''}; files pair by name without extension")
+                         f"{' ...' if len(missing) > 5 else ''}; files pair by name without extension "
+                         f"(and without a role word such as _rgb / _depth)")
     if lab and set(r) - set(lab):
         raise ValueError(f"no ground-truth label for: {', '.join(sorted(set(r) - set(lab))[:5])}")
     return [(n, r[n], d[n], lab.get(n)) for n in sorted(r)]
@@ -87,10 +150,15 @@ def _gt_to_zero_based(label: np.ndarray, base: str) -> np.ndarray:
     raise ValueError(f"labels base must be 'one_based' or 'zero_based', got {base!r}")
 
 
-def predict_files(segmenter, pairs, out_dir, depth_unit: float = 0.001, overlay: bool = False,
+def predict_files(segmenter, pairs, out_dir, depth_unit: float | None = None, overlay: bool = False,
                   panel: bool = False, attention: bool = False, save_labels: bool = False,
                   alpha: float = 0.5, labels_base: str = "one_based", progress: bool = True) -> dict:
-    """Run `segmenter` on each pair and write the pictures; returns (and writes) the summary."""
+    """Run `segmenter` on each pair and write the pictures; returns (and writes) the summary.
+
+    depth_unit: metres per stored value; None = the file's own rule (data.io.read_depth: float
+    files are metres, 16-bit PNGs millimetres, 8-bit refused). Frames are read in metres and
+    handed to the Segmenter as such, so files and arrays follow one rule.
+    """
     from tqdm import tqdm
 
     from asymformer.data.classes import colorize
@@ -98,19 +166,25 @@ def predict_files(segmenter, pairs, out_dir, depth_unit: float = 0.001, overlay:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    colors = palette_for(segmenter.num_classes)
+    colors = getattr(segmenter, "colors", None)
+    colors = palette_for(segmenter.num_classes) if colors is None else colors
+    if segmenter.class_names:
+        from asymformer import viz
+
+        viz.save_image(viz.legend(segmenter.class_names, colors), out / "legend.png")
     model_s, frames = 0.0, []
     t_all = time.perf_counter()
     for name, rgb_path, depth_path, label_path in tqdm(pairs, desc="predict", unit="frame", disable=not progress):
         rgb = read_rgb(rgb_path)
-        depth = read_depth(depth_path, depth_unit)
+        depth = read_depth(depth_path, depth_unit, expect_16bit=False)
         if depth.shape != rgb.shape[:2]:
             raise ValueError(f"{depth_path} is {depth.shape[0]}×{depth.shape[1]} but {rgb_path} is "
                              f"{rgb.shape[0]}×{rgb.shape[1]}; register depth to the colour image first")
         t0 = time.perf_counter()
-        res = segmenter(rgb, depth, return_attention=attention)
+        res = segmenter(rgb, depth, return_attention=attention, depth_scale=1.0)
         model_s += time.perf_counter() - t0
         color = colorize(res.labels, colors)
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
         write_png(out / f"{name}.png", color)
         if save_labels:
             write_png(out / f"{name}_labels.png", res.labels.astype(np.uint8))

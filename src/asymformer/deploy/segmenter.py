@@ -15,10 +15,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from asymformer.data.transforms import normalization_values, normalize_planar, prepare_frame
 from asymformer.devices import resolve_device
 
 from .common import fused_copy
-from .inputs import depth_scale_for, depth_to_batch, normalization_params, normalize_on_device, rgb_to_batch
+from .inputs import depth_scale_for, depth_to_batch, depth_to_metres, resize_on_device, rgb_to_batch
 
 
 @dataclass
@@ -63,8 +64,11 @@ class Segmenter:
         model = _load(model_or_path)
         self.num_classes = getattr(model, "num_classes", None)
         self.class_names = getattr(model, "class_names", None) or _default_names(self.num_classes)
+        from asymformer.data.classes import model_colors
+
+        self.colors = model_colors(self.num_classes, getattr(model, "metadata", None))
         self.normalization = normalization or getattr(model, "normalization", None) or "nyuv2_official"
-        self._norm = normalization_params(self.normalization)
+        self._norm = normalization_values(self.normalization)
         self.depth_scale = depth_scale
         if depth_scale is not None:
             depth_scale_for(torch.zeros(1), depth_scale)  # validate now, not on the first frame
@@ -73,7 +77,7 @@ class Segmenter:
         self.size = tuple(size) if size is not None else None
         self.model = fused_copy(model, self.device)  # the caller's model stays where it is
         self.dtype = next(self.model.parameters()).dtype
-        self._inferred_scale = {}  # depth dtype -> metres per unit, decided on the first frame
+        self._inferred_scale = {}  # depth dtype -> metres per unit, for frames already on a GPU
         self.backend = "fused"
         self._fn = self.model
         if optimize:
@@ -88,42 +92,58 @@ class Segmenter:
         return (f"Segmenter(device={self.device}, backend={self.backend!r}, "
                 f"normalization={self.normalization!r}, classes={self.num_classes})")
 
-    def preprocess(self, rgb, depth) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int], bool]:
-        """Frames -> normalised B×3×H×W / B×1×H×W float tensors on the device (+ frame size)."""
+    def preprocess(self, rgb, depth, depth_scale=None) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int], bool]:
+        """Frames -> normalised B×3×H×W / B×1×H×W float tensors on the device (+ frame size).
+
+        numpy / PIL frames that need resizing go through `data.transforms.prepare_frame`, the
+        code evaluation and `asymformer predict` use, so the same frame gives the same input
+        everywhere. Without resizing, raw bytes are uploaded and normalised on the device with
+        the same arithmetic (`normalize_planar`). Tensor frames (a GPU loop) stay on their
+        device and resize with the torch port of the same rules (`resize_on_device`).
+        """
         is_tensor = isinstance(rgb, torch.Tensor)
         r = rgb_to_batch(rgb, is_tensor)
         d = depth_to_batch(depth, isinstance(depth, torch.Tensor))
         if r.shape[0] != d.shape[0] or r.shape[2:] != d.shape[2:]:
             raise ValueError(f"rgb {tuple(r.shape)} and depth {tuple(d.shape)} (as B×C×H×W) differ in "
                              f"batch or size; register depth to the colour image first")
-        scale = self._depth_scale(d)
-        r, d = normalize_on_device(r, d, self._norm, scale, self.device, self.dtype)
+        scale = self._depth_scale(d, self.depth_scale if depth_scale is None else depth_scale)
         frame = (r.shape[2], r.shape[3])
-        if self.size is not None and frame != self.size:
-            r = F.interpolate(r, size=self.size, mode="bilinear", align_corners=False)
-            d = F.interpolate(d, size=self.size, mode="nearest")  # never blend valid and invalid depth
-        if min(r.shape[2:]) < 32:
+        size = self.size if self.size is not None and self.size != frame else None
+        if min(size or frame) < 32:
             raise ValueError(f"frame {frame[0]}×{frame[1]} is smaller than 32 pixels on a side; "
                              f"pass size=(H, W) to resize it")
-        return r, d, frame, is_tensor
+        if is_tensor or size is None:  # no resize: the same arithmetic, on the device from raw bytes
+            r, dm = r.to(self.device, non_blocking=True), depth_to_metres(d.to(self.device, non_blocking=True), scale)
+            if size is not None:
+                r, dm = resize_on_device(r, dm, size)
+            x, dn = normalize_planar(r, dm, self._norm)
+            return x.to(self.dtype), dn.to(self.dtype), frame, is_tensor
+        dm = depth_to_metres(d, scale)[:, 0].numpy()
+        rgb_hwc = r.permute(0, 2, 3, 1).numpy()
+        pairs = [prepare_frame(rgb_hwc[i], dm[i], size, self._norm) for i in range(r.shape[0])]
+        x = torch.stack([p[0] for p in pairs]).to(self.device, self.dtype)
+        return x, torch.stack([p[1] for p in pairs]).to(self.device, self.dtype), frame, is_tensor
 
-    def _depth_scale(self, d: torch.Tensor) -> float:
+    def _depth_scale(self, d: torch.Tensor, depth_scale) -> float:
         """Metres per stored unit. Host frames are checked every time; for frames already on a
         GPU the unit is inferred on the first frame of each dtype, since checking float depth for
         millimetres needs its maximum, which would stall the GPU pipeline on every frame."""
-        if self.depth_scale is not None:
-            return float(self.depth_scale)
-        if d.device.type == "cpu":
-            return depth_scale_for(d, None)
+        if depth_scale is not None or d.device.type == "cpu":
+            return depth_scale_for(d, depth_scale)
         if d.dtype not in self._inferred_scale:
             self._inferred_scale[d.dtype] = depth_scale_for(d, None)
         return self._inferred_scale[d.dtype]
 
     @torch.inference_mode()
-    def __call__(self, rgb, depth, return_logits: bool = False, return_attention: bool = False) -> Segmentation:
-        """Segment one frame or a batch; outputs keep the batch dimension only if the input had it."""
+    def __call__(self, rgb, depth, return_logits: bool = False, return_attention: bool = False,
+                 depth_scale=None) -> Segmentation:
+        """Segment one frame or a batch; outputs keep the batch dimension only if the input had it.
+
+        depth_scale overrides the Segmenter's for this call (e.g. 1.0 for metres read from files).
+        """
         single = _is_single(rgb, isinstance(rgb, torch.Tensor))
-        r, d, frame, is_tensor = self.preprocess(rgb, depth)
+        r, d, frame, is_tensor = self.preprocess(rgb, depth, depth_scale)
         maps = None
         if return_attention:
             logits, maps = self.model(r, d, return_attention=True)

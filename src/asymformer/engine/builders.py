@@ -15,11 +15,17 @@ from .distributed import ShardedSampler
 SYNTHETIC_PREFIX = "synthetic:"
 
 
-def open_split(data: str, split: str, layout: str = "auto", seed: int = 0, size=(480, 640)):
-    """A dataset without transform. `synthetic:N_TRAIN:N_TEST` generates rooms in memory at `size`."""
+def open_split(data: str, split: str, layout: str = "auto", seed: int = 0, size=(480, 640), options=None):
+    """A dataset without transform. `synthetic:N_TRAIN:N_TEST` generates rooms in memory at `size`.
+
+    options: open_dataset keywords (classes, sensors, depth_unit, depth_encoding).
+    """
     from asymformer import data as D
 
     if data.startswith(SYNTHETIC_PREFIX):
+        if options:
+            raise ValueError(f"{', '.join(sorted(options))}: these dataset options apply to dataset folders, "
+                             f"not to {data}")
         parts = data[len(SYNTHETIC_PREFIX):].split(":")
         try:
             n_train, n_test = (int(p) for p in parts)
@@ -27,21 +33,22 @@ def open_split(data: str, split: str, layout: str = "auto", seed: int = 0, size=
             raise ValueError(f"--data {data!r}: expected synthetic:N_TRAIN:N_TEST, e.g. synthetic:64:16") from None
         num, offset = (n_train, 0) if split == "train" else (n_test, n_train)  # disjoint frames
         return D.SyntheticRooms(num, height=size[0], width=size[1], seed=seed, offset=offset, cache=True)
-    return D.open_dataset(data, split, layout=layout, seed=seed)
+    return D.open_dataset(data, split, layout=layout, seed=seed, **dict(options or {}))
 
 
 def build_datasets(config):
     """(train, val) datasets with the recipe's transforms; val is None when validation is off."""
     from asymformer import data as D
 
-    train = open_split(config.data, config.train_split, config.layout, config.seed, config.base_size)
+    options = getattr(config, "data_options", None)
+    train = open_split(config.data, config.train_split, config.layout, config.seed, config.base_size, options)
     norm = config.normalization or train.normalization
     train.transform = D.TrainTransform(crop_size=tuple(config.crop_size), base_size=tuple(config.base_size),
                                        scale_range=tuple(config.scale_range), hsv=config.hsv,
                                        flip=config.flip, normalization=norm)
     val = None
     if config.val_every > 0:
-        val = open_split(config.data, config.val_split, config.layout, config.seed, config.base_size)
+        val = open_split(config.data, config.val_split, config.layout, config.seed, config.base_size, options)
         val.transform = D.EvalTransform(size=tuple(config.eval_size), normalization=norm)
         if val.num_classes != train.num_classes:
             raise ValueError(f"{config.data}: the {config.val_split} split has {val.num_classes} classes but "

@@ -25,6 +25,7 @@ class TrainConfig:
     data: str = ""                       # dataset root, or "synthetic:N_TRAIN:N_TEST" (in memory)
     out: str = ""                        # run directory
     layout: str = "auto"
+    data_options: dict = field(default_factory=dict)  # open_dataset keywords: classes, sensors, depth_unit, ...
     train_split: str = "train"
     val_split: str = "test"
     model: str = "asymformer_b0_t"
@@ -68,6 +69,10 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise one clear ValueError for an impossible setting (before anything is built)."""
+        bad = set(self.data_options or {}) - {"classes", "sensors", "depth_unit", "depth_encoding"}
+        if bad:
+            raise ValueError(f"data_options: unknown key(s) {sorted(bad)}; use classes, sensors, depth_unit, "
+                             f"depth_encoding")
         if not self.data:
             raise ValueError("no dataset: pass --data DIR (or data: in the config file)")
         if not self.out:

@@ -1,8 +1,9 @@
 """Evaluation with the field's protocol, plus reports.
 
 Default = the official single-scale protocol: 480x640 input, one confusion matrix over the whole
-set, void excluded. Multi-scale sums the logits of the scaled inputs resized back to the label
-size (the repository's 1.0/1.2/1.4 gives 480x640, 576x768, 672x896); flip adds mirrored passes.
+set, void excluded. Multi-scale sums the logits of the scaled inputs resized back to the input
+size with align_corners=True as the authors' MS5_eval.py does (the repository's 1.0/1.2/1.4
+gives 480x640, 576x768, 672x896); flip adds mirrored passes.
 """
 
 from __future__ import annotations
@@ -20,8 +21,14 @@ from .metrics import ConfusionMatrix
 
 
 @torch.no_grad()
-def predict_logits(model, rgb, depth, out_size, scales=(1.0,), flip=False, dtype=None):
-    """Summed logits (B×K×H×W at out_size) over scales and optional horizontal flips."""
+def predict_logits(model, rgb, depth, out_size, scales=(1.0,), flip=False, dtype=None, ms_align_corners=True):
+    """Summed logits (B×K×H×W at out_size) over scales and optional horizontal flips.
+
+    As the authors' MS5_eval.py: each scaled pass is resized back to the input size with
+    bilinear `align_corners=True` (ms_align_corners), depth is resized nearest (never blending
+    valid and invalid depth), and the sum is argmax'ed. A single-scale pass is only resized to
+    out_size (align_corners=False, as the Segmenter does) when the label size differs.
+    """
     h, w = rgb.shape[-2:]
     total = None
     for s in scales:
@@ -35,9 +42,11 @@ def predict_logits(model, rgb, depth, out_size, scales=(1.0,), flip=False, dtype
             logits = logits.float()
             if flipped:
                 logits = logits.flip(-1)
-            if tuple(logits.shape[-2:]) != tuple(out_size):
-                logits = F.interpolate(logits, out_size, mode="bilinear", align_corners=False)
+            if tuple(logits.shape[-2:]) != (h, w):
+                logits = F.interpolate(logits, (h, w), mode="bilinear", align_corners=ms_align_corners)
             total = logits if total is None else total + logits
+    if tuple(total.shape[-2:]) != tuple(out_size):
+        total = F.interpolate(total, out_size, mode="bilinear", align_corners=False)
     return total
 
 
@@ -56,7 +65,7 @@ def evaluate_model(model, loader, num_classes: int, device, *, scales=(1.0,), fl
         pred = logits.argmax(1)
         cm.update(pred, label)
         if on_batch is not None:
-            on_batch(batch, pred)
+            on_batch(batch, pred, logits)
     return cm
 
 
@@ -74,9 +83,15 @@ def parse_scales(text) -> tuple[float, ...]:
 
 
 def evaluate_checkpoint(checkpoint, data, *, split="test", layout="auto", out=None, scales=(1.0,),
-                        flip=False, size=(480, 640), batch_size=1, workers=2, device="auto",
-                        amp="none", zero_depth=False, save_predictions=0, progress=True) -> dict:
-    """Load a checkpoint (ours or the official .pth), evaluate it on `data`, write reports to `out`."""
+                        flip=False, size=None, batch_size=1, workers=2, device="auto", amp="none",
+                        zero_depth=False, save_predictions=0, progress=True, data_options=None,
+                        native_resolution=False) -> dict:
+    """Load a checkpoint (ours or the official .pth), evaluate it on `data`, write reports to `out`.
+
+    size None: the size the checkpoint was validated at (its metadata "eval_size"), else 480×640.
+    native_resolution: score at each label's own size (logits upsampled), not at `size`.
+    data_options: open_dataset keywords (classes, sensors, depth_unit, depth_encoding).
+    """
     import asymformer
     from asymformer.data import EvalTransform
 
@@ -91,43 +106,98 @@ def evaluate_checkpoint(checkpoint, data, *, split="test", layout="auto", out=No
     scales = parse_scales(scales)
     dev = resolve_device(device)
     model = asymformer.load_model(str(checkpoint)).to(dev)
-    ds = open_split(str(data), split, layout, seed=0, size=size)
+    size, size_source = _default_size(model, size)
+    ds = open_split(str(data), split, layout, seed=0, size=size, options=data_options)
     if model.num_classes != ds.num_classes:
         raise ValueError(f"{checkpoint} predicts {model.num_classes} classes but {data} ({split}) has "
                          f"{ds.num_classes}: evaluate it on the dataset it was trained for")
     norm = model.normalization or ds.normalization
-    ds.transform = EvalTransform(size=tuple(size), normalization=norm)
-    loader = eval_loader(ds, batch_size, workers, dev)
-    writer = _PredictionWriter(out, ds.colors, save_predictions) if out and save_predictions else None
+    ds.transform = EvalTransform(size=tuple(size), normalization=norm, keep_label=native_resolution)
+    loader = eval_loader(ds, 1 if native_resolution else batch_size, workers, dev)
+    hooks = _BatchHooks(out, ds, save_predictions)
     cm = evaluate_model(model, loader, ds.num_classes, dev, scales=scales, flip=flip,
                         dtype=amp_dtype(amp, dev), zero_depth=zero_depth, progress=progress,
-                        on_batch=writer)
+                        on_batch=hooks)
     results = {**cm.compute(), "checkpoint": str(checkpoint), "data": str(data), "split": split,
-               "num_images": len(ds), "size": list(size), "scales": list(scales), "flip": bool(flip),
-               "class_names": list(ds.class_names), "normalization": norm}
+               "num_images": len(ds), "size": list(size), "size_source": size_source,
+               "scored_at": "label's native resolution" if native_resolution else f"{size[0]}x{size[1]}",
+               "scales": list(scales), "flip": bool(flip), "class_names": list(ds.class_names),
+               "normalization": norm, **hooks.per_sensor_results()}
+    selected = getattr(model, "metadata", {}).get("selected_on_split")
+    if selected is not None:
+        results["checkpoint_selected_on_split"] = selected
+        if selected == split:
+            results["warning"] = (f"this checkpoint was selected as best on the {split} split it is evaluated "
+                                  f"on: the score is optimistic, not a held-out result")
     if out:
         write_reports(results, cm.mat.cpu().numpy(), ds.class_names, ds.colors, out)
     return results
 
 
-class _PredictionWriter:
-    """Colourised predictions of the first `limit` images into OUT/predictions/."""
+def _default_size(model, size) -> tuple[tuple[int, int], str]:
+    if size is not None:
+        return tuple(size), "argument"
+    recorded = getattr(model, "metadata", {}).get("eval_size")
+    if recorded:
+        return tuple(int(v) for v in recorded), "checkpoint (validated at this size)"
+    return (480, 640), "default (official protocol)"
 
-    def __init__(self, out, colors, limit: int):
-        self.dir = Path(out) / "predictions"
-        self.colors, self.limit, self.count = np.asarray(colors, np.uint8), int(limit), 0
 
-    def __call__(self, batch, pred):
-        from PIL import Image
+class _BatchHooks:
+    """Per-batch work besides the confusion matrix: per-sensor scores, saved predictions.
 
+    Saved predictions follow `predict --save-labels`: OUT/predictions/<name>.png (dataset
+    palette) and <name>_labels.png (class indices), at the frame's own size: the logits are
+    upsampled bilinearly as the Segmenter does, so both commands give the same labels.
+    """
+
+    def __init__(self, out, ds, limit: int):
+        self.dir = Path(out) / "predictions" if out else None
+        self.colors, self.limit, self.count = np.asarray(ds.colors, np.uint8), int(limit or 0), 0
+        sensors = getattr(ds, "sensors", None)
+        self.sensor_of = dict(zip(ds.names, sensors)) if sensors else {}
+        self.num_classes, self.per_sensor, self.class_names = ds.num_classes, {}, list(ds.class_names)
+
+    def __call__(self, batch, pred, logits):
+        names = [str(n) for n in batch["name"]]
+        if self.sensor_of:
+            for i, name in enumerate(names):
+                sensor = self.sensor_of.get(name)
+                if sensor not in self.per_sensor:
+                    self.per_sensor[sensor] = [ConfusionMatrix(self.num_classes, device=pred.device), 0]
+                self.per_sensor[sensor][0].update(pred[i], batch["label"][i].to(pred.device))
+                self.per_sensor[sensor][1] += 1
+        if self.dir is not None and self.count < self.limit:
+            self._save(names, batch, logits)
+
+    def _save(self, names, batch, logits):
         from asymformer import viz
+        from asymformer.data.classes import colorize
+        from asymformer.data.io import write_png
 
-        for name, p in zip(batch["name"], pred.cpu().numpy()):
+        if self.count == 0:
+            viz.save_image(viz.legend(self.class_names, self.colors), self.dir / "legend.png")
+        for i, name in enumerate(names):
             if self.count >= self.limit:
                 return
-            rgb = self.colors[np.clip(p, 0, len(self.colors) - 1)]
-            viz.save_image(Image.fromarray(rgb), self.dir / f"{Path(str(name)).name}.png")
+            lg = logits[i:i + 1]
+            frame = tuple(int(v) for v in batch["frame_size"][i]) if "frame_size" in batch else lg.shape[-2:]
+            if tuple(lg.shape[-2:]) != frame:
+                lg = F.interpolate(lg, size=frame, mode="bilinear", align_corners=False)
+            labels = lg.argmax(1)[0].cpu().numpy().astype(np.uint8)
+            write_png(self.dir / f"{name}.png", colorize(labels, self.colors))
+            write_png(self.dir / f"{name}_labels.png", labels)
             self.count += 1
+
+    def per_sensor_results(self) -> dict:
+        if not self.per_sensor:
+            return {}
+        out = {}
+        for sensor, (cm, n) in sorted(self.per_sensor.items(), key=lambda kv: str(kv[0])):
+            m = cm.compute()
+            out[str(sensor)] = {k: m[k] for k in ("miou", "miou_all_classes", "pixel_acc", "mean_acc")} | {
+                "num_images": n}
+        return {"per_sensor": out}
 
 
 def write_reports(results: dict, confusion: np.ndarray, class_names, colors, out) -> dict:
@@ -136,9 +206,9 @@ def write_reports(results: dict, confusion: np.ndarray, class_names, colors, out
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    payload = {**results, "confusion_matrix": np.asarray(confusion).astype(int).tolist()}
+    payload = _no_nan({**results, "confusion_matrix": np.asarray(confusion).astype(int).tolist()})
     tmp = out / ".results.json.tmp"
-    tmp.write_text(json.dumps(payload, indent=1) + "\n")
+    tmp.write_text(json.dumps(payload, indent=1, allow_nan=False) + "\n")
     os.replace(tmp, out / "results.json")
     lines = ["class,iou,acc"] + [f"{n},{'' if i is None else f'{i:.6f}'},{'' if a is None else f'{a:.6f}'}"
                                  for n, i, a in zip(class_names, results["per_class_iou"],
@@ -153,6 +223,17 @@ def write_reports(results: dict, confusion: np.ndarray, class_names, colors, out
             "confusion": out / "confusion_matrix.png"}
 
 
+def _no_nan(obj):
+    """JSON has no NaN: undefined numbers (no valid pixel) become null."""
+    if isinstance(obj, float) and obj != obj:
+        return None
+    if isinstance(obj, dict):
+        return {k: _no_nan(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_no_nan(v) for v in obj]
+    return obj
+
+
 def format_table(results: dict) -> str:
     """A plain-text per-class IoU table for the terminal."""
     rows = [f"{'class':<24}{'IoU':>8}{'acc':>8}"]
@@ -160,4 +241,13 @@ def format_table(results: dict) -> str:
         rows.append(f"{n:<24}{'n/a' if i is None else f'{i:.4f}':>8}{'n/a' if a is None else f'{a:.4f}':>8}")
     rows.append(f"mIoU {results['miou']:.4f}   pixel acc {results['pixel_acc']:.4f}   "
                 f"mean class acc {results['mean_acc']:.4f}   ({results['num_images']} images)")
+    if "miou_all_classes" in results:
+        rows.append(f"mIoU over all {len(results['class_names'])} classes (authors' definition) "
+                    f"{results['miou_all_classes']:.4f}   over classes present in the labels "
+                    f"{results['miou_present']:.4f}")
+    for sensor, m in results.get("per_sensor", {}).items():
+        rows.append(f"  {sensor:<12} mIoU {m['miou']:.4f}   pixel acc {m['pixel_acc']:.4f}   "
+                    f"({m['num_images']} images)")
+    if "warning" in results:
+        rows.append(f"warning: {results['warning']}")
     return "\n".join(rows)

@@ -1,8 +1,13 @@
 """Segmentation metrics the way the field reports them.
 
 One confusion matrix is accumulated over the whole set (never per-image averages); IoU per class
-= TP / (TP + FP + FN) from it; mIoU = mean over classes that occur (in labels or predictions);
-pixel accuracy over non-void pixels; mean class accuracy over classes present in the labels.
+= TP / (TP + FP + FN) from it. Three means, because they differ on subsets where some classes
+never occur (on the full NYUv2 / SUNRGBD test sets every class occurs and all three agree):
+- miou: over classes that occur in the labels or the predictions;
+- miou_all_classes: over all K classes, a class that never occurs counting 0 (the authors'
+  eval.py / MS5_eval.py: intersection / (union + 1e-10), mean over K);
+- miou_present: over classes present in the labels.
+Pixel accuracy over non-void pixels; mean class accuracy over classes present in the labels.
 """
 
 from __future__ import annotations
@@ -55,8 +60,11 @@ def metrics_from_confusion(mat: np.ndarray) -> dict:
         iou = np.where(union > 0, tp / union, np.nan)
         acc = np.where(gt > 0, tp / gt, np.nan)
     total = mat.sum()
+    present = gt > 0
     return {
         "miou": _nanmean(iou),
+        "miou_all_classes": float(np.nan_to_num(iou, nan=0.0).mean()) if len(iou) else float("nan"),
+        "miou_present": _nanmean(np.where(present, iou, np.nan)),
         "pixel_acc": float(tp.sum() / total) if total > 0 else float("nan"),
         "mean_acc": _nanmean(acc),
         "per_class_iou": [None if np.isnan(v) else float(v) for v in iou],

@@ -236,8 +236,12 @@ class _Run:
     def save_model(self, name: str, metrics: dict | None = None):
         if not self.main:
             return
-        meta = {"epoch": self.iteration // self.ipe, "iteration": self.iteration, "model": self.config.model,
-                "zero_depth": self.config.zero_depth, **({"miou": metrics["miou"]} if metrics else {})}
+        c = self.config
+        meta = {"epoch": self.iteration // self.ipe, "iteration": self.iteration, "model": c.model,
+                "zero_depth": c.zero_depth, "eval_size": list(c.eval_size), "crop_size": list(c.crop_size),
+                "colors": self.train_ds.colors.tolist(),
+                **({"miou": metrics["miou"]} if metrics else {}),
+                **({"selected_on_split": c.val_split} if name == "best" else {})}
         ckpt.save_model_checkpoint(self.model, self.ckpt_dir / f"{name}.safetensors",
                                    class_names=self.model.class_names, normalization=self.norm, metadata=meta)
 
@@ -273,6 +277,7 @@ class _Run:
             self._finish()
         return {"status": status, "iteration": self.iteration, "total_iterations": self.total,
                 "best_miou": self.best if self.best >= 0 else None, "last_metrics": last_metrics,
+                "best_selected_on": self.config.val_split if self.val_ds is not None else None,
                 "run_dir": str(self.out), "model": self.model}
 
     def _save_after_failure(self):

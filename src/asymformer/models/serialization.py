@@ -90,10 +90,13 @@ def save_model(model: AsymFormer, path, class_names=None, normalization=None, me
     names = list(class_names) if class_names is not None else model.class_names
     if names is not None and len(names) != model.num_classes:
         raise ValueError(f"{len(names)} class names given for a model with {model.num_classes} classes")
+    norm = normalization if normalization is not None else model.normalization
+    if norm is not None:  # stored as mean/std values (+ preset name): readable without our presets
+        from asymformer.data.transforms import normalization_values
+
+        norm = normalization_values(norm)
     header = {"format_version": 1, "model_name": model.model_name, "model_kwargs": model.model_kwargs,
-              "class_names": names,
-              "normalization": normalization if normalization is not None else model.normalization,
-              "metadata": metadata or {}}
+              "class_names": names, "normalization": norm, "metadata": metadata or {}}
     from asymformer import __version__
 
     header["asymformer_version"] = __version__
@@ -130,7 +133,7 @@ def load_model(path, map_location="cpu") -> AsymFormer:
         check_state_dict(model, tensors, path)
         model.load_state_dict(tensors)
         model.class_names = header.get("class_names")
-        model.normalization = header.get("normalization")
+        model.normalization = header.get("normalization")  # values (dict), or a preset name in old files
         model.metadata = header.get("metadata", {})
     else:
         sd = extract_state_dict(read_checkpoint(path), path)
