@@ -18,6 +18,43 @@ class CLIError(Exception):
     """An error whose message is meant for the user, printed without a traceback."""
 
 
+# Exit status: 0 finished; EXIT_STOPPED when training stopped resumably (signal, --time-limit,
+# --stop-after) so a job script can requeue `asymformer train --resume RUN`; 2 for bad input or a
+# failed run (the message says what to fix); 130 when a second Ctrl-C aborted.
+EXIT_STOPPED = 75  # EX_TEMPFAIL in sysexits.h: "try again later"
+EXIT_ERROR = 2
+
+
+def _positive(text: str) -> int:
+    """argparse type for counts and sizes that must be >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _check_out_file(path: str | None, flag: str = "--out") -> None:
+    """A file output must not be a folder and its folder must be creatable (checked before long work)."""
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise CLIError(f"{flag} {path} is a folder; give a file name, e.g. {os.path.join(path, 'benchmark.json')}")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise CLIError(f"{flag} {path}: {parent} is a file, not a folder")
+
+
+def _check_out_dir(path: str | None, flag: str = "--out") -> None:
+    """A folder output must not be an existing file."""
+    if path is not None and os.path.exists(path) and not os.path.isdir(path):
+        raise CLIError(f"{flag} {path} is an existing file; give a folder")
+
+
 def _parse_hw(text: str) -> tuple[int, int]:
     """Parse 'HxW' (e.g. 480x640) into (H, W)."""
     try:
@@ -32,9 +69,9 @@ def _parse_hw(text: str) -> tuple[int, int]:
 # --------------------------------------------------------------------------- info (models)
 def _add_info(sub):
     p = sub.add_parser("info", help="list model variants with parameters and GMACs")
-    p.add_argument("--height", type=int, default=480)
-    p.add_argument("--width", type=int, default=640)
-    p.add_argument("--num-classes", type=int, default=40)
+    p.add_argument("--height", type=_positive, default=480)
+    p.add_argument("--width", type=_positive, default=640)
+    p.add_argument("--num-classes", type=_positive, default=40)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_run_info)
 
@@ -155,7 +192,11 @@ def _add_train(sub):
     p.add_argument("--data", help="dataset root (any supported layout) or synthetic:N_TRAIN:N_TEST")
     p.add_argument("--out", help="run directory (config, logs, checkpoints, curves.png)")
     p.add_argument("--config", help="YAML or JSON file of TrainConfig settings")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run to the end of its plan "
+                   "(--epochs N extends it; --lr, --grad-clip, --workers, --device, --data may change)")
+    p.add_argument("--init-from", metavar="CHECKPOINT",
+                   help="fine-tune: start from a model file (official .pth or our .safetensors, any class "
+                        "count); the classifier is re-initialised when the class count differs")
     p.add_argument("--model", help="variant name (asymformer list: see `asymformer info`)")
     p.add_argument("--layout", help="dataset layout (default auto)")
     p.add_argument("--epochs", type=int)
@@ -179,7 +220,8 @@ def _add_train(sub):
     p.add_argument("--zero-depth", action="store_true", default=None, help="ablation: feed zeros as depth")
     p.add_argument("--seed", type=int)
     p.add_argument("--deterministic", action="store_true", default=None)
-    p.add_argument("--stop-after", type=int, help="stop resumably after this global iteration")
+    p.add_argument("--stop-after", type=int, help="stop resumably after this global iteration (this "
+                   "invocation only)")
     p.add_argument("--time-limit", type=float, metavar="MINUTES",
                    help="stop resumably after this much wall time (e.g. a cluster job's limit)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
@@ -189,7 +231,7 @@ def _add_train(sub):
 _TRAIN_FLAGS = ("data", "out", "model", "layout", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
                 "crop_size", "base_size", "eval_size", "workers", "device", "val_every", "save_every", "amp",
                 "compile", "channels_last", "grad_clip", "pretrained_rgb", "pretrained_depth", "zero_depth",
-                "seed", "deterministic", "stop_after", "time_limit", "progress")
+                "seed", "deterministic", "stop_after", "time_limit", "progress", "init_from")
 
 
 def _run_train(args):
@@ -208,8 +250,8 @@ def _run_train(args):
         print(f"{result['status']} at iteration {result['iteration']}/{result['total_iterations']}"
               + (f", best mIoU {best:.4f}" if best is not None else "") + f"; run: {result['run_dir']}")
         if result["status"] == "stopped":
-            print(f"continue with: asymformer train --resume {result['run_dir']}")
-    return 0
+            print(f"continue with: {result['resume_command']}")
+    return EXIT_STOPPED if result["status"] == "stopped" else 0
 
 
 def _add_evaluate(sub):
@@ -239,6 +281,7 @@ def _run_evaluate(args):
         raise CLIError(f"checkpoint not found: {args.checkpoint}")
     if args.save_predictions and not args.out:
         raise CLIError("--save-predictions needs --out DIR")
+    _check_out_dir(args.out)
     from asymformer.engine.evaluate import evaluate_checkpoint, format_table
 
     results = evaluate_checkpoint(args.checkpoint, args.data, split=args.split, layout=args.layout, out=args.out,
@@ -279,6 +322,7 @@ def _run_predict(args):
     from asymformer.deploy.predict import pair_files, predict_files
     from asymformer.deploy.segmenter import Segmenter
 
+    _check_out_dir(args.out)
     pairs = pair_files(args.rgb, args.depth, args.labels)
     seg = Segmenter(args.checkpoint, device=args.device, normalization=args.normalization,
                     size=args.size, optimize=args.optimize)
@@ -329,15 +373,15 @@ def _add_benchmark(sub):
     p = sub.add_parser("benchmark", help="measure latency of inference backends")
     p.add_argument("--checkpoint", help="weights to time (default: an untrained --model, same speed)")
     p.add_argument("--model", default="asymformer_b0_t", help="variant when no checkpoint is given")
-    p.add_argument("--height", type=int, default=480)
-    p.add_argument("--width", type=int, default=640)
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--height", type=_positive, default=480)
+    p.add_argument("--width", type=_positive, default=640)
+    p.add_argument("--batch", type=_positive, default=1)
     p.add_argument("--backends", default=None,
                    help="comma list (eager, fused, channels_last, jit, compile, onnxruntime, cuda-fp32, "
                         "cuda-fp16, cuda-bf16, cuda-graphs, cuda-compile, tensorrt) or all / cpu / cuda")
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--iters", type=int, default=10)
-    p.add_argument("--threads", type=int, help="torch / ONNX Runtime CPU threads (default: torch's)")
+    p.add_argument("--iters", type=_positive, default=10)
+    p.add_argument("--threads", type=_positive, help="torch / ONNX Runtime CPU threads (default: torch's)")
     p.add_argument("--compare", action="store_true", help="print a table with ratios to eager")
     p.add_argument("--out", help="also write the JSON here")
     p.set_defaults(func=_run_benchmark)
@@ -350,6 +394,9 @@ def _run_benchmark(args):
 
     from asymformer.deploy.benchmark import DEFAULT_BACKENDS, compare, run_benchmark
 
+    _check_out_file(args.out)  # before the run, not after minutes of timing
+    if args.warmup < 0:
+        raise CLIError(f"--warmup must be >= 0, got {args.warmup}")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.checkpoint:
@@ -362,12 +409,11 @@ def _run_benchmark(args):
         model = create_model(args.model)
     report = run_benchmark(model, args.backends or DEFAULT_BACKENDS, height=args.height, width=args.width,
                            batch=args.batch, warmup=args.warmup, iters=args.iters, progress=args.compare)
-    text = json.dumps(report, indent=1)
     if args.out:
-        from asymformer.data.io import atomic_write_bytes
+        from asymformer.files import write_json
 
-        atomic_write_bytes(args.out, text.encode())
-    print("\n".join(compare(report)) if args.compare else text)
+        write_json(args.out, report)
+    print("\n".join(compare(report)) if args.compare else json.dumps(report, indent=1))
     return 0
 
 
@@ -383,7 +429,7 @@ def _add_demo(sub):
     p.add_argument("--size", type=_parse_hw, help="HxW of the synthetic rooms (default 96x128)")
     p.add_argument("--train-frames", type=int, help="number of training rooms (default 320)")
     p.add_argument("--test-frames", type=int, help="number of held-out rooms (default 64)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quick", action="store_true", help="seconds-long smoke run (tiny data, no b0_t timing)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=_run_demo)
@@ -428,11 +474,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CLIError, ValueError, FileNotFoundError, NotADirectoryError, FileExistsError) as exc:
+    except (CLIError, ValueError, FileNotFoundError, NotADirectoryError, FileExistsError, IsADirectoryError,
+            FloatingPointError) as exc:
         if os.environ.get("ASYMFORMER_DEBUG"):
             raise
         print(f"asymformer {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

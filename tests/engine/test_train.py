@@ -70,8 +70,8 @@ def test_corrupt_file_mid_training_names_it_and_resumes(tiny_data, tmp_path):
 def test_resume_refuses_recipe_changes_and_missing_state(tiny_data, tmp_path):
     cfg = small_config(tiny_data, tmp_path / "run", epochs=1, val_every=0, stop_after=1)
     assert train(cfg)["status"] == "stopped"
-    with pytest.raises(ValueError, match="lr"):
-        train(resume=str(tmp_path / "run"), overrides={"lr": 0.5})
+    with pytest.raises(ValueError, match="weight-decay: the optimiser and schedule state"):
+        train(resume=str(tmp_path / "run"), overrides={"weight_decay": 0.5})
     shutil.rmtree(tmp_path / "run" / "checkpoints")
     with pytest.raises(FileNotFoundError, match="state.pt"):
         train(resume=str(tmp_path / "run"))

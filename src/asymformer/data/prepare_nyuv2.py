@@ -12,11 +12,12 @@ interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
+
+from asymformer.files import write_json
 
 from .classes import NYU40_CLASSES, NYU40_COLORS
 from .io import atomic_write_bytes, write_png
@@ -157,7 +158,7 @@ def prepare_nyuv2(mat, splits, mapping, out, raw_depth: bool = False, overwrite:
     meta = {"dataset": "nyuv2", "layout": "asymformer_nyuv2", "names": list(NYU40_CLASSES),
             "colors": NYU40_COLORS.tolist(), "depth_unit": 0.001, "labels": "one_based",
             "raw_depths": bool(raw_depth), "name_format": "1-based frame index, 4 digits"}
-    _write_text(out / "dataset.json", json.dumps(meta, indent=1))
+    write_json(out / "dataset.json", meta)
     _verify(out, [frame_name(i) for i in wanted], raw_depth)
     return {"train": len(split_idx["train"]), "test": len(split_idx["test"]), "written": written,
             "skipped": skipped, "out": str(out)}

@@ -38,12 +38,18 @@ def resolve_device(name: str = "auto") -> torch.device:
     local = int(os.environ.get("LOCAL_RANK", 0))
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"--device {name}: expected auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
         if device.index is None:
             device = torch.device("cuda", local % torch.cuda.device_count())
+        elif device.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s) "
+                             f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
         torch.cuda.set_device(device)
     elif device.type != "cpu":
         raise ValueError(f"--device {name}: expected auto, cpu, cuda or cuda:N")

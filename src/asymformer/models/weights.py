@@ -97,6 +97,72 @@ def check_state_dict(model: torch.nn.Module, sd: dict, what: str) -> None:
     raise ValueError("\n".join(lines))
 
 
+def check_finite(sd: dict, source: str) -> None:
+    """Refuse weights holding NaN/inf: they would give all-zero labels and NaN scores, silently."""
+    bad = [(k, int((~torch.isfinite(v)).sum())) for k, v in sd.items()
+           if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        names = ", ".join(f"{k} ({n} values)" for k, n in bad[:3]) + (" ..." if len(bad) > 3 else "")
+        raise ValueError(f"{source} holds NaN/inf weights in {len(bad)} tensor(s): {names}; the run that saved "
+                         "it diverged. Use an earlier checkpoint (e.g. checkpoints/best.safetensors or "
+                         "epoch_NNN) or resume the run with a lower --lr")
+
+
+CLASSIFIER_PREFIX = "Decoder.linear_pred."
+
+
+def read_any_weights(path) -> tuple[dict, dict]:
+    """(state dict in our names, our file's header or {}) from our .safetensors or an official .pth."""
+    from .serialization import is_safetensors, read_model_header, read_safetensors
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    if is_safetensors(path):
+        header = read_model_header(path)
+        return read_safetensors(path)[0], header
+    return official_to_ours(extract_state_dict(read_checkpoint(path), path)), {"normalization": "nyuv2_official"}
+
+
+def checkpoint_normalization(path):
+    """The input normalisation a checkpoint was trained with (a fine-tuned model should keep it)."""
+    from .serialization import is_safetensors, read_model_header
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--init-from {path}: file not found")
+    if is_safetensors(path):
+        norm = read_model_header(path).get("normalization")
+        return norm if isinstance(norm, str) else None
+    return "nyuv2_official"
+
+
+def load_matching_weights(model: AsymFormer, path) -> dict:
+    """Fine-tuning start: copy every tensor of `path` whose name and shape fit `model`.
+
+    The classifier (Decoder.linear_pred) keeps its fresh initialisation when the class count
+    differs; any other misfit means the file is another variant, which is refused. Returns
+    {"loaded": [...], "reinitialised": [...], "unused": [...], "normalization": ...}.
+    """
+    path = os.fspath(path)
+    sd, header = read_any_weights(path)
+    check_finite(sd, path)
+    own = model.state_dict()
+    loaded = [k for k in own if k in sd and sd[k].shape == own[k].shape]
+    misfit = [k for k in own if k not in loaded]
+    head = [k for k in misfit if k.startswith(CLASSIFIER_PREFIX)]
+    other = [k for k in misfit if not k.startswith(CLASSIFIER_PREFIX)]
+    if other:
+        detail = "; ".join(f"{k} {tuple(sd[k].shape) if k in sd else 'absent'} vs {tuple(own[k].shape)}"
+                           for k in other[:3])
+        raise ValueError(f"--init-from {path}: {len(other)} tensors outside the classifier do not fit "
+                         f"{model.model_name or 'this model'} ({detail}). The file looks like: "
+                         f"{describe_official(sd)}; pass the matching --model")
+    model.load_state_dict({k: sd[k] for k in loaded}, strict=False)
+    return {"loaded": loaded, "reinitialised": head, "unused": [k for k in sd if k not in own],
+            "normalization": header.get("normalization"), "class_names": header.get("class_names")}
+
+
 def load_official_state_dict(model: AsymFormer, path_or_state_dict) -> AsymFormer:
     """Load the official checkpoint (file or dict; 2023 or 2026 key spelling; `module.` or not). Strict."""
     if getattr(model, "fused", False):
