@@ -44,7 +44,7 @@ def _loadmat(path: Path, flag: str) -> dict:
 
     try:
         return scipy.io.loadmat(path)
-    except (NotImplementedError, ValueError, OSError) as exc:
+    except (NotImplementedError, ValueError, OSError, scipy.io.matlab.MatReadError) as exc:
         raise ValueError(f"{flag} {path}: cannot read it as a MATLAB v5 .mat ({exc})") from None
 
 

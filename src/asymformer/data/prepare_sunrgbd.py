@@ -65,7 +65,7 @@ def _loadmat(path: Path, flag: str, key_hint: str) -> dict:
         return scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)
     except NotImplementedError:
         raise ValueError(f"{flag} {path} is a MATLAB v7.3 file; expected the toolbox's v5 {key_hint}") from None
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, scipy.io.matlab.MatReadError) as exc:
         raise ValueError(f"{flag} {path}: cannot read it as a .mat file ({exc})") from None
 
 

@@ -46,6 +46,8 @@ def read_safetensors(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         data = f.read()
     try:
         (n,) = struct.unpack("<Q", data[:8])
+        if n > len(data) - 8:
+            raise ValueError("header longer than the file")
         header = json.loads(data[8:8 + n])
     except (struct.error, ValueError, UnicodeDecodeError):
         raise ValueError(f"{path} is not a safetensors file (bad header)") from None
@@ -101,6 +103,8 @@ def read_model_header(path) -> dict:
     try:
         with open(path, "rb") as f:
             (n,) = struct.unpack("<Q", f.read(8))
+            if n > os.fstat(f.fileno()).st_size - 8:
+                raise ValueError("header longer than the file")
             meta = json.loads(f.read(n)).get("__metadata__", {})
         header = json.loads(meta[FORMAT]) if FORMAT in meta else None
     except (struct.error, ValueError, UnicodeDecodeError, AttributeError, TypeError):

@@ -7,6 +7,7 @@ ours (which are the 2023 checkpoint's) by small pure functions, so each filter i
 from __future__ import annotations
 
 import os
+import pickle
 import re
 
 import torch
@@ -22,8 +23,12 @@ def read_checkpoint(path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle/zip errors surface deep inside torch: translate them once here
+        if isinstance(exc, pickle.UnpicklingError) or "weights_only" in str(exc):
+            raise ValueError(f"{path} is not a PyTorch checkpoint of tensors (damaged, or it holds Python objects "
+                             "that are never executed here); download or copy it again") from None
         raise ValueError(f"{path} could not be read as a PyTorch checkpoint with weights_only=True "
-                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); download or copy it "
+                         "again") from None
     if not isinstance(obj, dict):
         raise ValueError(f"{path} holds a {type(obj).__name__}, not a state dict or a checkpoint dict")
     return obj
