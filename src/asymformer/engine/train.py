@@ -216,6 +216,11 @@ class _Run:
             raise ValueError(f"--batch-size {config.batch_size} is the global batch: it must divide by the "
                              f"{self.world} processes")
         self.batch = config.batch_size // self.world
+        h, w = config.crop_size
+        if self.batch * math.ceil(h / 32) * math.ceil(w / 32) < 2:  # the 1/32 stage's BatchNorm needs 2 values
+            raise ValueError(f"--crop-size {h}x{w} with {self.batch} sample(s) per process leaves one value per "
+                             "channel at the 1/32-resolution stage, which BatchNorm cannot train on; use a crop of "
+                             "at least 64x32 or a larger --batch-size")
         if not resume and (self.ckpt_dir / ckpt.STATE_NAME).exists():
             raise FileExistsError(f"{self.out} already holds a run: continue it with --resume {self.out} or "
                                   "choose another --out")
