@@ -74,3 +74,27 @@ def test_sharded_sampler_is_a_partition_and_resumable():
     assert ShardedSampler(10, seed=1, epoch=3, start=4).indices == full[4:]
     ev = [ShardedSampler(10, r, 3, shuffle=False, pad=False).indices for r in range(3)]
     assert sorted(sum(ev, [])) == list(range(10))
+
+
+def test_yaml_values_are_converted_to_the_declared_types(tmp_path):
+    pytest.importorskip("yaml")
+    f = tmp_path / "recipe.yaml"
+    # YAML 1.1 (PyYAML) reads 1e-3 and 5e-5 as strings; 1.0e+2 as a float; "yes" as a bool.
+    f.write_text("lr: 1e-3\nweight_decay: 5e-5\nepochs: 1.0e+2\nbatch_size: '4'\ncrop_size: 64x96\n"
+                 "scale_range: [1, 2]\nflip: 'no'\nnum_classes: null\ngrad_clip: 1\n")
+    c = resolve_config(f)
+    assert (c.lr, c.weight_decay, c.epochs, c.batch_size) == (0.001, 5e-5, 100, 4)
+    assert type(c.lr) is float and type(c.epochs) is int and type(c.grad_clip) is float
+    assert c.crop_size == (64, 96) and c.scale_range == (1.0, 2.0) and c.flip is False and c.num_classes is None
+    for text, key in (("lr: fast\n", "lr"), ("epochs: 2.5\n", "epochs"), ("crop_size: 7\n", "crop_size"),
+                      ("hsv: maybe\n", "hsv"), ("epochs: null\n", "epochs"), ("model_kwargs: [1]\n", "model_kwargs")):
+        f.write_text(text)
+        with pytest.raises(ValueError, match=rf"recipe\.yaml: {key}: "):
+            resolve_config(f)
+
+
+def test_saved_config_never_holds_per_invocation_limits(tmp_path):
+    c = TrainConfig(data="d", out="o", stop_after=3, time_limit=5.0)
+    save_config(c, tmp_path / "config.json")
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["stop_after"] is None and saved["time_limit"] is None and saved["epochs"] == 500

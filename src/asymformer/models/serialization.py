@@ -118,7 +118,14 @@ def read_model_header(path) -> dict:
 
 def load_model(path, map_location="cpu") -> AsymFormer:
     """Rebuild a model from our `.safetensors` file or from the official `.pth` checkpoint."""
-    from .weights import extract_state_dict, infer_official_config, load_official_state_dict, read_checkpoint
+    from .weights import (
+        check_finite,
+        check_state_dict,
+        extract_state_dict,
+        infer_official_config,
+        load_official_state_dict,
+        read_checkpoint,
+    )
 
     path = os.fspath(path)
     if not os.path.isfile(path):
