@@ -100,6 +100,12 @@ def test_cli_argument_mistakes_are_one_line(tmp_path, capsys):
         (["train", "--data", "synthetic:4:2", "--out", __file__], "train", "is an existing file; give a folder"),
         (["train", "--data", "synthetic:4:2", "--out", str(tmp_path / "s"), "--stop-after", "-1"], "train",
          "--stop-after must be >= 0"),
+        (["train", "--data", "synthetic:4:2", "--out", str(tmp_path / "s"), "--lr", "nan"], "train",
+         "--lr must be a positive number"),
+        (["evaluate", "--checkpoint", __file__, "--data", "synthetic:1:1", "--workers", "-1"], "evaluate",
+         "--workers: must be >= 0"),
+        (["predict", "--checkpoint", __file__, "--rgb", ".", "--depth", ".", "--out", str(tmp_path / "p"),
+          "--alpha", "7"], "predict", "--alpha must be between 0 and 1"),
     ]
     for argv, command, expect in cases:
         assert _exit_code(argv) == 2, argv

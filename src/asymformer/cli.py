@@ -36,6 +36,17 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> int:
+    """argparse type for counts that may be 0 (data workers)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def _check_out_file(path: str | None, flag: str = "--out") -> None:
     """A file output must not be a folder and its folder must be creatable (checked before long work)."""
     if path is None:
@@ -264,12 +275,12 @@ def _add_evaluate(sub):
     p.add_argument("--scales", default="1.0", help="comma-separated, e.g. 1.0,1.2,1.4 (default: official 1.0)")
     p.add_argument("--flip", action="store_true", help="add horizontally flipped passes")
     p.add_argument("--size", type=_parse_hw, default=(480, 640), help="HxW input size (default 480x640)")
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--batch-size", type=_positive, default=1)
+    p.add_argument("--workers", type=_non_negative, default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none")
     p.add_argument("--zero-depth", action="store_true", help="feed zeros as depth (ablation)")
-    p.add_argument("--save-predictions", type=int, default=0, metavar="N",
+    p.add_argument("--save-predictions", type=_non_negative, default=0, metavar="N",
                    help="write colourised predictions of the first N images to OUT/predictions")
     p.set_defaults(func=_run_evaluate)
 
@@ -323,6 +334,8 @@ def _run_predict(args):
     from asymformer.deploy.segmenter import Segmenter
 
     _check_out_dir(args.out)
+    if not 0.0 <= args.alpha <= 1.0:
+        raise CLIError(f"--alpha must be between 0 and 1 (the prediction's weight in the overlay), got {args.alpha}")
     pairs = pair_files(args.rgb, args.depth, args.labels)
     seg = Segmenter(args.checkpoint, device=args.device, normalization=args.normalization,
                     size=args.size, optimize=args.optimize)

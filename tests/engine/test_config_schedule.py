@@ -98,3 +98,24 @@ def test_saved_config_never_holds_per_invocation_limits(tmp_path):
     save_config(c, tmp_path / "config.json")
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["stop_after"] is None and saved["time_limit"] is None and saved["epochs"] == 500
+
+
+def test_impossible_numbers_name_the_flag():
+    base = dict(data="d", out="o")
+    for key, value, flag in (("lr", float("nan"), "--lr"), ("lr", 0.0, "--lr"), ("grad_clip", -1.0, "--grad-clip"),
+                             ("warmup_epochs", float("inf"), "--warmup-epochs"), ("stop_after", -2, "--stop-after"),
+                             ("time_limit", 0.0, "--time-limit")):
+        with pytest.raises(ValueError, match=flag):
+            TrainConfig(**base, **{key: value}).validate()
+
+
+def test_startup_warnings_for_plans_that_cannot_work():
+    from asymformer.engine.summary import warnings_for
+
+    c = TrainConfig(data="d", out="o", warmup_epochs=10, lr=1e-3)
+    long_warmup = warnings_for(c, total=50, warmup=100, size=(480, 640), synthetic=False)
+    assert len(long_warmup) == 1 and "longer than the whole run (50 iterations)" in long_warmup[0]
+    small = warnings_for(c, total=500, warmup=100, size=(120, 160), synthetic=False)
+    assert len(small) == 1 and "--base-size 120x160" in small[0] and "upscaled 4.0x" in small[0]
+    assert warnings_for(c, total=500, warmup=100, size=(424, 560), synthetic=False) == []
+    assert warnings_for(c, total=500, warmup=100, size=(96, 128), synthetic=True) == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,8 +99,11 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "val_batch_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"--lr must be positive, got {self.lr}")
+        if not 0 < self.lr < math.inf:
+            raise ValueError(f"--lr must be a positive number, got {self.lr}")
+        for name in ("weight_decay", "warmup_epochs", "grad_clip", "warmup_start_factor", "poly_power"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"--{name.replace('_', '-')} must be a number >= 0, got {getattr(self, name)}")
         for name in ("crop_size", "base_size", "eval_size"):
             hw = getattr(self, name)
             if len(hw) != 2 or min(hw) < 32:

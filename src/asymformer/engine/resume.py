@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import shlex
 
+from asymformer.files import DirLock, LockHeld
+
 from .config import PER_INVOCATION, RESUME_OVERRIDABLE, RESUME_REFUSED_BECAUSE, TrainConfig, load_run_config
 
 CLASSIFIER_PREFIX = "Decoder.linear_pred."
@@ -98,3 +100,21 @@ def resume_command(run_dir, world: int = 1) -> str:
     """The command that continues `run_dir` to the end of its plan (printed when a run stops)."""
     head = f"torchrun --nproc_per_node {world} -m asymformer" if world > 1 else "asymformer"
     return f"{head} train --resume {shlex.quote(str(run_dir))}"
+
+
+def divergence_message(exc: Exception, run, where: str, command: str) -> str:
+    """Name the iteration, the likely causes and the way out (resume with a lower --lr)."""
+    lr = run.config.lr
+    return (f"iteration {run.iteration + 1} (epoch {run.iteration // run.ipe + 1}): {exc}. The run diverged; likely "
+            f"causes: a learning rate too high for this data and batch (--lr {lr:g}), fp16 overflow (use --amp "
+            "bf16), no gradient clipping (try --grad-clip 1.0), or NaN/inf values in the inputs. "
+            f"{where[0].upper() + where[1:]}; continue with a lower lr: {command} --lr {lr / 10:g}")
+
+
+def lock_run_dir(out):
+    """Refuse a second concurrent `train` into the same --out (both would overwrite each other)."""
+    try:
+        return DirLock(out).acquire()
+    except LockHeld as held:
+        raise FileExistsError(f"--out {out} is in use by another `asymformer train` (pid {held}); wait for it "
+                              "to finish or choose another --out") from None

@@ -6,6 +6,8 @@ whole run is seen in the first second of a multi-day job, not after it.
 
 from __future__ import annotations
 
+from tqdm import tqdm
+
 
 def native_size(dataset) -> tuple[int, int] | None:
     """Height and width of the first stored image (before any resizing), or None if unreadable."""
@@ -63,3 +65,15 @@ def summary_lines(run, config, *, size, init_report=None) -> list[str]:
     if init_report is not None:
         lines.append(init_report)
     return lines
+
+
+def announce(run) -> None:
+    """Print the summary, the notices and the warnings; warnings also go to the run's notices (log)."""
+    c = run.config
+    size = native_size(run.train_ds)
+    lines = summary_lines(run, c, size=size, init_report=run.init_report)
+    warn = warnings_for(c, total=run.total, warmup=run.scheduler.warmup_iters, size=size,
+                        synthetic=c.data.startswith("synthetic:"))
+    for line in lines + [f"notice: {n}" for n in run.notices] + [f"warning: {w}" for w in warn]:
+        tqdm.write(line)
+    run.notices += [f"warning: {w}" for w in warn]

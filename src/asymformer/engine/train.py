@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from asymformer.files import DirLock, LockHeld
 from asymformer.models.weights import checkpoint_normalization, load_matching_weights
 
 from . import checkpoint as ckpt
@@ -28,7 +27,7 @@ from .config import TrainConfig, load_run_config, save_config
 from .distributed import ShardedSampler
 from .evaluate import evaluate_model
 from .logging import RunLogger, plot_curves
-from .resume import check_position, check_state_fits, resume_command, resume_config
+from .resume import check_position, check_state_fits, divergence_message, lock_run_dir, resume_command, resume_config
 from .schedule import WarmupPoly
 
 
@@ -145,15 +144,6 @@ def _mean_loss(loss: float | None, device) -> float | None:
     return float(t[0] / t[1]) if t[1] > 0 else None
 
 
-def _divergence_message(exc: Exception, run, where: str, command: str) -> str:
-    """Name the iteration, the likely causes and the way out (resume with a lower --lr)."""
-    lr = run.config.lr
-    return (f"iteration {run.iteration + 1} (epoch {run.iteration // run.ipe + 1}): {exc}. The run diverged; likely "
-            f"causes: a learning rate too high for this data and batch (--lr {lr:g}), fp16 overflow (use --amp "
-            "bf16), no gradient clipping (try --grad-clip 1.0), or NaN/inf values in the inputs. "
-            f"{where[0].upper() + where[1:]}; continue with a lower lr: {command} --lr {lr / 10:g}")
-
-
 def _clean_error(exc: Exception) -> str:
     """DataLoader workers wrap errors in a multi-line traceback: keep the original message."""
     msg = str(exc)
@@ -183,7 +173,7 @@ def train(config: TrainConfig | None = None, *, resume: str | None = None, overr
     config, notices = _prepare_config(config, resume, overrides)
     device = dist_utils.resolve_device(config.device)
     created = dist_utils.init_distributed(device)
-    lock = _lock_run_dir(config.out) if dist_utils.is_main() else None
+    lock = lock_run_dir(config.out) if dist_utils.is_main() else None
     stop = _StopFlag().install()
     try:
         return _Run(config, device, model, on_step, stop, bool(resume), notices).run()
@@ -192,15 +182,6 @@ def train(config: TrainConfig | None = None, *, resume: str | None = None, overr
         if lock is not None:
             lock.release()
         dist_utils.cleanup(created)
-
-
-def _lock_run_dir(out):
-    """Refuse a second concurrent `train` into the same --out (both would overwrite each other)."""
-    try:
-        return DirLock(out).acquire()
-    except LockHeld as held:
-        raise FileExistsError(f"--out {out} is in use by another `asymformer train` (pid {held}); wait for it "
-                              "to finish or choose another --out") from None
 
 
 class _Run:
@@ -254,23 +235,13 @@ class _Run:
             self._restore()
         self.saved_at = self.iteration if resume else None
         if self.main:
-            self._announce()
+            summary.announce(self)
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
             save_config(config, self.out / "config.json")
             self.logger = RunLogger(self.out, config.tensorboard, self.iteration if resume else None)
             for note in self.notices:
                 self.logger.log({"kind": "notice", "iteration": self.iteration, "message": note, "time": time.time()})
         dist_utils.barrier()
-
-    def _announce(self):
-        c = self.config
-        size = summary.native_size(self.train_ds)
-        lines = summary.summary_lines(self, c, size=size, init_report=self.init_report)
-        warn = summary.warnings_for(c, total=self.total, warmup=self.scheduler.warmup_iters, size=size,
-                                    synthetic=c.data.startswith("synthetic:"))
-        for line in lines + [f"notice: {n}" for n in self.notices] + [f"warning: {w}" for w in warn]:
-            tqdm.write(line)
-        self.notices += [f"warning: {w}" for w in warn]
 
     def _restore(self):
         state = ckpt.load_state(self.ckpt_dir / ckpt.STATE_NAME)
@@ -338,7 +309,7 @@ class _Run:
             where = (f"state saved at iteration {self.saved_at} in {self.ckpt_dir / ckpt.STATE_NAME}"
                      if self.saved_at is not None else "no resume state was saved")
             if isinstance(exc, FloatingPointError):
-                raise FloatingPointError(_divergence_message(exc, self, where, command)) from exc
+                raise FloatingPointError(divergence_message(exc, self, where, command)) from exc
             note = f" ({where}; fix the cause and run `{command}`)"
             if isinstance(exc, (ValueError, FileNotFoundError)):
                 raise type(exc)(_clean_error(exc) + note) from exc
