@@ -74,6 +74,8 @@ def test_extend_epochs_and_lower_lr_on_resume_with_notices(data32, tmp_path):
     with pytest.raises(ValueError, match="weight-decay: the optimiser and schedule state") as info:
         train(resume=str(run), overrides={"weight_decay": 0.5, "epochs": 2})
     assert "--init-from" in str(info.value)
+    with pytest.raises(ValueError, match="writes into its own directory"):
+        train(resume=str(run), overrides={"out": str(tmp_path / "elsewhere")})
     done = train(resume=str(run), overrides={"epochs": 2, "lr": 5e-4})
     assert done["status"] == "finished" and done["iteration"] == 4 and done["total_iterations"] == 4
     notices = [r["message"] for r in _records(run, "notice")]

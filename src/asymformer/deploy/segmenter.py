@@ -36,7 +36,7 @@ def resolve_device(device) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"device={device!r}: expected auto, cpu, cuda or cuda:N (--device)") from None
+        raise ValueError(f"device {device!r} is not a device; expected auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} but no CUDA GPU is available; use device='cpu'")
     return dev

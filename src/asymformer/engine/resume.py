@@ -14,6 +14,7 @@ lr at the resume point moves up to the new curve and decays to zero at the new e
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 from asymformer.files import DirLock, LockHeld
 
@@ -27,6 +28,11 @@ def resume_config(resume, overrides: dict | None) -> tuple[TrainConfig, list[str
     saved = load_run_config(resume)
     for key in PER_INVOCATION:  # older config.json files may still hold them
         setattr(saved, key, None)
+    out = (overrides or {}).get("out")
+    if out is not None and Path(out).resolve() != Path(resume).resolve():
+        raise ValueError(f"--out {out} with --resume {resume}: a resumed run writes into its own directory; drop "
+                         "--out (to branch off into a new directory, use --init-from "
+                         f"{resume}/checkpoints/last.safetensors)")
     given = {k: v for k, v in (overrides or {}).items() if v is not None and k != "out"}
     refused = [k for k, v in given.items() if k not in RESUME_OVERRIDABLE and _differs(getattr(saved, k), v)]
     if refused:
