@@ -18,6 +18,54 @@ class CLIError(Exception):
     """An error whose message is meant for the user, printed without a traceback."""
 
 
+# Exit status: 0 finished; EXIT_STOPPED when training stopped resumably (signal, --time-limit,
+# --stop-after) so a job script can requeue `asymformer train --resume RUN`; 2 for bad input or a
+# failed run (the message says what to fix); 130 when a second Ctrl-C aborted.
+EXIT_STOPPED = 75  # EX_TEMPFAIL in sysexits.h: "try again later"
+EXIT_ERROR = 2
+
+
+def _positive(text: str) -> int:
+    """argparse type for counts and sizes that must be >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    """argparse type for counts that may be 0 (data workers)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _check_out_file(path: str | None, flag: str = "--out") -> None:
+    """A file output must not be a folder and its folder must be creatable (checked before long work)."""
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise CLIError(f"{flag} {path} is a folder; give a file name, e.g. {os.path.join(path, 'benchmark.json')}")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise CLIError(f"{flag} {path}: {parent} is a file, not a folder")
+
+
+def _check_out_dir(path: str | None, flag: str = "--out") -> None:
+    """A folder output must not be an existing file."""
+    if path is not None and os.path.exists(path) and not os.path.isdir(path):
+        raise CLIError(f"{flag} {path} is an existing file; give a folder")
+
+
 def _parse_hw(text: str) -> tuple[int, int]:
     """Parse 'HxW' (e.g. 480x640) into (H, W)."""
     try:
@@ -32,9 +80,9 @@ def _parse_hw(text: str) -> tuple[int, int]:
 # --------------------------------------------------------------------------- info (models)
 def _add_info(sub):
     p = sub.add_parser("info", help="list model variants with parameters and GMACs")
-    p.add_argument("--height", type=int, default=480)
-    p.add_argument("--width", type=int, default=640)
-    p.add_argument("--num-classes", type=int, default=40)
+    p.add_argument("--height", type=_positive, default=480)
+    p.add_argument("--width", type=_positive, default=640)
+    p.add_argument("--num-classes", type=_positive, default=40)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_run_info)
 
@@ -172,7 +220,11 @@ def _add_train(sub):
     p.add_argument("--data", help="dataset root (any supported layout) or synthetic:N_TRAIN:N_TEST")
     p.add_argument("--out", help="run directory (config, logs, checkpoints, curves.png)")
     p.add_argument("--config", help="YAML or JSON file of TrainConfig settings")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run to the end of its plan "
+                   "(--epochs N extends it; --lr, --grad-clip, --workers, --device, --data may change)")
+    p.add_argument("--init-from", metavar="CHECKPOINT",
+                   help="fine-tune: start from a model file (official .pth or our .safetensors, any class "
+                        "count); the classifier is re-initialised when the class count differs")
     p.add_argument("--model", help="variant name (asymformer list: see `asymformer info`)")
     p.add_argument("--layout", help="dataset layout (default auto)")
     _add_data_options(p)
@@ -197,7 +249,8 @@ def _add_train(sub):
     p.add_argument("--zero-depth", action="store_true", default=None, help="ablation: feed zeros as depth")
     p.add_argument("--seed", type=int)
     p.add_argument("--deterministic", action="store_true", default=None)
-    p.add_argument("--stop-after", type=int, help="stop resumably after this global iteration")
+    p.add_argument("--stop-after", type=int, help="stop resumably after this global iteration (this "
+                   "invocation only)")
     p.add_argument("--time-limit", type=float, metavar="MINUTES",
                    help="stop resumably after this much wall time (e.g. a cluster job's limit)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
@@ -207,7 +260,7 @@ def _add_train(sub):
 _TRAIN_FLAGS = ("data", "out", "model", "layout", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
                 "crop_size", "base_size", "eval_size", "workers", "device", "val_every", "save_every", "amp",
                 "compile", "channels_last", "grad_clip", "pretrained_rgb", "pretrained_depth", "zero_depth",
-                "seed", "deterministic", "stop_after", "time_limit", "progress")
+                "seed", "deterministic", "stop_after", "time_limit", "progress", "init_from")
 
 
 def _run_train(args):
@@ -227,12 +280,12 @@ def _run_train(args):
         print(f"{result['status']} at iteration {result['iteration']}/{result['total_iterations']}"
               + (f", best mIoU {best:.4f}" if best is not None else "") + f"; run: {result['run_dir']}")
         if result["status"] == "stopped":
-            print(f"continue with: asymformer train --resume {result['run_dir']}")
+            print(f"continue with: {result['resume_command']}")
         split = result.get("best_selected_on")
         if best is not None and split in ("test", "testing"):
             print(f"note: best.safetensors was selected on the {split} split (no separate validation split), "
                   f"so its {split} score is optimistic; last.safetensors involves no selection")
-    return 0
+    return EXIT_STOPPED if result["status"] == "stopped" else 0
 
 
 def _add_evaluate(sub):
@@ -249,12 +302,12 @@ def _add_evaluate(sub):
                    help="HxW input size (default: the size the checkpoint was validated at, else 480x640)")
     p.add_argument("--native-resolution", action="store_true",
                    help="score at each label's own size (logits upsampled) instead of at --size")
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--batch-size", type=_positive, default=1)
+    p.add_argument("--workers", type=_non_negative, default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none")
     p.add_argument("--zero-depth", action="store_true", help="feed zeros as depth (ablation)")
-    p.add_argument("--save-predictions", type=int, default=0, metavar="N",
+    p.add_argument("--save-predictions", type=_non_negative, default=0, metavar="N",
                    help="write <name>.png (dataset colours) and <name>_labels.png (class indices, as "
                         "predict --save-labels) of the first N images to OUT/predictions")
     p.set_defaults(func=_run_evaluate)
@@ -267,6 +320,7 @@ def _run_evaluate(args):
         raise CLIError(f"checkpoint not found: {args.checkpoint}")
     if args.save_predictions and not args.out:
         raise CLIError("--save-predictions needs --out DIR")
+    _check_out_dir(args.out)
     from asymformer.engine.evaluate import evaluate_checkpoint, format_table
 
     results = evaluate_checkpoint(args.checkpoint, args.data, split=args.split, layout=args.layout, out=args.out,
@@ -312,6 +366,9 @@ def _run_predict(args):
     from asymformer.deploy.predict import pair_files, predict_files
     from asymformer.deploy.segmenter import Segmenter
 
+    _check_out_dir(args.out)
+    if not 0.0 <= args.alpha <= 1.0:
+        raise CLIError(f"--alpha must be between 0 and 1 (the prediction's weight in the overlay), got {args.alpha}")
     if args.depth_unit is not None:
         resolve_depth_unit(None, args.depth_unit, "--depth-unit", arg="--depth-unit")
     pairs = pair_files(args.rgb, args.depth, args.labels)
@@ -364,15 +421,15 @@ def _add_benchmark(sub):
     p = sub.add_parser("benchmark", help="measure latency of inference backends")
     p.add_argument("--checkpoint", help="weights to time (default: an untrained --model, same speed)")
     p.add_argument("--model", default="asymformer_b0_t", help="variant when no checkpoint is given")
-    p.add_argument("--height", type=int, default=480)
-    p.add_argument("--width", type=int, default=640)
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--height", type=_positive, default=480)
+    p.add_argument("--width", type=_positive, default=640)
+    p.add_argument("--batch", type=_positive, default=1)
     p.add_argument("--backends", default=None,
                    help="comma list (eager, fused, channels_last, jit, compile, onnxruntime, cuda-fp32, "
                         "cuda-fp16, cuda-bf16, cuda-graphs, cuda-compile, tensorrt) or all / cpu / cuda")
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--iters", type=int, default=10)
-    p.add_argument("--threads", type=int, help="torch / ONNX Runtime CPU threads (default: torch's)")
+    p.add_argument("--iters", type=_positive, default=10)
+    p.add_argument("--threads", type=_positive, help="torch / ONNX Runtime CPU threads (default: torch's)")
     p.add_argument("--compare", action="store_true", help="print a table with ratios to eager")
     p.add_argument("--device", help="GPU for the CUDA backends, e.g. cuda:1 (default cuda:0)")
     p.add_argument("--out", help="also write the JSON here")
@@ -386,6 +443,9 @@ def _run_benchmark(args):
 
     from asymformer.deploy.benchmark import DEFAULT_BACKENDS, compare, measured, run_benchmark
 
+    _check_out_file(args.out)  # before the run, not after minutes of timing
+    if args.warmup < 0:
+        raise CLIError(f"--warmup must be >= 0, got {args.warmup}")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.checkpoint:
@@ -399,12 +459,11 @@ def _run_benchmark(args):
     report = run_benchmark(model, args.backends or DEFAULT_BACKENDS, height=args.height, width=args.width,
                            batch=args.batch, warmup=args.warmup, iters=args.iters, progress=args.compare,
                            device=args.device)
-    text = json.dumps(report, indent=1)
     if args.out:
-        from asymformer.data.io import atomic_write_bytes
+        from asymformer.files import write_json
 
-        atomic_write_bytes(args.out, text.encode())
-    print("\n".join(compare(report)) if args.compare else text)
+        write_json(args.out, report)
+    print("\n".join(compare(report)) if args.compare else json.dumps(report, indent=1))
     if not measured(report):
         print("benchmark: no backend could be measured here (each is listed as skipped with the reason)",
               file=sys.stderr)
@@ -424,7 +483,7 @@ def _add_demo(sub):
     p.add_argument("--size", type=_parse_hw, help="HxW of the synthetic rooms (default 96x128)")
     p.add_argument("--train-frames", type=int, help="number of training rooms (default 320)")
     p.add_argument("--test-frames", type=int, help="number of test rooms (default 64)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quick", action="store_true", help="seconds-long smoke run (tiny data, no b0_t timing)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=_run_demo)
@@ -470,11 +529,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CLIError, ValueError, FileNotFoundError, NotADirectoryError, FileExistsError) as exc:
+    except (CLIError, ValueError, FileNotFoundError, NotADirectoryError, FileExistsError, IsADirectoryError,
+            FloatingPointError) as exc:
         if os.environ.get("ASYMFORMER_DEBUG"):
             raise
         print(f"asymformer {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

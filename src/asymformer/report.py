@@ -7,14 +7,12 @@ path, so the output folder can be moved, zipped or opened straight from disk.
 from __future__ import annotations
 
 import html
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from asymformer import viz
+from asymformer import files, viz
 
 _TURBO_STOPS = np.array([[48, 18, 59], [70, 107, 227], [40, 187, 236], [49, 242, 153], [162, 252, 60],
                          [237, 208, 58], [251, 128, 34], [208, 47, 6], [122, 4, 3]], dtype=np.float32)
@@ -80,12 +78,8 @@ def legend(class_names, colors) -> Image.Image:
 
 
 def write_json(path, payload: dict) -> Path:
-    """Atomic JSON write."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+    """Atomic JSON write (never NaN); see asymformer.files."""
+    return files.write_json(path, payload)
 
 
 def _table(rows: list[list], header: list[str]) -> str:
@@ -143,9 +137,7 @@ def write_html(out, results: dict) -> Path:
         "</body></html>",
     ]
     path = out / "report.html"
-    tmp = path.with_name(f".report.{os.getpid()}.tmp")
-    tmp.write_text("\n".join(parts))
-    os.replace(tmp, path)
+    files.atomic_write_text(path, "\n".join(parts))
     return path
 
 

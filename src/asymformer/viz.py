@@ -7,7 +7,6 @@ are plain but labelled: titles, axis ranges, class names, values.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -162,10 +161,7 @@ def legend(class_names, colors) -> Image.Image:
 
 
 def save_image(image: Image.Image, path) -> Path:
-    """Atomic PNG write (a report is never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    image.save(tmp)
-    os.replace(tmp, path)
-    return path
+    """Atomic PNG write (a report is never half-written); see asymformer.files."""
+    from asymformer.files import save_image as _save
+
+    return _save(image, path)

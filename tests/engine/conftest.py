@@ -11,14 +11,18 @@ from PIL import Image
 from asymformer.engine import TrainConfig
 
 
-def write_tiny_layout(root, n_train=8, n_test=2, size=(64, 64), seed=0):
-    """Quadrant scenes: top/bottom differ by depth, left/right by colour; one-based labels."""
+def write_tiny_layout(root, n_train=8, n_test=2, size=(64, 64), seed=0, n_classes=4, void=()):
+    """Quadrant scenes: top/bottom differ by depth, left/right by colour; one-based labels.
+
+    `n_classes` >= 4 lists more class names (the scenes use the first four); the frames whose
+    index is in `void` have no labelled pixel at all.
+    """
     rng = np.random.default_rng(seed)
     h, w = size
     for sub in ("rgb", "depth", "labels"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     names = [f"s{i:03d}" for i in range(n_train + n_test)]
-    for name in names:
+    for i, name in enumerate(names):
         cls = np.zeros((h, w), np.uint8)
         split = rng.integers(w // 4, 3 * w // 4)
         cls[:, split:] = 1
@@ -28,12 +32,14 @@ def write_tiny_layout(root, n_train=8, n_test=2, size=(64, 64), seed=0):
         depth_mm = np.where(cls >= 2, 3000, 1200).astype(np.uint16)
         label = cls + 1
         label[:2, :2] = 0  # a little void
+        if i in void:
+            label[:] = 0
         Image.fromarray(rgb).save(root / "rgb" / f"{name}.png")
         Image.fromarray(depth_mm).save(root / "depth" / f"{name}.png")
         Image.fromarray(label).save(root / "labels" / f"{name}.png")
-    (root / "classes.json").write_text(json.dumps({"names": ["a", "b", "c", "d"],
-                                                   "colors": [[200, 0, 0], [0, 200, 0], [0, 0, 200], [90, 90, 90]],
-                                                   "depth_unit": 0.001}))
+    colors = [[200, 0, 0], [0, 200, 0], [0, 0, 200], [90, 90, 90]] + [[10 * k, 50, 100] for k in range(n_classes - 4)]
+    names_ = ["a", "b", "c", "d"] + [f"extra{k}" for k in range(n_classes - 4)]
+    (root / "classes.json").write_text(json.dumps({"names": names_, "colors": colors, "depth_unit": 0.001}))
     (root / "train.txt").write_text("\n".join(names[:n_train]) + "\n")
     (root / "test.txt").write_text("\n".join(names[n_train:]) + "\n")
     return root

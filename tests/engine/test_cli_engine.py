@@ -14,7 +14,7 @@ def test_train_stop_resume_then_evaluate_via_cli(tiny_data, tmp_path, capsys):
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps({"normalization": "imagenet", "scale_range": [1.0, 1.25], "tensorboard": False,
                                "log_every": 1}))
-    assert main(["train", "--out", str(run), "--config", str(cfg), "--stop-after", "1", *common]) == 0
+    assert main(["train", "--out", str(run), "--config", str(cfg), "--stop-after", "1", *common]) == 75
     assert "--resume" in capsys.readouterr().out
     assert main(["train", "--out", str(run), "--config", str(cfg), *common]) == 2  # never overwrite a run
     assert "already holds a run" in capsys.readouterr().err

@@ -74,3 +74,48 @@ def test_sharded_sampler_is_a_partition_and_resumable():
     assert ShardedSampler(10, seed=1, epoch=3, start=4).indices == full[4:]
     ev = [ShardedSampler(10, r, 3, shuffle=False, pad=False).indices for r in range(3)]
     assert sorted(sum(ev, [])) == list(range(10))
+
+
+def test_yaml_values_are_converted_to_the_declared_types(tmp_path):
+    pytest.importorskip("yaml")
+    f = tmp_path / "recipe.yaml"
+    # YAML 1.1 (PyYAML) reads 1e-3 and 5e-5 as strings; 1.0e+2 as a float; "yes" as a bool.
+    f.write_text("lr: 1e-3\nweight_decay: 5e-5\nepochs: 1.0e+2\nbatch_size: '4'\ncrop_size: 64x96\n"
+                 "scale_range: [1, 2]\nflip: 'no'\nnum_classes: null\ngrad_clip: 1\n")
+    c = resolve_config(f)
+    assert (c.lr, c.weight_decay, c.epochs, c.batch_size) == (0.001, 5e-5, 100, 4)
+    assert type(c.lr) is float and type(c.epochs) is int and type(c.grad_clip) is float
+    assert c.crop_size == (64, 96) and c.scale_range == (1.0, 2.0) and c.flip is False and c.num_classes is None
+    for text, key in (("lr: fast\n", "lr"), ("epochs: 2.5\n", "epochs"), ("crop_size: 7\n", "crop_size"),
+                      ("hsv: maybe\n", "hsv"), ("epochs: null\n", "epochs"), ("model_kwargs: [1]\n", "model_kwargs")):
+        f.write_text(text)
+        with pytest.raises(ValueError, match=rf"recipe\.yaml: {key}: "):
+            resolve_config(f)
+
+
+def test_saved_config_never_holds_per_invocation_limits(tmp_path):
+    c = TrainConfig(data="d", out="o", stop_after=3, time_limit=5.0)
+    save_config(c, tmp_path / "config.json")
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["stop_after"] is None and saved["time_limit"] is None and saved["epochs"] == 500
+
+
+def test_impossible_numbers_name_the_flag():
+    base = dict(data="d", out="o")
+    for key, value, flag in (("lr", float("nan"), "--lr"), ("lr", 0.0, "--lr"), ("grad_clip", -1.0, "--grad-clip"),
+                             ("warmup_epochs", float("inf"), "--warmup-epochs"), ("stop_after", -2, "--stop-after"),
+                             ("time_limit", 0.0, "--time-limit")):
+        with pytest.raises(ValueError, match=flag):
+            TrainConfig(**base, **{key: value}).validate()
+
+
+def test_startup_warnings_for_plans_that_cannot_work():
+    from asymformer.engine.summary import warnings_for
+
+    c = TrainConfig(data="d", out="o", warmup_epochs=10, lr=1e-3)
+    long_warmup = warnings_for(c, total=50, warmup=100, size=(480, 640), synthetic=False)
+    assert len(long_warmup) == 1 and "longer than the whole run (50 iterations)" in long_warmup[0]
+    small = warnings_for(c, total=500, warmup=100, size=(120, 160), synthetic=False)
+    assert len(small) == 1 and "--base-size 120x160" in small[0] and "upscaled 4.0x" in small[0]
+    assert warnings_for(c, total=500, warmup=100, size=(424, 560), synthetic=False) == []
+    assert warnings_for(c, total=500, warmup=100, size=(96, 128), synthetic=True) == []

@@ -68,10 +68,10 @@ def test_corrupt_file_mid_training_names_it_and_resumes(tiny_data, tmp_path):
 
 
 def test_resume_refuses_recipe_changes_and_missing_state(tiny_data, tmp_path):
-    cfg = small_config(tiny_data, tmp_path / "run", epochs=1, val_every=0, stop_after=1)
+    cfg = small_config(tiny_data, tmp_path / "run", epochs=1, val_every=0, stop_after=0)
     assert train(cfg)["status"] == "stopped"
-    with pytest.raises(ValueError, match="lr"):
-        train(resume=str(tmp_path / "run"), overrides={"lr": 0.5})
+    with pytest.raises(ValueError, match="weight-decay: the optimiser and schedule state"):
+        train(resume=str(tmp_path / "run"), overrides={"weight_decay": 0.5})
     shutil.rmtree(tmp_path / "run" / "checkpoints")
     with pytest.raises(FileNotFoundError, match="state.pt"):
         train(resume=str(tmp_path / "run"))
@@ -80,7 +80,8 @@ def test_resume_refuses_recipe_changes_and_missing_state(tiny_data, tmp_path):
 
 
 def test_time_limit_stops_resumably_then_resume_finishes(tiny_data, tmp_path):
-    cfg = small_config(tiny_data, tmp_path / "run", epochs=2, val_every=0, time_limit=1e-6)
+    cfg = small_config(tiny_data, tmp_path / "run", epochs=2, val_every=0, time_limit=1e-6, crop_size=(32, 32),
+                       base_size=(32, 32))
     first = train(cfg)
     assert first["status"] == "stopped" and first["iteration"] == 1  # the limit is checked after each step
     state = torch.load(tmp_path / "run" / "checkpoints" / "state.pt", weights_only=True)

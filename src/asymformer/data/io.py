@@ -7,12 +7,13 @@ the caller's (layout's) knowledge, passed as `unit`.
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from asymformer.files import atomic_write_bytes  # noqa: F401 - the one atomic writer, re-exported
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".npy")
 DEPTH_SUFFIXES = (".png", ".npy", ".npz", ".tif", ".tiff")
@@ -188,24 +189,6 @@ def read_label(path) -> np.ndarray:
     if not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"label file {path} holds {arr.dtype} values; expected integers")
     return arr.astype(np.int64)
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write via a temp file in the same folder + os.replace, so readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        f = open(tmp, "wb")
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(tmp, "wb")
-    try:
-        with f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_png(path, array) -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from asymformer.files import write_json
+
 from .classes import NYU40_CLASSES, NYU40_COLORS, make_palette
 from .io import atomic_write_bytes, write_png
 
@@ -43,7 +45,7 @@ def _loadmat(path: Path, flag: str) -> dict:
 
     try:
         return scipy.io.loadmat(path)
-    except (NotImplementedError, ValueError, OSError) as exc:
+    except (NotImplementedError, ValueError, OSError, scipy.io.matlab.MatReadError) as exc:
         raise ValueError(f"{flag} {path}: cannot read it as a MATLAB v5 .mat ({exc})") from None
 
 
@@ -192,7 +194,7 @@ def prepare_nyuv2(mat, splits, mapping, out, raw_depth: bool = False, overwrite:
     meta = {"dataset": "nyuv2", "layout": "asymformer_nyuv2", "names": names,
             "colors": colors, "depth_unit": 0.001, "labels": "one_based",
             "raw_depths": bool(raw_depth), "name_format": "1-based frame index, 4 digits"}
-    _write_text(out / "dataset.json", json.dumps(meta, indent=1))
+    write_json(out / "dataset.json", meta)
     _verify(out, [frame_name(i) for i in wanted], raw_depth)
     return {"train": len(split_idx["train"]), "test": len(split_idx["test"]), "written": written,
             "skipped": skipped, "out": str(out)}

@@ -17,13 +17,14 @@ SUNRGBDMeta. Images keep their native (camera-dependent) size; transforms resize
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
+
+from asymformer.files import atomic_path, write_json
 
 from .classes import SUN37_CLASSES, SUN37_COLORS
 from .io import atomic_write_bytes, write_png
@@ -64,7 +65,7 @@ def _loadmat(path: Path, flag: str, key_hint: str) -> dict:
         return scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)
     except NotImplementedError:
         raise ValueError(f"{flag} {path} is a MATLAB v7.3 file; expected the toolbox's v5 {key_hint}") from None
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, scipy.io.matlab.MatReadError) as exc:
         raise ValueError(f"{flag} {path}: cannot read it as a .mat file ({exc})") from None
 
 
@@ -133,10 +134,8 @@ def _convert(rgb_src: Path, depth_src: Path, label: np.ndarray, files: dict) -> 
     if label.max() > len(SUN37_CLASSES):
         raise ValueError(f"seglabel of {rgb_src} has value {int(label.max())} > 37")
     if files["rgb"].suffix == ".jpg":
-        tmp = files["rgb"].with_name(f".{files['rgb'].name}.tmp")
-        files["rgb"].parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(rgb_src, tmp)
-        tmp.replace(files["rgb"])
+        with atomic_path(files["rgb"]) as tmp:
+            shutil.copyfile(rgb_src, tmp)
     write_png(files["depth"], depth)
     write_png(files["labels"], label.astype(np.uint8))
 
@@ -202,5 +201,5 @@ def prepare_sunrgbd(root, meta, seg, split, out, depth: str = "filled", expect_c
         atomic_write_bytes(out / f"{name}.txt", "".join(sample_name(i) + "\n" for i in idx).encode())
     classes = {"names": list(SUN37_CLASSES), "colors": SUN37_COLORS.tolist(), "depth_unit": 0.001,
                "labels": "one_based", "dataset": "sunrgbd", "depth": depth}
-    atomic_write_bytes(out / "classes.json", json.dumps(classes, indent=1).encode())
+    write_json(out / "classes.json", classes)
     return {**counts, "written": written, "skipped": skipped, "out": str(out)}

@@ -14,7 +14,6 @@ See docs/synthetic.md.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -272,6 +271,8 @@ def write_synthetic_dataset(out, num_train: int, num_test: int, height: int = 24
     Depth: uint16 millimetres (depth_unit 0.001, 0 = invalid); labels: one_based uint8 PNGs.
     Returns a summary dict (root, counts, classes).
     """
+    from asymformer.files import write_json
+
     from .io import atomic_write_bytes, write_png
 
     if int(num_train) < 1 or int(num_test) < 0:
@@ -297,6 +298,6 @@ def write_synthetic_dataset(out, num_train: int, num_test: int, height: int = 24
     meta = {"names": list(CLASS_NAMES), "colors": CLASS_COLORS.tolist(), "depth_unit": 0.001,
             "labels": "one_based", "source": f"asymformer synthetic rooms seed={seed} {height}x{width}",
             "geometry_only_classes": list(GEOMETRY_ONLY_CLASSES)}
-    atomic_write_bytes(out / "classes.json", (json.dumps(meta, indent=1) + "\n").encode())
+    write_json(out / "classes.json", meta)
     return {"root": str(out), "train": int(num_train), "test": int(num_test), "height": int(height),
             "width": int(width), "seed": int(seed), "classes": list(CLASS_NAMES)}

@@ -7,13 +7,13 @@ exports, at a second size, so a file that silently baked in a shape is caught he
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from asymformer.files import atomic_path
 
 from .common import BackendUnavailable, example_inputs, fused_copy, ort_session
 
@@ -74,9 +74,7 @@ def export_onnx(model: torch.nn.Module, path, height: int = 480, width: int = 64
     # A dynamic graph is traced at a size that is not a multiple of 32, so the model's internal
     # pad-and-crop branch is recorded (padding by 0 is exact, so multiples of 32 still work).
     rgb, depth = example_inputs(batch, *((_off32(height), _off32(width)) if dynamic else (height, width)))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.onnx")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".tmp.onnx") as tmp:
         try:
             with torch.no_grad():
                 _export(fused, rgb, depth, Path(tmp), dynamic, int(opset))
@@ -90,10 +88,6 @@ def export_onnx(model: torch.nn.Module, path, height: int = 480, width: int = 64
                   "export_shape": [batch, height, width]}
         if check:
             report["checks"] = check_onnx(tmp, fused, _check_sizes(batch, height, width, dynamic), atol)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     report["bytes"] = path.stat().st_size
     return report
 

@@ -9,14 +9,13 @@ Outputs per frame <name> in OUT: <name>.png (colourised labels), and on request
 from __future__ import annotations
 
 import glob
-import json
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from asymformer.files import write_json
 
 from . import render
 
@@ -213,12 +212,5 @@ def predict_files(segmenter, pairs, out_dir, depth_unit: float | None = None, ov
                               "reading and writing files; model-only speed: asymformer benchmark",
                "outputs": str(out),
                "per_frame": frames}
-    _write_json(out / "predict.json", summary)
+    write_json(out / "predict.json", summary)
     return summary
-
-
-def _write_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)

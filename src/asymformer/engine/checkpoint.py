@@ -8,26 +8,15 @@ lists and dicts go in, so `torch.load(weights_only=True)` reads it back.
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from asymformer.files import torch_save
+
 STATE_NAME = "state.pt"
-
-
-def atomic_torch_save(obj, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def rng_state() -> dict:
@@ -66,7 +55,7 @@ def set_rng_state(state: dict) -> None:
 def save_state(path, *, model, optimizer, scheduler, scaler, iteration: int, best_miou: float,
                rng: dict | None = None, extra: dict | None = None) -> None:
     """Write the resume state; `rng` lets the caller store states captured at a step boundary."""
-    atomic_torch_save({
+    torch_save({
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),

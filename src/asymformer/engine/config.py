@@ -8,14 +8,35 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from asymformer.files import write_json
+
 AMP_CHOICES = ("none", "bf16", "fp16")
-# What may change when resuming: where things run, never what is computed.
-RESUME_OVERRIDABLE = {"data", "workers", "device", "stop_after", "time_limit", "log_every", "tensorboard",
-                      "progress"}
+# Limits of one invocation (a job's slice), never part of the run: not saved, never inherited.
+PER_INVOCATION = {"stop_after", "time_limit"}
+# What may change when resuming: where and how fast things run, the lr, the clip and the length.
+RESUME_OVERRIDABLE = {"data", "workers", "device", "log_every", "tensorboard", "progress", "lr", "grad_clip",
+                      "epochs", "val_every", "save_every", "val_batch_size", "amp", "compile", "channels_last",
+                      "deterministic"} | PER_INVOCATION
+_NEW_RUN = "start a new run with --init-from RUN/checkpoints/last.safetensors instead"
+# Why everything else is fixed once a run has started (shown when a resume tries to change it).
+RESUME_REFUSED_BECAUSE = {
+    **dict.fromkeys(("model", "model_kwargs", "num_classes", "sync_bn"),
+                    "the saved weights belong to that network"),
+    **dict.fromkeys(("batch_size", "seed", "layout", "train_split"),
+                    "it fixes the data order and the iterations per epoch that the saved position counts in"),
+    **dict.fromkeys(("crop_size", "base_size", "scale_range", "hsv", "flip", "normalization", "zero_depth"),
+                    "it changes what the network is trained on half-way through"),
+    **dict.fromkeys(("weight_decay", "betas", "warmup_epochs", "warmup_start_factor", "poly_power"),
+                    "the optimiser and schedule state saved so far were built with it"),
+    **dict.fromkeys(("eval_size", "val_split"), "best.safetensors was chosen by the validation it defines"),
+    **dict.fromkeys(("pretrained_rgb", "pretrained_depth", "init_from"),
+                    "it only initialises a new run; a resumed run continues from state.pt"),
+}
 
 
 @dataclass
@@ -33,6 +54,7 @@ class TrainConfig:
     num_classes: int | None = None       # None: from the dataset
     pretrained_rgb: str | None = None    # ImageNet ConvNeXt weights
     pretrained_depth: str | None = None
+    init_from: str | None = None         # start from a whole-model checkpoint (fine-tuning)
     epochs: int = 500
     batch_size: int = 8                  # global batch, split over the processes
     lr: float = 5e-5
@@ -46,7 +68,7 @@ class TrainConfig:
     scale_range: tuple[float, float] = (1.0, 2.0)
     hsv: bool = True
     flip: bool = True
-    normalization: str | None = None     # None: the dataset's recommended preset
+    normalization: str | dict | None = None  # preset name or values; None: the dataset's recommended preset
     eval_size: tuple[int, int] = (480, 640)
     val_every: int = 10                  # epochs; 0 disables validation
     val_batch_size: int = 1
@@ -82,8 +104,11 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "val_batch_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"--lr must be positive, got {self.lr}")
+        if not 0 < self.lr < math.inf:
+            raise ValueError(f"--lr must be a positive number, got {self.lr}")
+        for name in ("weight_decay", "warmup_epochs", "grad_clip", "warmup_start_factor", "poly_power"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"--{name.replace('_', '-')} must be a number >= 0, got {getattr(self, name)}")
         for name in ("crop_size", "base_size", "eval_size"):
             hw = getattr(self, name)
             if len(hw) != 2 or min(hw) < 32:
@@ -91,6 +116,12 @@ class TrainConfig:
         lo, hi = self.scale_range
         if not 0 < lo <= hi:
             raise ValueError(f"scale_range must satisfy 0 < low <= high, got {self.scale_range}")
+        if self.stop_after is not None and self.stop_after < 0:
+            raise ValueError(f"--stop-after must be >= 0, got {self.stop_after}")
+        if self.time_limit is not None and self.time_limit <= 0:
+            raise ValueError(f"--time-limit must be positive (minutes), got {self.time_limit}")
+        if os.path.exists(self.out) and not os.path.isdir(self.out):
+            raise ValueError(f"--out {self.out} is an existing file; give a folder for the run")
         if self.workers < 0 or self.val_every < 0 or self.save_every < 0 or self.grad_clip < 0:
             raise ValueError("workers, val_every, save_every and grad_clip must be >= 0")
         return self
@@ -99,25 +130,73 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-_TUPLE_FIELDS = {f.name for f in dataclasses.fields(TrainConfig) if str(f.type).startswith("tuple")}
+_FIELD_TYPES = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
 
 
 def config_from_dict(values: dict, source: str = "config") -> TrainConfig:
-    """Build a TrainConfig, rejecting unknown keys by name (a typo must not be silently ignored)."""
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - known)
+    """Build a TrainConfig, rejecting unknown keys by name (a typo must not be silently ignored).
+
+    Values are converted to the declared field types: YAML 1.1 reads `1e-3` as a string and JSON
+    has no tuples, so `lr: 1e-3` must still train at 0.001 and `crop_size: [480, 640]` be a pair.
+    """
+    unknown = sorted(set(values) - set(_FIELD_TYPES))
     if unknown:
-        raise ValueError(f"{source}: unknown setting(s) {unknown}; known settings: {sorted(known)}")
-    clean = {}
-    for key, value in values.items():
-        if key in _TUPLE_FIELDS and value is not None:
-            value = parse_pair(value, key)
-        clean[key] = value
-    return TrainConfig(**clean)
+        raise ValueError(f"{source}: unknown setting(s) {unknown}; known settings: {sorted(_FIELD_TYPES)}")
+    return TrainConfig(**{k: coerce(v, _FIELD_TYPES[k], f"{source}: {k}") for k, v in values.items()})
+
+
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+
+
+def coerce(value, declared: str, where: str):
+    """Convert one setting to its declared type ('int', 'float | None', 'tuple[int, int]', ...)."""
+    kinds = [k.strip() for k in declared.split("|")]
+    if value is None:
+        if "None" in kinds:
+            return None
+        raise ValueError(f"{where}: a value is required (got {value!r})")
+    if isinstance(value, dict) and "dict" in kinds:
+        return dict(value)
+    kind = kinds[0]
+    if kind.startswith("tuple"):
+        elem = kind[kind.index("[") + 1:].split(",")[0].strip()
+        return tuple(coerce(v, elem, where) for v in parse_pair(value, where))
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if str(value).strip().lower() in _TRUE | _FALSE:
+            return str(value).strip().lower() in _TRUE
+        raise ValueError(f"{where}: expected true or false, got {value!r}")
+    if kind in ("int", "float"):
+        return _number(value, kind, where)
+    if kind == "dict":
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if isinstance(value, (dict, list, tuple)):
+        raise ValueError(f"{where}: expected text, got {value!r}")
+    return str(value)
+
+
+def _number(value, kind: str, where: str):
+    if isinstance(value, bool):
+        raise ValueError(f"{where}: expected a number, got {value!r}")
+    try:
+        number = float(value.strip()) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: expected {'an integer' if kind == 'int' else 'a number'}, "
+                         f"got {value!r}") from None
+    if kind == "float":
+        return number
+    if not number.is_integer():
+        raise ValueError(f"{where}: expected an integer, got {value!r}")
+    return int(number)
 
 
 def parse_pair(value, name: str) -> tuple:
     """Accept [h, w], (h, w) or 'HxW' / 'a,b' strings for the pair-valued settings."""
+    if not isinstance(value, (str, list, tuple)):
+        raise ValueError(f"{name}: expected two values like [480, 640] or 480x640, got {value!r}")
     if isinstance(value, str):
         sep = "x" if "x" in value.lower() else ","
         parts = value.lower().split(sep)
@@ -166,10 +245,9 @@ def resolve_config(config_file=None, overrides: dict | None = None) -> TrainConf
 
 def save_config(config: TrainConfig, path: str | os.PathLike) -> None:
     """Write the resolved config atomically (JSON: readable without optional dependencies)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-    os.replace(tmp, path)
+    values = config.to_dict()
+    values.update(dict.fromkeys(PER_INVOCATION))  # a later --resume must not inherit one job's limits
+    write_json(path, values, indent=2)
 
 
 def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:

@@ -8,14 +8,14 @@ gives 480x640, 576x768, 672x896); flip adds mirrored passes.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
+
+from asymformer.files import atomic_write_text, write_json
 
 from .metrics import ConfusionMatrix
 
@@ -69,6 +69,9 @@ def evaluate_model(model, loader, num_classes: int, device, *, scales=(1.0,), fl
     return cm
 
 
+MIN_SCALE, MAX_SCALE = 0.25, 4.0  # 4x of 480x640 is already 1920x2560; 100x would exhaust any memory
+
+
 def parse_scales(text) -> tuple[float, ...]:
     if isinstance(text, (list, tuple)):
         values = [float(v) for v in text]
@@ -77,8 +80,9 @@ def parse_scales(text) -> tuple[float, ...]:
             values = [float(v) for v in str(text).split(",") if v.strip()]
         except ValueError:
             raise ValueError(f"--scales: expected numbers like 1.0,1.2,1.4, got {text!r}") from None
-    if not values or any(v <= 0 for v in values):
-        raise ValueError(f"--scales: expected positive numbers like 1.0,1.2,1.4, got {text!r}")
+    if not values or any(not MIN_SCALE <= v <= MAX_SCALE for v in values):  # also rejects nan/inf
+        raise ValueError(f"--scales: expected factors between {MIN_SCALE} and {MAX_SCALE} like 1.0,1.2,1.4 (the "
+                         f"input size is multiplied by each), got {text!r}")
     return tuple(values)
 
 
@@ -118,6 +122,10 @@ def evaluate_checkpoint(checkpoint, data, *, split="test", layout="auto", out=No
     cm = evaluate_model(model, loader, ds.num_classes, dev, scales=scales, flip=flip,
                         dtype=amp_dtype(amp, dev), zero_depth=zero_depth, progress=progress,
                         on_batch=hooks)
+    if int(cm.mat.sum()) == 0:
+        raise ValueError(f"{data} ({split}): none of the {len(ds)} images has a labelled pixel (every label is "
+                         "void), so there is nothing to score; check the label files and their convention "
+                         "(one-based files: 0 = void)")
     results = {**cm.compute(), "checkpoint": str(checkpoint), "data": str(data), "split": split,
                "num_images": len(ds), "size": list(size), "size_source": size_source,
                "scored_at": "label's native resolution" if native_resolution else f"{size[0]}x{size[1]}",
@@ -207,13 +215,11 @@ def write_reports(results: dict, confusion: np.ndarray, class_names, colors, out
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     payload = _no_nan({**results, "confusion_matrix": np.asarray(confusion).astype(int).tolist()})
-    tmp = out / ".results.json.tmp"
-    tmp.write_text(json.dumps(payload, indent=1, allow_nan=False) + "\n")
-    os.replace(tmp, out / "results.json")
+    write_json(out / "results.json", payload)
     lines = ["class,iou,acc"] + [f"{n},{'' if i is None else f'{i:.6f}'},{'' if a is None else f'{a:.6f}'}"
                                  for n, i, a in zip(class_names, results["per_class_iou"],
                                                     results["per_class_acc"])]
-    (out / "per_class_iou.csv").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out / "per_class_iou.csv", "\n".join(lines) + "\n")
     title = f"per-class IoU (mIoU {results['miou']:.4f})"
     viz.save_image(viz.bar_chart(class_names, results["per_class_iou"], title, colors=colors),
                    out / "per_class_iou.png")

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import json
-import os
+import math
 from pathlib import Path
+
+from asymformer.files import atomic_write, atomic_write_text
 
 CSV_FIELDS = ["kind", "epoch", "iteration", "loss", "lr", "it_s", "miou", "pixel_acc", "mean_acc", "time"]
 
@@ -38,17 +40,16 @@ class RunLogger:
 
     def _truncate(self, iteration: int) -> None:
         records = [r for r in read_log(self.run_dir) if r.get("iteration", 0) <= iteration]
-        tmp = self.jsonl.with_name("log.jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-        os.replace(tmp, self.jsonl)
-        with open(self.csv, "w", newline="") as f:
+        atomic_write_text(self.jsonl, "".join(json.dumps(r) + "\n" for r in records))
+        with atomic_write(self.csv, "w", newline="") as f:
             w = csv.DictWriter(f, CSV_FIELDS, extrasaction="ignore")
             w.writeheader()
             w.writerows(records)
 
     def log(self, record: dict) -> None:
+        record = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
         with open(self.jsonl, "a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(json.dumps(record, allow_nan=False) + "\n")
         new = not self.csv.exists()
         with open(self.csv, "a", newline="") as f:
             w = csv.DictWriter(f, CSV_FIELDS, extrasaction="ignore")
@@ -86,8 +87,8 @@ def plot_curves(run_dir) -> Path | None:
     from asymformer import viz
 
     records = read_log(run_dir)
-    train = [r for r in records if r.get("kind") == "train"]
-    val = [r for r in records if r.get("kind") == "val"]
+    train = [r for r in records if r.get("kind") == "train" and r.get("loss") is not None]
+    val = [r for r in records if r.get("kind") == "val" and r.get("miou") is not None]
     if not train and not val:
         return None
     panels = []

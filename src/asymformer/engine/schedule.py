@@ -46,6 +46,13 @@ class WarmupPoly:
         self.iteration += 1
         self._apply()
 
+    def rescale(self, ratio: float) -> None:
+        """Multiply the base lr (a resumed run with a new --lr keeps its place on the curve)."""
+        self.base_lrs = [b * ratio for b in self.base_lrs]
+        for g, base in zip(self.optimizer.param_groups, self.base_lrs):
+            g["initial_lr"] = base
+        self._apply()
+
     def get_last_lr(self) -> list[float]:
         return [g["lr"] for g in self.optimizer.param_groups]
 

@@ -17,22 +17,35 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from asymformer.models.finetune import checkpoint_normalization, load_matching_weights
+
 from . import checkpoint as ckpt
 from . import distributed as dist_utils
+from . import summary
 from .builders import amp_dtype, build_datasets, build_model, build_optimizer, eval_loader, make_loader
-from .config import RESUME_OVERRIDABLE, TrainConfig, load_run_config, save_config
+from .config import TrainConfig, load_run_config, save_config
 from .distributed import ShardedSampler
 from .evaluate import evaluate_model
 from .logging import RunLogger, plot_curves
+from .resume import check_position, check_state_fits, divergence_message, lock_run_dir, resume_command, resume_config
 from .schedule import WarmupPoly
 
 
 def train_step(model, batch, optimizer, device, *, dtype=None, scaler=None, grad_clip=0.0,
-               zero_depth=False, channels_last=False, ignore_index=255) -> float:
-    """One optimisation step on a batch dict; returns the loss. Gradients stay in .grad afterwards."""
+               zero_depth=False, channels_last=False, ignore_index=255) -> float | None:
+    """One optimisation step on a batch dict; returns the loss, or None for a batch without labels.
+
+    A batch whose pixels are all void carries nothing to learn: with one process it is skipped
+    (no forward, no update); under DDP every rank must still join the gradient all-reduce, so it
+    contributes a zero gradient. A non-finite loss or gradient raises FloatingPointError before
+    the optimiser touches the weights, so the state at the last step stays resumable.
+    """
     rgb = batch["rgb"].to(device, non_blocking=True)
     depth = batch["depth"].to(device, non_blocking=True)
     label = batch["label"].to(device, non_blocking=True)
+    void = not bool((label != ignore_index).any())
+    if void and dist_utils.world_size() == 1:
+        return None
     if zero_depth:
         depth = torch.zeros_like(depth)
     if channels_last:
@@ -41,10 +54,12 @@ def train_step(model, batch, optimizer, device, *, dtype=None, scaler=None, grad
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         logits = model(rgb, depth)
-    loss = F.cross_entropy(logits.float(), label, ignore_index=ignore_index)
+    if void:
+        loss = logits.float().sum() * 0.0
+    else:
+        loss = F.cross_entropy(logits.float(), label, ignore_index=ignore_index)
     if not _finite_on_every_rank(loss, model, device):
-        raise FloatingPointError(f"loss became {loss.item()}: lower --lr, enable --grad-clip or use "
-                                 "--amp bf16 instead of fp16")
+        raise FloatingPointError(f"the training loss became {loss.item()}")
     if scaler is not None and scaler.is_enabled():
         scaler.scale(loss).backward()
         if grad_clip > 0:
@@ -54,10 +69,11 @@ def train_step(model, batch, optimizer, device, *, dtype=None, scaler=None, grad
         scaler.update()
     else:
         loss.backward()
-        if grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip > 0 else math.inf)
+        if not torch.isfinite(norm):
+            raise FloatingPointError(f"the gradient norm became {norm.item()} (loss {loss.item():.4g})")
         optimizer.step()
-    return float(loss.detach())
+    return None if void else float(loss.detach())
 
 
 def prepare_model(model, config, device, world: int):
@@ -128,6 +144,15 @@ def _gather_rng() -> list:
     return out
 
 
+def _mean_loss(loss: float | None, device) -> float | None:
+    """Mean training loss over the processes whose batch had labels (None if none had)."""
+    if dist_utils.world_size() == 1:
+        return loss
+    t = torch.tensor([loss or 0.0, 0.0 if loss is None else 1.0], device=device, dtype=torch.float64)
+    torch.distributed.all_reduce(t)
+    return float(t[0] / t[1]) if t[1] > 0 else None
+
+
 def _clean_error(exc: Exception) -> str:
     """DataLoader workers wrap errors in a multi-line traceback: keep the original message."""
     msg = str(exc)
@@ -137,23 +162,13 @@ def _clean_error(exc: Exception) -> str:
     return msg
 
 
-def _prepare_config(config: TrainConfig | None, resume: str | None, overrides: dict | None) -> TrainConfig:
+def _prepare_config(config: TrainConfig | None, resume: str | None, overrides: dict | None):
+    """(config, notices): a resumed run's saved config with the allowed changes, or the given one."""
     if resume:
-        saved = load_run_config(resume)
-        bad = sorted(k for k, v in (overrides or {}).items()
-                     if v is not None and k not in RESUME_OVERRIDABLE and getattr(saved, k) != v)
-        if bad:
-            raise ValueError(f"--resume {resume}: {bad} cannot change when resuming (only "
-                             f"{sorted(RESUME_OVERRIDABLE)} may); start a new run instead")
-        saved.time_limit = None  # a wall-time limit belongs to one invocation (a job), not to the run
-        for k, v in (overrides or {}).items():
-            if v is not None and k in RESUME_OVERRIDABLE:
-                setattr(saved, k, v)
-        saved.out = str(resume)
-        return saved.validate()
+        return resume_config(resume, overrides)
     if config is None:
         raise ValueError("train() needs a config (or resume=RUN_DIR)")
-    return config.validate()
+    return config.validate(), []
 
 
 def train(config: TrainConfig | None = None, *, resume: str | None = None, overrides: dict | None = None,
@@ -161,22 +176,27 @@ def train(config: TrainConfig | None = None, *, resume: str | None = None, overr
     """Train per `config` (or continue the run directory `resume`); returns a summary dict.
 
     `model` replaces the one the config names (a custom network); `on_step(iteration, loss)` is
-    called after every step (tests use it to interrupt a run).
+    called after every step (tests use it to interrupt a run). The summary's `resume_command`
+    finishes a stopped run; only one process at a time may train into one run directory.
     """
-    config = _prepare_config(config, resume, overrides)
+    config, notices = _prepare_config(config, resume, overrides)
     device = dist_utils.resolve_device(config.device)
     created = dist_utils.init_distributed(device)
+    lock = lock_run_dir(config.out) if dist_utils.is_main() else None
     stop = _StopFlag().install()
     try:
-        return _Run(config, device, model, on_step, stop, bool(resume)).run()
+        return _Run(config, device, model, on_step, stop, bool(resume), notices).run()
     finally:
         stop.restore()
+        if lock is not None:
+            lock.release()
         dist_utils.cleanup(created)
 
 
 class _Run:
-    def __init__(self, config, device, model, on_step, stop, resume):
+    def __init__(self, config, device, model, on_step, stop, resume, notices=()):
         self.config, self.device, self.on_step, self.stop = config, device, on_step, stop
+        self.notices, self.void_batches = list(notices), 0
         self.started = time.monotonic()  # --time-limit counts from here (this invocation, not the run)
         self.rank, self.world = dist_utils.rank(), dist_utils.world_size()
         self.main = self.rank == 0
@@ -186,15 +206,25 @@ class _Run:
             raise ValueError(f"--batch-size {config.batch_size} is the global batch: it must divide by the "
                              f"{self.world} processes")
         self.batch = config.batch_size // self.world
+        h, w = config.crop_size
+        if self.batch * math.ceil(h / 32) * math.ceil(w / 32) < 2:  # the 1/32 stage's BatchNorm needs 2 values
+            raise ValueError(f"--crop-size {h}x{w} with {self.batch} sample(s) per process leaves one value per "
+                             "channel at the 1/32-resolution stage, which BatchNorm cannot train on; use a crop of "
+                             "at least 64x32 or a larger --batch-size")
         if not resume and (self.ckpt_dir / ckpt.STATE_NAME).exists():
             raise FileExistsError(f"{self.out} already holds a run: continue it with --resume {self.out} or "
                                   "choose another --out")
         if config.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         torch.manual_seed(config.seed)  # identical initialisation on every rank
+        if config.init_from and not resume and config.normalization is None:
+            config.normalization = checkpoint_normalization(config.init_from)  # keep the source's input statistics
         self.train_ds, self.val_ds, self.norm = build_datasets(config)
         self.num_classes = config.num_classes or self.train_ds.num_classes
         model = model if model is not None else build_model(config, self.num_classes)
+        self.init_report = None
+        if config.init_from and not resume:
+            self.init_report = summary.describe_init(config.init_from, load_matching_weights(model, config.init_from))
         model.class_names, model.normalization = list(self.train_ds.class_names), self.norm
         self.model, self.wrapped = prepare_model(model, config, device, self.world)
         self.optimizer = build_optimizer(self.model, config)
@@ -212,26 +242,41 @@ class _Run:
         torch.manual_seed(config.seed + self.rank)  # per-rank dropout / drop-path streams
         if resume:
             self._restore()
+        self.saved_at = self.iteration if resume else None
         if self.main:
+            summary.announce(self)
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
             save_config(config, self.out / "config.json")
             self.logger = RunLogger(self.out, config.tensorboard, self.iteration if resume else None)
+            for note in self.notices:
+                self.logger.log({"kind": "notice", "iteration": self.iteration, "message": note, "time": time.time()})
         dist_utils.barrier()
 
     def _restore(self):
         state = ckpt.load_state(self.ckpt_dir / ckpt.STATE_NAME)
+        saved = load_run_config(self.out)  # the plan before this invocation's changes
+        check_state_fits(state, self.model, self.config.data, str(self.out))
+        self.notices += check_position(state, ipe=self.ipe, saved_epochs=saved.epochs, epochs=self.config.epochs,
+                                       run=str(self.out), data=self.config.data, n_train=len(self.train_ds),
+                                       batch=self.config.batch_size)
+        state["scheduler"]["total_iters"] = self.total  # same unless --epochs changed (re-planned above)
         rngs = state["rng"]
         state["rng"] = rngs[self.rank] if len(rngs) == self.world else rngs[0]
         ckpt.restore(state, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
                      scaler=self.scaler)
+        if self.config.lr != saved.lr:  # a lower --lr after a divergence: same curve, new base
+            self.scheduler.rescale(self.config.lr / saved.lr)
         self.iteration, self.best = int(state["iteration"]), float(state["best_miou"])
+        self.void_batches = int((state.get("extra") or {}).get("void_batches", 0))
 
     def save_state(self, rng=None):
         rng = rng if rng is not None else _gather_rng()
         if self.main:
             ckpt.save_state(self.ckpt_dir / ckpt.STATE_NAME, model=self.model, optimizer=self.optimizer,
                             scheduler=self.scheduler, scaler=self.scaler, iteration=self.iteration,
-                            best_miou=self.best, rng=rng)
+                            best_miou=self.best, rng=rng,
+                            extra={"iterations_per_epoch": self.ipe, "void_batches": self.void_batches})
+        self.saved_at = self.iteration
 
     def save_model(self, name: str, metrics: dict | None = None):
         if not self.main:
@@ -240,8 +285,9 @@ class _Run:
         meta = {"epoch": self.iteration // self.ipe, "iteration": self.iteration, "model": c.model,
                 "zero_depth": c.zero_depth, "eval_size": list(c.eval_size), "crop_size": list(c.crop_size),
                 "colors": self.train_ds.colors.tolist(),
-                **({"miou": metrics["miou"]} if metrics else {}),
                 **({"selected_on_split": c.val_split} if name == "best" else {})}
+        if metrics and math.isfinite(metrics["miou"]):
+            meta["miou"] = metrics["miou"]
         ckpt.save_model_checkpoint(self.model, self.ckpt_dir / f"{name}.safetensors",
                                    class_names=self.model.class_names, normalization=self.norm, metadata=meta)
 
@@ -256,6 +302,10 @@ class _Run:
         self.boundary_rng = ckpt.rng_state()
         try:
             while self.iteration < self.total:
+                if self.config.stop_after is not None and self.iteration >= self.config.stop_after:
+                    self.save_state()  # --stop-after at or before the start: save the position and stop
+                    status = "stopped"
+                    break
                 epoch, skip = divmod(self.iteration, self.ipe)
                 if self._epoch(epoch, skip) == "stopped":
                     self.save_state()
@@ -267,9 +317,13 @@ class _Run:
                     break
         except Exception as exc:
             self._save_after_failure()
-            note = (f" (state saved at iteration {self.iteration} in {self.ckpt_dir / ckpt.STATE_NAME}; "
-                    f"fix the cause and run `asymformer train --resume {self.out}`)")
-            if isinstance(exc, (ValueError, FileNotFoundError, FloatingPointError)):
+            command = resume_command(self.out, self.world)
+            where = (f"state saved at iteration {self.saved_at} in {self.ckpt_dir / ckpt.STATE_NAME}"
+                     if self.saved_at is not None else "no resume state was saved")
+            if isinstance(exc, FloatingPointError):
+                raise FloatingPointError(divergence_message(exc, self, where, command)) from exc
+            note = f" ({where}; fix the cause and run `{command}`)"
+            if isinstance(exc, (ValueError, FileNotFoundError)):
                 raise type(exc)(_clean_error(exc) + note) from exc
             exc.add_note(note)
             raise
@@ -278,14 +332,20 @@ class _Run:
         return {"status": status, "iteration": self.iteration, "total_iterations": self.total,
                 "best_miou": self.best if self.best >= 0 else None, "last_metrics": last_metrics,
                 "best_selected_on": self.config.val_split if self.val_ds is not None else None,
-                "run_dir": str(self.out), "model": self.model}
+                "run_dir": str(self.out), "model": self.model, "void_batches": self.void_batches,
+                "resume_command": resume_command(self.out, self.world) if status == "stopped" else None}
 
     def _save_after_failure(self):
-        """Keep the progress of a run that failed between steps (a corrupt file, a lost disk)."""
+        """Keep the progress of a run that failed between steps (a corrupt file, a lost disk).
+
+        Weights that are no longer finite are not saved: the previous state.pt (the last good
+        position) stays, so the run can be resumed with a lower --lr.
+        """
         if not self.main:
             return
         try:
-            self.save_state([self.boundary_rng])
+            if all(bool(torch.isfinite(t).all()) for t in self.model.state_dict().values() if t.is_floating_point()):
+                self.save_state([self.boundary_rng])
             self._finish()
         except Exception as exc:  # never hide the original error behind a second one
             tqdm.write(f"could not save the resume state: {exc}")
@@ -309,12 +369,16 @@ class _Run:
             n += 1
             self.boundary_rng = ckpt.rng_state()
             its = n / (time.perf_counter() - t0)
-            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
+            if loss is None:
+                self._void(batch)
+            else:
+                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
             if self.iteration % c.log_every == 0 or self.iteration == self.total:
-                loss_all = dist_utils.all_reduce_mean(loss, self.device)
+                loss_all = _mean_loss(loss, self.device)
                 if self.main:
                     self.logger.log({"kind": "train", "epoch": epoch + 1, "iteration": self.iteration,
-                                     "loss": loss_all, "lr": lr, "it_s": its, "time": time.time()})
+                                     "loss": loss_all, "lr": lr, "it_s": its, "void_batches": self.void_batches,
+                                     "time": time.time()})
             if self.on_step is not None:
                 self.on_step(self.iteration, loss)
             if self.iteration % self.ipe != 0 and self._stop_wanted():
@@ -323,11 +387,22 @@ class _Run:
         bar.close()
         return "epoch_done"
 
+    def _void(self, batch):
+        """Count (and name, the first few times) batches without a single labelled pixel."""
+        self.void_batches += 1
+        if self.main and self.void_batches <= 3:
+            names = ", ".join(str(n) for n in batch.get("name", []))
+            tqdm.write(f"iteration {self.iteration}: batch without labelled pixels ({names or 'unnamed'}) skipped"
+                       f"{'' if self.void_batches < 3 else ' (further ones are only counted in the log)'}")
+
     def _end_epoch(self, epoch: int):
         c, done = self.config, epoch + 1
         metrics = None
         if self.val_ds is not None and (done % c.val_every == 0 or self.iteration >= self.total):
             metrics = self.validate()
+            if self.main and metrics["pixels"] == 0:
+                tqdm.write(f"warning: the {c.val_split} split of {c.data} has no labelled pixels: validation "
+                           "measures nothing and best.safetensors is not updated")
             if self.main:
                 self.logger.log({"kind": "val", "epoch": done, "iteration": self.iteration,
                                  **{k: metrics[k] for k in ("miou", "pixel_acc", "mean_acc")},

@@ -10,36 +10,26 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 
 import torch
 
+from asymformer.files import atomic_write_bytes
+
 from .asymformer import VARIANTS, AsymFormer, create_model
+from .weights import (
+    check_finite,
+    check_state_dict,
+    extract_state_dict,
+    infer_official_config,
+    load_official_state_dict,
+    read_checkpoint,
+)
 
 _DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
            torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
            torch.bool: "BOOL"}
 _FROM_CODE = {v: k for k, v in _DTYPES.items()}
 FORMAT = "asymformer"
-
-
-def atomic_write_bytes(path, chunks) -> None:
-    """Write chunks to `path` through a temp file in the same folder and an atomic rename."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_safetensors(tensors: dict[str, torch.Tensor], path, metadata: dict[str, str] | None = None) -> None:
@@ -64,19 +54,27 @@ def read_safetensors(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         data = f.read()
     try:
         (n,) = struct.unpack("<Q", data[:8])
+        if n > len(data) - 8:
+            raise ValueError("header longer than the file")
         header = json.loads(data[8:8 + n])
     except (struct.error, ValueError, UnicodeDecodeError):
         raise ValueError(f"{path} is not a safetensors file (bad header)") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{path} is not a safetensors file (bad header)")
     meta = header.pop("__metadata__", {}) or {}
     base, tensors = 8 + n, {}
     for name, info in header.items():
-        start, end = info["data_offsets"]
-        if base + end > len(data):
-            raise ValueError(f"{path} is truncated (tensor {name} ends past the end of the file)")
-        buf = bytearray(data[base + start:base + end])
-        dtype = _FROM_CODE[info["dtype"]]
-        t = torch.frombuffer(buf, dtype=dtype) if buf else torch.empty(0, dtype=dtype)
-        tensors[name] = t.reshape(info["shape"])
+        try:
+            start, end = info["data_offsets"]
+            if base + end > len(data):
+                raise ValueError(f"{path} is truncated (tensor {name} ends past the end of the file)")
+            buf = bytearray(data[base + start:base + end])
+            dtype = _FROM_CODE[info["dtype"]]
+            t = torch.frombuffer(buf, dtype=dtype) if buf else torch.empty(0, dtype=dtype)
+            tensors[name] = t.reshape(info["shape"])
+        except (KeyError, TypeError, RuntimeError) as exc:
+            raise ValueError(f"{path} has a broken safetensors header at tensor {name!r} ({type(exc).__name__}: "
+                             f"{exc}); the file is damaged: copy it again or re-export it") from None
     return tensors, meta
 
 
@@ -103,40 +101,52 @@ def save_model(model: AsymFormer, path, class_names=None, normalization=None, me
     save_safetensors(model.state_dict(), path, {"format": FORMAT, FORMAT: json.dumps(header)})
 
 
+def is_safetensors(path) -> bool:
+    """Our files start with a u64 header length then a JSON object; a .pth is a zip or a pickle."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{"
+
+
 def read_model_header(path) -> dict:
     """The JSON header of one of our model files, without loading the weights."""
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        meta = json.loads(f.read(n)).get("__metadata__", {})
-    if FORMAT not in meta:
+    try:
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            if n > os.fstat(f.fileno()).st_size - 8:
+                raise ValueError("header longer than the file")
+            meta = json.loads(f.read(n)).get("__metadata__", {})
+        header = json.loads(meta[FORMAT]) if FORMAT in meta else None
+    except (struct.error, ValueError, UnicodeDecodeError, AttributeError, TypeError):
+        raise ValueError(f"{path} has a broken safetensors header (not the JSON a safetensors file starts "
+                         "with): the file is damaged or not a model; copy it again or re-export it") from None
+    if header is None:
         raise ValueError(f"{path} is a safetensors file without asymformer metadata; build the model with "
                          "asymformer.create_model(...) and load the tensors with model.load_state_dict")
-    return json.loads(meta[FORMAT])
+    return header
 
 
 def load_model(path, map_location="cpu") -> AsymFormer:
     """Rebuild a model from our `.safetensors` file or from the official `.pth` checkpoint."""
-    from .weights import extract_state_dict, infer_official_config, load_official_state_dict, read_checkpoint
-
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file not found: {path}")
-    with open(path, "rb") as f:
-        head = f.read(9)
-    if len(head) == 9 and head[8:9] == b"{":  # safetensors: u64 length then a JSON object
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{path} is empty (0 bytes): the download or copy was cut short; fetch it again")
+    if is_safetensors(path):  # safetensors: u64 length then a JSON object
         header = read_model_header(path)
         tensors, _ = read_safetensors(path)
         model = create_model(header["model_name"], **header["model_kwargs"])
-        from .weights import check_state_dict
-
         check_state_dict(model, tensors, path)
+        check_finite(tensors, path)
         model.load_state_dict(tensors)
         model.class_names = header.get("class_names")
         model.normalization = header.get("normalization")  # values (dict), or a preset name in old files
         model.metadata = header.get("metadata", {})
     else:
         sd = extract_state_dict(read_checkpoint(path), path)
+        check_finite(sd, path)
         name, num_classes = infer_official_config(sd, path)
         model = create_model(name, num_classes=num_classes)
         load_official_state_dict(model, sd)

@@ -7,6 +7,7 @@ ours (which are the 2023 checkpoint's) by small pure functions, so each filter i
 from __future__ import annotations
 
 import os
+import pickle
 import re
 
 import torch
@@ -22,8 +23,12 @@ def read_checkpoint(path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle/zip errors surface deep inside torch: translate them once here
+        if isinstance(exc, pickle.UnpicklingError) or "weights_only" in str(exc):
+            raise ValueError(f"{path} is not a PyTorch checkpoint of tensors (damaged, or it holds Python objects "
+                             "that are never executed here); download or copy it again") from None
         raise ValueError(f"{path} could not be read as a PyTorch checkpoint with weights_only=True "
-                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); download or copy it "
+                         "again") from None
     if not isinstance(obj, dict):
         raise ValueError(f"{path} holds a {type(obj).__name__}, not a state dict or a checkpoint dict")
     return obj
@@ -95,6 +100,17 @@ def check_state_dict(model: torch.nn.Module, sd: dict, what: str) -> None:
         if items:
             lines.append(f"  {len(items)} {label}: " + "; ".join(items[:5]) + (" ..." if len(items) > 5 else ""))
     raise ValueError("\n".join(lines))
+
+
+def check_finite(sd: dict, source: str) -> None:
+    """Refuse weights holding NaN/inf: they would give all-zero labels and NaN scores, silently."""
+    bad = [(k, int((~torch.isfinite(v)).sum())) for k, v in sd.items()
+           if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        names = ", ".join(f"{k} ({n} values)" for k, n in bad[:3]) + (" ..." if len(bad) > 3 else "")
+        raise ValueError(f"{source} holds NaN/inf weights in {len(bad)} tensor(s): {names}; the run that saved "
+                         "it diverged. Use an earlier checkpoint (e.g. checkpoints/best.safetensors or "
+                         "epoch_NNN) or resume the run with a lower --lr")
 
 
 def load_official_state_dict(model: AsymFormer, path_or_state_dict) -> AsymFormer:

@@ -1,0 +1,203 @@
+"""The one place that writes files: atomic replacement with normal permissions, JSON, run locks.
+
+Every file the tool writes (checkpoints, resume state, ONNX, JSON, CSV, PNG, HTML) goes through
+`atomic_write` / `atomic_path`: the bytes land in a temporary file in the destination folder,
+are flushed and fsynced, get the permissions a plain `open()` would have given them under the
+user's umask (temporary files are created 0600), and replace the destination with one
+`os.replace`. A reader therefore sees the old file or the new one, never half of one, and a
+crash mid-write leaves the previous checkpoint intact. This module imports nothing from the
+package, so every layer can use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask (read from /proc where possible: os.umask can only be read by setting it)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def default_file_mode() -> int:
+    """What `open(path, 'w')` would create: 0o666 minus the umask (0o644 under umask 022)."""
+    return 0o666 & ~current_umask()
+
+
+def _fsync_dir(folder: str) -> None:
+    """Make the rename itself durable (a power cut must not resurrect the old file)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _prepare_folder(path: str) -> str:
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise NotADirectoryError(f"cannot write {path}: {folder} (or a parent) is a file, not a folder") from None
+    return folder
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix: str = ".tmp"):
+    """Yield a temporary path next to `path`; on success it is fsynced, chmod-ed and moved over `path`.
+
+    For writers that need a file name rather than a file object (the ONNX exporter). `suffix`
+    keeps an extension some writers look at.
+    """
+    path = os.fspath(path)
+    folder = _prepare_folder(path)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=suffix)
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, default_file_mode())
+        os.replace(tmp, path)
+        _fsync_dir(folder)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode: str = "wb", encoding: str | None = None, newline: str | None = None):
+    """Yield an open file; on success it replaces `path` atomically (binary by default)."""
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_write mode must be 'wb' or 'w', got {mode!r}")
+    with atomic_path(path) as tmp:
+        text = {} if "b" in mode else {"encoding": encoding or "utf-8", "newline": newline}
+        with open(tmp, mode, **text) as f:
+            yield f
+            f.flush()
+
+
+def atomic_write_bytes(path, data) -> None:
+    """Write `data` (bytes, or an iterable of byte chunks) to `path` atomically."""
+    with atomic_write(path) as f:
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            f.write(data)
+        else:
+            for chunk in data:
+                f.write(chunk)
+
+
+def atomic_write_text(path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _first_non_finite(obj, where: str = "") -> str | None:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return where or "(top level)"
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    else:
+        return None
+    for key, value in items:
+        found = _first_non_finite(value, f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return None
+
+
+def write_json(path, payload, indent: int | None = 1) -> Path:
+    """Atomic JSON write that refuses NaN/inf (not valid JSON) by naming the offending key."""
+    try:
+        text = json.dumps(payload, indent=indent, allow_nan=False)
+    except ValueError:
+        key = _first_non_finite(payload)
+        raise ValueError(f"{path}: refusing to write a non-finite number at {key!r} "
+                         "(NaN/inf is not valid JSON)") from None
+    atomic_write_text(path, text + "\n")
+    return Path(path)
+
+
+def save_image(image, path) -> Path:
+    """Atomic PNG write of a PIL image."""
+    with atomic_write(path) as f:
+        image.save(f, format="PNG")
+    return Path(path)
+
+
+def torch_save(obj, path) -> None:
+    """torch.save through the atomic writer (resume state: fsynced before it replaces the old one)."""
+    import torch
+
+    with atomic_write(path) as f:
+        torch.save(obj, f)
+
+
+class LockHeld(RuntimeError):
+    """Another process holds the lock."""
+
+
+class DirLock:
+    """An exclusive advisory lock on `folder/.lock` (fcntl.flock), released when the process ends.
+
+    Two `asymformer train` processes writing the same run directory would overwrite each
+    other's checkpoints and logs; the second one must refuse instead. flock dies with its
+    process, so a killed run never leaves a stale lock behind.
+    """
+
+    def __init__(self, folder, name: str = ".lock"):
+        self.path = Path(folder) / name
+        self._fd = None
+
+    def acquire(self) -> DirLock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, default_file_mode())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            owner = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise LockHeld(owner) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+    def __enter__(self) -> DirLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
