@@ -15,10 +15,13 @@ import warnings
 import torch
 
 CPU_BACKENDS = ("eager", "fused", "channels_last", "jit", "compile", "onnxruntime")
+# Reduced precision and OpenVINO on the CPU live in lowp.py / openvino_backend.py (built lazily).
+CPU_LOWP_BACKENDS = ("onnxruntime-int8", "cpu-bf16", "openvino", "openvino-int8", "openvino-bf16")
 CUDA_BACKENDS = ("cuda-fp32", "cuda-fp16", "cuda-bf16", "cuda-graphs", "cuda-compile", "tensorrt")
-ALL_BACKENDS = CPU_BACKENDS + CUDA_BACKENDS
+ALL_BACKENDS = CPU_BACKENDS + CPU_LOWP_BACKENDS + CUDA_BACKENDS
 # Reduced precision cannot match eager FP32 within 1e-4; optimize_for_inference never picks them.
-REDUCED_PRECISION = ("cuda-fp16", "cuda-bf16", "cuda-graphs", "tensorrt")
+REDUCED_PRECISION = ("cuda-fp16", "cuda-bf16", "cuda-graphs", "tensorrt", "onnxruntime-int8", "cpu-bf16",
+                     "openvino-int8", "openvino-bf16")
 
 
 class BackendUnavailable(RuntimeError):
@@ -62,6 +65,10 @@ def _need_cuda():
 
 def build_backend(name: str, model: torch.nn.Module, rgb: torch.Tensor, depth: torch.Tensor):
     """Return `(fn, info)` for backend `name` specialised to example inputs rgb/depth (CPU FP32)."""
+    if name in CPU_LOWP_BACKENDS:
+        from .lowp import BUILDERS
+
+        return BUILDERS[name](model, rgb, depth)
     if name not in _BUILDERS:
         raise ValueError(f"unknown backend {name!r}; choose from {', '.join(ALL_BACKENDS)}")
     return _BUILDERS[name](model, rgb, depth)

@@ -14,22 +14,30 @@ import time
 import torch
 
 from .backends import ALL_BACKENDS, BackendUnavailable, backend_device, build_backend
+from .cpu import cpu_info
 from .optimize import example_inputs, max_abs_diff, summarize, time_fn
 
-DEFAULT_BACKENDS = ("eager", "fused", "channels_last", "jit", "onnxruntime", "cuda-fp32", "cuda-fp16",
-                    "cuda-graphs", "tensorrt")
+DEFAULT_BACKENDS = ("eager", "fused", "channels_last", "jit", "onnxruntime", "onnxruntime-int8", "cpu-bf16",
+                    "openvino", "cuda-fp32", "cuda-fp16", "cuda-graphs", "tensorrt")
 
 
 def environment() -> dict:
     """What the numbers depend on: torch build, threads, CPU capability, GPU."""
     env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
            "machine": platform.machine(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    env["cpu"] = cpu_info()
     if torch.cuda.is_available():
         env["gpu"] = torch.cuda.get_device_name(0)
     try:
         import onnxruntime
 
         env["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
+    try:
+        import openvino
+
+        env["openvino"] = openvino.__version__
     except ImportError:
         pass
     return env
@@ -98,12 +106,14 @@ def _build(name, model, rgb, depth, reference, atol) -> dict:
         fn, info = build_backend(name, model, rgb, depth)
         r, d = rgb.to(device), depth.to(device)
         with torch.inference_mode():
-            diff = max_abs_diff(fn(r, d), reference)
+            out = fn(r, d)
+        diff = max_abs_diff(out, reference)
     except BackendUnavailable as exc:
         return {"skipped": str(exc)}
     except (RuntimeError, ValueError) as exc:  # a backend that builds but fails to run
         return {"skipped": f"failed: {type(exc).__name__}: {str(exc)[:300]}"}
-    stats = {"max_abs_diff": diff, "matches_eager": bool(diff <= atol),
+    agree = float((out.float().argmax(1).cpu() == reference.argmax(1)).float().mean())
+    stats = {"max_abs_diff": diff, "matches_eager": bool(diff <= atol), "argmax_agreement": round(agree, 6),
              "build_s": round(time.perf_counter() - t0, 2), **info}
     return {"fn": fn, "r": r, "d": d, "stats": stats}
 

@@ -83,12 +83,21 @@ class InferenceFn:
 
 def optimize_for_inference(model: torch.nn.Module, device="cpu", height: int = 480, width: int = 640,
                            batch: int = 1, candidates=None, atol: float = 1e-4, iters: int = 3,
-                           warmup: int = 1, verbose: bool = False) -> InferenceFn:
+                           warmup: int = 1, verbose: bool = False, precision: str = "fp32") -> InferenceFn:
     """Return the fastest callable matching eager within `atol` on `device` at batch×height×width.
 
     Shape-specialised paths (jit, onnxruntime) run the BN-folded model for other sizes. Reduced
     precision backends are never chosen: they cannot meet 1e-4. The model itself is not modified.
+    precision="int8" / "bf16" (CPU only) picks among reduced-precision paths instead, judged by
+    argmax agreement with FP32 on synthetic rooms (see lowp.py).
     """
+    if precision != "fp32":
+        from .lowp import check_precision, optimize_reduced
+
+        if str(torch.device(device).type) != "cpu":
+            raise ValueError(f"precision={precision!r} is a CPU path; use device='cpu' (GPUs: cuda-fp16/bf16 backends)")
+        return optimize_reduced(model, check_precision(precision), height, width, batch, candidates, iters, warmup,
+                                verbose=verbose)
     device = str(torch.device(device).type)
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("optimize_for_inference(device='cuda'): no CUDA GPU is available; use device='cpu'")

@@ -75,8 +75,12 @@ def parse_scales(text) -> tuple[float, ...]:
 
 def evaluate_checkpoint(checkpoint, data, *, split="test", layout="auto", out=None, scales=(1.0,),
                         flip=False, size=(480, 640), batch_size=1, workers=2, device="auto",
-                        amp="none", zero_depth=False, save_predictions=0, progress=True) -> dict:
-    """Load a checkpoint (ours or the official .pth), evaluate it on `data`, write reports to `out`."""
+                        amp="none", zero_depth=False, save_predictions=0, progress=True, wrap=None) -> dict:
+    """Load a checkpoint (ours or the official .pth), evaluate it on `data`, write reports to `out`.
+
+    `wrap(model) -> module` swaps in another inference path (the CLI's --precision int8/bf16 passes
+    deploy's); its `precision` and `backend` attributes are recorded in the results.
+    """
     import asymformer
     from asymformer.data import EvalTransform
 
@@ -99,12 +103,16 @@ def evaluate_checkpoint(checkpoint, data, *, split="test", layout="auto", out=No
     ds.transform = EvalTransform(size=tuple(size), normalization=norm)
     loader = eval_loader(ds, batch_size, workers, dev)
     writer = _PredictionWriter(out, ds.colors, save_predictions) if out and save_predictions else None
+    inference = {"precision": "fp32", "backend": "pytorch"}
+    if wrap is not None:
+        model = wrap(model)
+        inference = {"precision": model.precision, "backend": model.backend}
     cm = evaluate_model(model, loader, ds.num_classes, dev, scales=scales, flip=flip,
                         dtype=amp_dtype(amp, dev), zero_depth=zero_depth, progress=progress,
                         on_batch=writer)
     results = {**cm.compute(), "checkpoint": str(checkpoint), "data": str(data), "split": split,
                "num_images": len(ds), "size": list(size), "scales": list(scales), "flip": bool(flip),
-               "class_names": list(ds.class_names), "normalization": norm}
+               "class_names": list(ds.class_names), "normalization": norm, **inference}
     if out:
         write_reports(results, cm.mat.cpu().numpy(), ds.class_names, ds.colors, out)
     return results
