@@ -66,7 +66,7 @@ def trained_model():
     """A tiny AsymFormer trained briefly on synthetic rooms (the demo's recipe at 64×96, fixed steps).
 
     Reduced-precision accuracy only means something on a model with real decision margins: on
-    random weights argmax flips on noise. 150 AdamW steps of batch 8 (about 20 s on 2 cores)
+    random weights argmax flips on noise. 150 AdamW steps of batch 8 (about 20 s on one core)
     get it well above chance, deterministically.
     """
     import asymformer
@@ -81,6 +81,16 @@ def trained_model():
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
     g = torch.Generator().manual_seed(0)
     model.train()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # 2 threads on 2 cores shared with other jobs ran 10x slower (measured)
+    try:
+        _train(model, opt, samples, g)
+    finally:
+        torch.set_num_threads(threads)
+    return model.eval()
+
+
+def _train(model, opt, samples, g):
     for _ in range(TRAIN_STEPS):
         idx = torch.randint(0, len(samples), (8,), generator=g).tolist()
         rgb = torch.stack([samples[i]["rgb"] for i in idx])
@@ -90,7 +100,6 @@ def trained_model():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return model.eval()
 
 
 @pytest.fixture(scope="session")

@@ -61,8 +61,12 @@ def parse_backends(text_or_list) -> list[str]:
 
 def run_benchmark(model: torch.nn.Module, backends=DEFAULT_BACKENDS, height: int = 480, width: int = 640,
                   batch: int = 1, warmup: int = 3, iters: int = 10, atol: float = 1e-4,
-                  progress: bool = False) -> dict:
-    """Measure each backend; returns {"config", "environment", "results": {backend: stats or skipped}}."""
+                  progress: bool = False, extra=None) -> dict:
+    """Measure each backend; returns {"config", "environment", "results": {backend: stats or skipped}}.
+
+    `extra` maps names to other `(rgb, depth) -> logits` CPU callables (another implementation,
+    e.g. the authors' model) timed in the same rounds, without the accuracy check.
+    """
     backends = parse_backends(backends)
     if warmup < 0 or iters < 1:
         raise ValueError(f"need warmup >= 0 and iters >= 1, got {warmup} and {iters}")
@@ -78,6 +82,9 @@ def run_benchmark(model: torch.nn.Module, backends=DEFAULT_BACKENDS, height: int
         if "fn" in entry:
             built[name] = entry
         results[name] = entry.get("stats", entry)
+    for name, fn in (extra or {}).items():
+        built[name] = {"fn": fn, "r": rgb, "d": depth, "stats": {"device": "cpu", "external": True}}
+        results[name] = built[name]["stats"]
     times = {name: [] for name in built}
     for i in range(warmup + iters):
         for name, entry in built.items():
