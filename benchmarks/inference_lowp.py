@@ -14,6 +14,7 @@ Every JSON carries the CPU model and features (AVX2, AVX-512, VNNI, BF16, AMX).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import types
@@ -80,8 +81,9 @@ def main() -> None:
             torch.manual_seed(0)
             model = create_model(name)
             extra = {"official": official_model(args.official)} if args.official and name.endswith("b0_t") else {}
-            report = run_benchmark(model, args.backends, h, w, warmup=args.warmup, iters=args.iters,
-                                   extra=extra, progress=True)
+            with contextlib.redirect_stdout(sys.stderr):  # progress lines; stdout stays pure JSON
+                report = run_benchmark(model, args.backends, h, w, warmup=args.warmup, iters=args.iters,
+                                       extra=extra, progress=True)
             runs.append({"model": name, "size": [h, w], "summary": summarize(report["results"]), "full": report})
     print(json.dumps({"environment": environment(), "command": " ".join(sys.argv), "runs": runs}, indent=1))
 

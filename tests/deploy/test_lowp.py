@@ -159,3 +159,42 @@ def test_segmenter_int8(trained_model, synthetic_eval_set):
     a, b = seg(rgb, depth).labels, ref(rgb, depth).labels
     assert a.shape == (H, W) and (a == b).mean() >= 0.95
     assert s["rgb"].shape[-2:] == (H, W)
+
+
+def test_cli_export_int8_evaluate_and_benchmark(trained_model, tmp_path, capsys):
+    import asymformer
+    from asymformer.cli import main
+    from asymformer.data import write_synthetic_dataset
+    from asymformer.data.synthetic import CLASS_NAMES
+
+    ckpt = tmp_path / "tiny.safetensors"
+    asymformer.save_model(trained_model, ckpt, class_names=list(CLASS_NAMES), normalization="nyuv2_official")
+    out = tmp_path / "m_int8.onnx"
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(out), "--int8", "--height", "64",
+                 "--width", "96", "--calibration-frames", "3"]) == 0
+    text = capsys.readouterr().out
+    assert out.is_file() and "INT8" in text and "synthetic rooms" in text and "pixel agreement" in text
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(out), "--calibration-data", str(tmp_path)]) == 2
+    assert "--int8" in capsys.readouterr().err
+
+    data = tmp_path / "rooms"
+    write_synthetic_dataset(data, 2, 4, 64, 96, seed=7)
+    results = {}
+    for precision in ("fp32", "int8"):
+        rdir = tmp_path / f"eval_{precision}"
+        assert main(["evaluate", "--checkpoint", str(ckpt), "--data", str(data), "--size", "64x96", "--workers",
+                     "0", "--precision", precision, "--out", str(rdir)]) == 0
+        results[precision] = json.loads((rdir / "results.json").read_text())
+    capsys.readouterr()
+    assert results["int8"]["precision"] == "int8" and results["int8"]["backend"] in lowp.INT8_CANDIDATES
+    assert results["fp32"]["backend"] == "pytorch"
+    assert abs(results["int8"]["miou"] - results["fp32"]["miou"]) <= 0.005
+
+    bench = tmp_path / "bench.json"
+    assert main(["benchmark", "--checkpoint", str(ckpt), "--height", "64", "--width", "96", "--backends",
+                 "eager,onnxruntime-int8,cpu-bf16", "--warmup", "0", "--iters", "1", "--out", str(bench)]) == 0
+    report = json.loads(bench.read_text())
+    assert set(report["environment"]["cpu"]["features"]) >= {"avx2", "avx512_vnni", "avx512_bf16", "amx_bf16"}
+    assert report["results"]["onnxruntime-int8"]["argmax_agreement"] >= 0.98
+    bf16 = report["results"]["cpu-bf16"]
+    assert ("median_ms" in bf16) == cpu.has_native_bf16(), bf16
