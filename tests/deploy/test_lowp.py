@@ -99,6 +99,7 @@ def test_export_int8_records_calibration(trained_model, tmp_path):
     out = tmp_path / "model_int8.onnx"
     r = export_int8(trained_model, out, height=H, width=W, calibration_data=data, calibration_frames_num=4)
     assert out.is_file() and r["check"]["pixel_agreement"] >= 0.98 and r["check"]["frames"] == 4
+    assert out.stat().st_mode & 0o044, "an exported model is readable like any other file"
     meta = read_metadata(out)
     assert meta["precision"] == "int8" and str(data.resolve()) in meta["calibration"]
     assert "MatMulInteger" in json.loads(meta["quantization"])["quantized_ops"]

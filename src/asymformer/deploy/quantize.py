@@ -158,6 +158,12 @@ def set_metadata(path, entries: dict) -> None:
     os.replace(tmp, path)
 
 
+def _chmod_default(path) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def read_metadata(path) -> dict:
     """The `asymformer.*` metadata_props of an ONNX file (values as stored, strings)."""
     import onnx
@@ -215,6 +221,7 @@ def export_int8(model: torch.nn.Module, path, height: int = 480, width: int = 64
                                  f"calibration pixels (< {min_agreement:.0%}); keep FP32 for this model")
         set_metadata(tmp, {"precision": "int8", "quantization": {k: v for k, v in report.items() if k != "check"},
                            "calibration": source, "check": report.get("check", "skipped")})
+        _chmod_default(tmp)  # mkstemp makes 0600; an exported model is an ordinary file
         os.replace(tmp, path)
     finally:
         for p in (fp32, fp32 + ".data", tmp):
