@@ -9,6 +9,7 @@ bf16 is offered only where the CPU computes it natively (AVX-512 BF16 / AMX-BF16
 
 from __future__ import annotations
 
+import copy
 import os
 
 import numpy as np
@@ -159,7 +160,9 @@ def optimize_reduced(model, precision: str, height: int, width: int, batch: int 
     bad = [c for c in candidates if c not in pool]
     if bad:
         raise ValueError(f"candidates {bad} are not {precision} backends; choose from {', '.join(pool)}")
-    model = model.cpu().eval()
+    if any(p.device.type != "cpu" for p in model.parameters()):
+        model = copy.deepcopy(model).cpu()  # the caller's model stays where it is
+    model.eval()
     frames = check_frames(height, width, batch, getattr(model, "normalization", None))
     with torch.inference_mode():
         refs = [model(r, d) for r, d in frames]
@@ -187,7 +190,8 @@ def optimize_reduced(model, precision: str, height: int, width: int, batch: int 
         if best is None or report[name]["median_ms"] < report[best[0]]["median_ms"]:
             best = (name, fn)
     if best is None:
-        raise ValueError(f"no {precision} inference path is available or accurate enough here: {report}")
+        reasons = "; ".join(f"{n}: {r.get('skipped') or r.get('rejected')}" for n, r in report.items())
+        raise ValueError(f"no {precision} inference path is available or accurate enough here ({reasons})")
     return InferenceFn(best[1], best[0], "cpu", report)
 
 
@@ -206,8 +210,5 @@ def wrap_for_evaluation(model, precision: str, size=(480, 640), batch: int = 1) 
     """`model` through the fastest `precision` CPU path built at batch×size (what `evaluate --precision` runs)."""
     from .optimize import optimize_for_inference
 
-    fn = optimize_for_inference(model.cpu(), "cpu", size[0], size[1], batch=batch, precision=precision)
+    fn = optimize_for_inference(model, "cpu", size[0], size[1], batch=batch, precision=precision)
     return ReducedPrecisionModel(fn, precision)
-
-
-
