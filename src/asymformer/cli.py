@@ -307,6 +307,8 @@ def _add_evaluate(sub):
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none")
     p.add_argument("--zero-depth", action="store_true", help="feed zeros as depth (ablation)")
+    p.add_argument("--precision", choices=("fp32", "int8", "bf16"), default="fp32",
+                   help="int8 / bf16: evaluate through that CPU deployment path (measure its accuracy cost)")
     p.add_argument("--save-predictions", type=_non_negative, default=0, metavar="N",
                    help="write <name>.png (dataset colours) and <name>_labels.png (class indices, as "
                         "predict --save-labels) of the first N images to OUT/predictions")
@@ -323,11 +325,22 @@ def _run_evaluate(args):
     _check_out_dir(args.out)
     from asymformer.engine.evaluate import evaluate_checkpoint, format_table
 
+    wrap = None
+    if args.precision != "fp32":
+        import functools
+
+        from asymformer.deploy.optimize import wrap_for_evaluation
+
+        if args.device not in ("auto", "cpu") or args.amp != "none":
+            raise CLIError(f"--precision {args.precision} runs on the CPU without --amp; use --device cpu")
+        args.device = "cpu"
+        wrap = functools.partial(wrap_for_evaluation, precision=args.precision, batch=args.batch_size)
     results = evaluate_checkpoint(args.checkpoint, args.data, split=args.split, layout=args.layout, out=args.out,
                                   scales=args.scales, flip=args.flip, size=args.size, batch_size=args.batch_size,
                                   workers=args.workers, device=args.device, amp=args.amp,
                                   zero_depth=args.zero_depth, save_predictions=args.save_predictions,
-                                  data_options=_data_options(args), native_resolution=args.native_resolution)
+                                  data_options=_data_options(args), native_resolution=args.native_resolution,
+                                  wrap=wrap)
     print(format_table(results))
     if args.out:
         print(f"reports in {args.out}")
@@ -394,6 +407,10 @@ def _add_export(sub):
     p.add_argument("--dynamic", action="store_true", help="dynamic batch, height and width")
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime comparison")
+    p.add_argument("--int8", action="store_true", help="write an INT8-quantised model (ONNX Runtime quantisation)")
+    p.add_argument("--calibration-data", metavar="DIR",
+                   help="with --int8: dataset folder for calibration frames (default: synthetic rooms)")
+    p.add_argument("--calibration-frames", type=int, default=32, help="with --int8: frames to use (default 32)")
     p.set_defaults(func=_run_export)
 
 
@@ -404,6 +421,10 @@ def _run_export(args):
     if args.height < 32 or args.width < 32 or args.batch < 1:
         raise ValueError("--height/--width must be >= 32 and --batch >= 1")
     model = load_model(args.checkpoint)
+    if args.int8:
+        return _run_export_int8(args, model)
+    if args.calibration_data:
+        raise CLIError("--calibration-data is for --int8 exports")
     try:
         r = export_onnx(model, args.out, height=args.height, width=args.width, batch=args.batch,
                         dynamic=args.dynamic, opset=args.opset, check=not args.no_check)
@@ -417,6 +438,25 @@ def _run_export(args):
     return 0
 
 
+def _run_export_int8(args, model):
+    from asymformer.deploy.quantize import export_int8
+
+    if args.dynamic:
+        raise CLIError("--int8 exports a static shape; drop --dynamic and pass --height/--width")
+    try:
+        r = export_int8(model, args.out, height=args.height, width=args.width, batch=args.batch,
+                        calibration_data=args.calibration_data, calibration_frames_num=args.calibration_frames,
+                        check=not args.no_check, progress=True)
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+    print(f"wrote {r['path']} ({r['bytes'] / 1e6:.1f} MB, INT8, {'x'.join(map(str, r['shape']))}; "
+          f"calibration: {r['calibration']})")
+    if "check" in r:
+        print(f"INT8 vs FP32 on {r['check']['frames']} calibration frames: pixel agreement "
+              f"{r['check']['pixel_agreement']:.2%}, max |diff| {r['check']['max_abs_diff']:.3g}")
+    return 0
+
+
 def _add_benchmark(sub):
     p = sub.add_parser("benchmark", help="measure latency of inference backends")
     p.add_argument("--checkpoint", help="weights to time (default: an untrained --model, same speed)")
@@ -425,8 +465,9 @@ def _add_benchmark(sub):
     p.add_argument("--width", type=_positive, default=640)
     p.add_argument("--batch", type=_positive, default=1)
     p.add_argument("--backends", default=None,
-                   help="comma list (eager, fused, channels_last, jit, compile, onnxruntime, cuda-fp32, "
-                        "cuda-fp16, cuda-bf16, cuda-graphs, cuda-compile, tensorrt) or all / cpu / cuda")
+                   help="comma list (eager, fused, channels_last, jit, compile, onnxruntime, onnxruntime-int8, "
+                        "cpu-bf16, openvino, openvino-int8, openvino-bf16, cuda-fp32, cuda-fp16, cuda-bf16, "
+                        "cuda-graphs, cuda-compile, tensorrt) or all / cpu / cuda")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--iters", type=_positive, default=10)
     p.add_argument("--threads", type=_positive, help="torch / ONNX Runtime CPU threads (default: torch's)")

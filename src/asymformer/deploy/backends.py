@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import copy
 import os
-import tempfile
 import warnings
 
 import torch
 
 from .common import BackendUnavailable, ShapeGuard, fused_copy, no_grad, ort_session
 from .cuda_backends import BUILDERS as CUDA_BUILDERS
-from .export import export_onnx
+from .export import temp_onnx_file
+from .lowp import BUILDERS as LOWP_BUILDERS
 from .tensorrt import tensorrt
 
 CPU_BACKENDS = ("eager", "fused", "channels_last", "jit", "compile", "onnxruntime")
+# Reduced precision and OpenVINO on the CPU live in lowp.py / openvino_backend.py.
+CPU_LOWP_BACKENDS = ("onnxruntime-int8", "cpu-bf16", "openvino", "openvino-int8", "openvino-bf16")
 CUDA_BACKENDS = ("cuda-fp32", "cuda-fp16", "cuda-bf16", "cuda-graphs", "cuda-compile", "tensorrt")
-ALL_BACKENDS = CPU_BACKENDS + CUDA_BACKENDS
+ALL_BACKENDS = CPU_BACKENDS + CPU_LOWP_BACKENDS + CUDA_BACKENDS
 # Reduced precision cannot match eager FP32 within 1e-4; optimize_for_inference never picks them.
-REDUCED_PRECISION = ("cuda-fp16", "cuda-bf16", "cuda-graphs", "cuda-compile", "tensorrt")
+REDUCED_PRECISION = ("cuda-fp16", "cuda-bf16", "cuda-graphs", "cuda-compile", "tensorrt", "onnxruntime-int8",
+                     "cpu-bf16", "openvino-int8", "openvino-bf16")
 
 __all__ = ["ALL_BACKENDS", "BackendUnavailable", "backend_device", "build_backend", "fused_copy", "ort_session"]
 
@@ -92,20 +95,8 @@ def _compile(model, rgb, depth):
     return no_grad(fn), {"device": "cpu", "bn_folded": True, "compiler": "inductor"}
 
 
-def _onnx_file(model, rgb, depth, dynamic=False) -> str:
-    fd, path = tempfile.mkstemp(suffix=".onnx", prefix="asymformer_")
-    os.close(fd)
-    try:
-        export_onnx(model, path, height=rgb.shape[-2], width=rgb.shape[-1], batch=rgb.shape[0],
-                    dynamic=dynamic, check=False)
-    except (ValueError, ImportError) as exc:
-        os.unlink(path)
-        raise BackendUnavailable(str(exc)) from None
-    return path
-
-
 def _onnxruntime(model, rgb, depth):
-    path = _onnx_file(model, rgb, depth)
+    path = temp_onnx_file(model, rgb, depth)
     try:
         sess = ort_session(path)
     finally:
@@ -124,5 +115,5 @@ def _onnxruntime(model, rgb, depth):
 
 _BUILDERS = {
     "eager": _eager, "fused": _fused, "channels_last": _channels_last, "jit": _jit,
-    "compile": _compile, "onnxruntime": _onnxruntime, **CUDA_BUILDERS, "tensorrt": tensorrt,
+    "compile": _compile, "onnxruntime": _onnxruntime, **LOWP_BUILDERS, **CUDA_BUILDERS, "tensorrt": tensorrt,
 }

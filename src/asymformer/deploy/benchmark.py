@@ -17,21 +17,23 @@ from asymformer import devices
 
 from .backends import ALL_BACKENDS, backend_device, build_backend
 from .common import BackendUnavailable, example_inputs, max_abs_diff
+from .cpu import cpu_info
 from .optimize import CANDIDATE_ERRORS, summarize, time_fn
 
-DEFAULT_BACKENDS = ("eager", "fused", "channels_last", "jit", "onnxruntime", "cuda-fp32", "cuda-fp16",
-                    "cuda-graphs", "tensorrt")
+DEFAULT_BACKENDS = ("eager", "fused", "channels_last", "jit", "onnxruntime", "onnxruntime-int8", "cpu-bf16",
+                    "openvino", "cuda-fp32", "cuda-fp16", "cuda-graphs", "tensorrt")
 
 
 def environment(device=None) -> dict:
     """What the numbers depend on: torch build, threads, CPU capability, GPU, driver, libraries."""
     env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
            "machine": platform.machine(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    env["cpu"] = cpu_info()
     if torch.cuda.is_available():
         dev = devices.resolve_device(device if device is not None else "cuda")
         env.update(gpu=torch.cuda.get_device_name(dev), gpu_index=dev.index, cuda=torch.version.cuda,
                    cudnn=torch.backends.cudnn.version(), bf16_native=devices.bf16_native(dev))
-    for module in ("onnxruntime", "tensorrt"):
+    for module in ("onnxruntime", "openvino", "tensorrt"):
         try:
             env[module] = __import__(module).__version__
         except Exception:  # noqa: BLE001 - absent or broken: not part of this environment
@@ -57,11 +59,13 @@ def parse_backends(text_or_list) -> list[str]:
 
 def run_benchmark(model: torch.nn.Module, backends=DEFAULT_BACKENDS, height: int = 480, width: int = 640,
                   batch: int = 1, warmup: int = 3, iters: int = 10, atol: float = 1e-4,
-                  progress: bool = False, device=None) -> dict:
+                  progress: bool = False, device=None, extra=None) -> dict:
     """Measure each backend; returns {"config", "environment", "results": {backend: stats or skipped}}.
 
     `device` is the GPU of the CUDA backends (default cuda:0). The reference is eager FP32 on the
-    CPU from a copy of the model; the caller's model is not moved.
+    CPU from a copy of the model; the caller's model is not moved. `extra` maps names to other
+    `(rgb, depth) -> logits` CPU callables (another implementation, e.g. the authors' model)
+    timed in the same rounds, without the accuracy check.
     """
     backends = parse_backends(backends)
     if warmup < 0 or iters < 1:
@@ -77,6 +81,9 @@ def run_benchmark(model: torch.nn.Module, backends=DEFAULT_BACKENDS, height: int
         if "fn" in entry:
             built[name] = entry
         results[name] = entry.get("stats", entry)
+    for name, fn in (extra or {}).items():
+        built[name] = {"fn": fn, "r": rgb, "d": depth, "stats": {"device": "cpu", "external": True}}
+        results[name] = built[name]["stats"]
     times = {name: [] for name in built}
     for i in range(warmup + iters):
         for name, entry in built.items():
@@ -110,12 +117,14 @@ def _build(name, model, rgb, depth, reference, atol, device) -> dict:
         target = torch.device(info.get("device", backend_device(name)))
         r, d = rgb.to(target), depth.to(target)
         with torch.inference_mode():
-            diff = max_abs_diff(fn(r, d), reference)
+            out = fn(r, d)
+        diff = max_abs_diff(out, reference)
     except BackendUnavailable as exc:
         return {"skipped": str(exc)}
     except CANDIDATE_ERRORS as exc:  # a backend that builds but fails to run
         return {"skipped": f"failed: {type(exc).__name__}: {str(exc)[:300]}"}
-    stats = {"max_abs_diff": diff, "matches_eager": bool(diff <= atol),
+    agree = float((out.float().argmax(1).cpu() == reference.argmax(1)).float().mean())
+    stats = {"max_abs_diff": diff, "matches_eager": bool(diff <= atol), "argmax_agreement": round(agree, 6),
              "build_s": round(time.perf_counter() - t0, 2), **info}
     return {"fn": fn, "r": r, "d": d, "stats": stats}
 

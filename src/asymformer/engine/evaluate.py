@@ -89,12 +89,14 @@ def parse_scales(text) -> tuple[float, ...]:
 def evaluate_checkpoint(checkpoint, data, *, split="test", layout="auto", out=None, scales=(1.0,),
                         flip=False, size=None, batch_size=1, workers=2, device="auto", amp="none",
                         zero_depth=False, save_predictions=0, progress=True, data_options=None,
-                        native_resolution=False) -> dict:
+                        native_resolution=False, wrap=None) -> dict:
     """Load a checkpoint (ours or the official .pth), evaluate it on `data`, write reports to `out`.
 
     size None: the size the checkpoint was validated at (its metadata "eval_size"), else 480×640.
     native_resolution: score at each label's own size (logits upsampled), not at `size`.
     data_options: open_dataset keywords (classes, sensors, depth_unit, depth_encoding).
+    `wrap(model, size=(H, W)) -> module` swaps in another inference path (the CLI's --precision
+    int8/bf16 passes deploy's); its `precision` and `backend` attributes are recorded in the results.
     """
     import asymformer
     from asymformer.data import EvalTransform
@@ -119,6 +121,10 @@ def evaluate_checkpoint(checkpoint, data, *, split="test", layout="auto", out=No
     ds.transform = EvalTransform(size=tuple(size), normalization=norm, keep_label=native_resolution)
     loader = eval_loader(ds, 1 if native_resolution else batch_size, workers, dev)
     hooks = _BatchHooks(out, ds, save_predictions)
+    inference, source = {"precision": "fp32", "backend": "pytorch"}, model
+    if wrap is not None:
+        model = wrap(model, size=tuple(size))
+        inference = {"precision": model.precision, "backend": model.backend}
     cm = evaluate_model(model, loader, ds.num_classes, dev, scales=scales, flip=flip,
                         dtype=amp_dtype(amp, dev), zero_depth=zero_depth, progress=progress,
                         on_batch=hooks)
@@ -130,8 +136,8 @@ def evaluate_checkpoint(checkpoint, data, *, split="test", layout="auto", out=No
                "num_images": len(ds), "size": list(size), "size_source": size_source,
                "scored_at": "label's native resolution" if native_resolution else f"{size[0]}x{size[1]}",
                "scales": list(scales), "flip": bool(flip), "class_names": list(ds.class_names),
-               "normalization": norm, **hooks.per_sensor_results()}
-    selected = getattr(model, "metadata", {}).get("selected_on_split")
+               "normalization": norm, **inference, **hooks.per_sensor_results()}
+    selected = getattr(source, "metadata", {}).get("selected_on_split")
     if selected is not None:
         results["checkpoint_selected_on_split"] = selected
         if selected == split:

@@ -1,0 +1,108 @@
+"""FP32 vs INT8 vs bf16 vs OpenVINO on the CPU, and the official implementation, in ONE interleaved run (JSON).
+
+    python benchmarks/inference_lowp.py --threads 2 --iters 7 \\
+        [--official /work/peers/AsymFormer] [--models asymformer_b0_t] [--sizes 480x640]
+
+Every backend (and the authors' model, when `--official` points at a checkout of their
+repository) is built first and then timed round-robin, one call each per round, so load from
+other processes hits all of them alike; compare the ratios within one run. The official model
+is imported from that checkout with `timm`/`thop` replaced by minimal stand-ins defined here
+(DropPath is the identity at inference); its code never enters this repository.
+Every JSON carries the CPU model and features (AVX2, AVX-512, VNNI, BF16, AMX).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import types
+
+import torch
+import torch.nn as nn
+
+from asymformer.deploy.benchmark import environment, run_benchmark
+from asymformer.models import create_model
+
+BACKENDS = "eager,fused,onnxruntime,onnxruntime-int8,cpu-bf16,openvino,openvino-int8,openvino-bf16"
+
+
+def _stub_official_deps() -> None:
+    """Minimal `timm.models.layers` and `thop` so the authors' model file imports without them."""
+    def to_2tuple(x):
+        return tuple(x) if isinstance(x, (tuple, list)) else (x, x)
+
+    class DropPath(nn.Module):  # identity at inference, which is all that is timed
+        def __init__(self, *args, **kwargs):
+            super().__init__()
+
+        def forward(self, x):
+            return x
+
+    layers = types.ModuleType("timm.models.layers")
+    layers.DropPath, layers.to_2tuple, layers.trunc_normal_ = DropPath, to_2tuple, nn.init.trunc_normal_
+    models = types.ModuleType("timm.models")
+    models.layers, models.register_model = layers, (lambda f: f)
+    registry = types.ModuleType("timm.models.registry")
+    registry.register_model = models.register_model
+    timm = types.ModuleType("timm")
+    timm.models = models
+    thop = types.ModuleType("thop")
+    thop.profile = lambda *a, **k: (0, 0)
+    sys.modules.update({"timm": timm, "timm.models": models, "timm.models.layers": layers,
+                        "timm.models.registry": registry, "thop": thop})
+
+
+def official_model(repo: str, num_classes: int = 40) -> nn.Module:
+    """The authors' B0_T (random weights: same speed) from a checkout at `repo`, eval mode."""
+    _stub_official_deps()
+    sys.path.insert(0, repo)
+    from src.AsymFormer import B0_T  # noqa: PLC0415 - the peer's package, importable only now
+
+    return B0_T(num_classes=num_classes, pretrained_backbone=False).eval()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="asymformer_b0_t", help="comma list of variants")
+    p.add_argument("--sizes", default="480x640", help="comma list of HxW")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--backends", default=BACKENDS)
+    p.add_argument("--official", metavar="REPO", help="checkout of the authors' repository (timed beside ours)")
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--iters", type=int, default=7)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    runs = []
+    for size in args.sizes.split(","):
+        h, w = (int(v) for v in size.lower().split("x"))
+        for name in args.models.split(","):
+            torch.manual_seed(0)
+            model = create_model(name)
+            extra = {"official": official_model(args.official)} if args.official and name.endswith("b0_t") else {}
+            with contextlib.redirect_stdout(sys.stderr):  # progress lines; stdout stays pure JSON
+                report = run_benchmark(model, args.backends, h, w, warmup=args.warmup, iters=args.iters,
+                                       extra=extra, progress=True)
+            runs.append({"model": name, "size": [h, w], "summary": summarize(report["results"]), "full": report})
+    print(json.dumps({"environment": environment(), "command": " ".join(sys.argv), "runs": runs}, indent=1))
+
+
+def summarize(results: dict) -> dict:
+    """Median, FPS, ratios to eager and to the official code, and accuracy against eager, per backend."""
+    eager = results.get("eager", {}).get("median_ms")
+    official = results.get("official", {}).get("median_ms")
+    out = {}
+    for name, r in results.items():
+        if "median_ms" not in r:
+            out[name] = {"skipped": r.get("skipped", r.get("rejected"))}
+            continue
+        out[name] = {"median_ms": r["median_ms"], "p90_ms": r["p90_ms"], "fps": r["fps"],
+                     "vs_eager": round(r["median_ms"] / eager, 3) if eager else None,
+                     "vs_official": round(r["median_ms"] / official, 3) if official else None,
+                     "max_abs_diff": r.get("max_abs_diff"), "argmax_agreement": r.get("argmax_agreement")}
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""What this CPU can do for inference: model name and the instruction sets that change the numbers.
+
+INT8 runs fastest with VNNI (AVX-512 VNNI or AVX-VNNI), bf16 only exists natively with
+AVX-512 BF16 or AMX; without them a "bf16" run is an emulation slower than FP32. Every
+benchmark JSON carries `cpu_info()` so its numbers say on what they were obtained, and the
+reduced-precision paths ask `has_native_bf16()` before offering bf16.
+"""
+
+from __future__ import annotations
+
+import platform
+from functools import lru_cache
+
+# flag in /proc/cpuinfo -> the name reported in JSON
+FEATURES = {
+    "avx2": "avx2", "fma": "fma", "avx512f": "avx512f", "avx512bw": "avx512bw", "avx512_vnni": "avx512_vnni",
+    "avx_vnni": "avx_vnni", "avx512_bf16": "avx512_bf16", "avx512_fp16": "avx512_fp16",
+    "amx_tile": "amx_tile", "amx_int8": "amx_int8", "amx_bf16": "amx_bf16",
+}
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def _read_cpuinfo(path: str = "/proc/cpuinfo") -> tuple[str, set[str]]:
+    """(model name, flags of the first processor); ("", set()) where there is no /proc/cpuinfo."""
+    try:
+        text = open(path, encoding="utf-8", errors="replace").read()
+    except OSError:
+        return "", set()
+    model, flags = "", set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and not model:
+            model = value.strip()
+        elif key in ("flags", "Features") and not flags:
+            flags = set(value.split())
+    return model, flags
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as the kernel reports them (empty off Linux)."""
+    return frozenset(_read_cpuinfo()[1])
+
+
+def has_native_bf16() -> bool:
+    """True where the CPU computes bf16 in hardware (AVX-512 BF16 or AMX-BF16)."""
+    return any(f in cpu_flags() for f in BF16_FLAGS)
+
+
+def has_vnni() -> bool:
+    """True where INT8 dot products are one instruction (VNNI/AMX): INT8 pays most there."""
+    return any(f in cpu_flags() for f in VNNI_FLAGS)
+
+
+def cpu_info() -> dict:
+    """Model, core count and the inference-relevant features, for every benchmark JSON."""
+    import os
+
+    import torch
+
+    model, flags = _read_cpuinfo()
+    return {"model": model or platform.processor() or platform.machine(), "logical_cpus": os.cpu_count(),
+            "features": {name: flag in flags for flag, name in FEATURES.items()},
+            "native_bf16": has_native_bf16(), "vnni": has_vnni(),
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}

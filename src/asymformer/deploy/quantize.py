@@ -1,0 +1,246 @@
+"""INT8 ONNX models with ONNX Runtime quantisation, calibrated and checked on real-looking frames.
+
+Why this recipe (measured on asymformer_b0_t, 480×640, 2 threads; see benchmarks/RESULTS.md):
+- Gemm/MatMul with constant weights carry most of the time (the ConvNeXt and MiT MLPs), so they
+  are quantised dynamically (activation ranges per call, no calibration to get wrong), with
+  per-channel INT8 weights. Attention products (both inputs activations) stay in float.
+- Precision-sensitive parts stay in float: the LAFS feature selection (its mean/max reductions
+  and the small gating MLPs), softmax and LayerNorm (never quantised here), and the classifier.
+- Convolutions (depthwise 7×7, patch embeddings, decoder 1×1) can be quantised statically (QDQ,
+  per-channel) with calibration ranges; `conv=True` does so. It is off by default because it
+  did not pay on the CPUs measured (see RESULTS.md); calibration frames are still used to
+  check the quantised model against FP32 and the agreement is stored in the file.
+Calibration frames come from the user's dataset folder (`calibration_data`, read with the same
+reader and pre-processing as evaluation) or, without one, from synthetic rooms; which one was
+used is written into the ONNX file's metadata_props (`asymformer.*`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .common import BackendUnavailable, fused_copy, ort_session
+from .export import export_onnx, temp_onnx_file
+
+# Float islands: LAFS (spatial/channel selection, its reductions and gating MLPs) and the classifier.
+EXCLUDE_PATTERNS = ("/fus_atten/", "/linear_pred/")
+DEFAULT_CALIBRATION_FRAMES = 32
+
+
+def _require_quantization():
+    try:
+        import onnx  # noqa: F401
+        from onnxruntime import quantization  # noqa: F401
+    except ImportError:
+        raise ImportError("INT8 needs onnx and onnxruntime: pip install asymformer[onnx]") from None
+
+
+# --------------------------------------------------------------------------- calibration frames
+def calibration_frames(data=None, num: int = DEFAULT_CALIBRATION_FRAMES, height: int = 480, width: int = 640,
+                       normalization=None, seed: int = 0, progress: bool = False) -> tuple[list, str]:
+    """`num` normalised (rgb 1×3×H×W, depth 1×1×H×W) float32 pairs and a description of their source.
+
+    `data` is a dataset folder in any layout `open_dataset` reads (train split first, else test;
+    frames spread evenly over it) or None for synthetic rooms (frames rendered by seed).
+    """
+    from tqdm import tqdm
+
+    from asymformer.data import EvalTransform
+
+    if int(num) < 1:
+        raise ValueError(f"calibration frames must be >= 1, got {num}")
+    if data is None:
+        from asymformer.data import SyntheticRooms
+
+        ds = SyntheticRooms(int(num), height=min(height, 240), width=min(width, 320), seed=seed + 1000)
+        source = f"synthetic rooms (seed {seed + 1000}, {int(num)} frames)"
+    else:
+        ds = _open_calibration_dataset(data)
+        source = f"{Path(data).resolve()} ({ds.layout}, {min(int(num), len(ds))} of {len(ds)} frames)"
+    ds.transform = EvalTransform(size=(height, width), normalization=normalization or ds.normalization)
+    idx = np.unique(np.linspace(0, len(ds) - 1, min(int(num), len(ds))).round().astype(int))
+    frames = []
+    for i in tqdm(idx, desc="calibration frames", disable=not progress, dynamic_ncols=True):
+        s = ds[int(i)]
+        frames.append((s["rgb"][None].numpy().astype(np.float32), s["depth"][None].numpy().astype(np.float32)))
+    return frames, source
+
+
+def _open_calibration_dataset(data):
+    from asymformer.data import open_dataset
+
+    root = Path(data)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--calibration-data {data}: not a folder; pass a dataset folder "
+                                f"(any layout `asymformer evaluate` reads) or leave it out for synthetic rooms")
+    errors = []
+    for split in ("train", "test"):
+        try:
+            return open_dataset(root, split)
+        except (FileNotFoundError, ValueError) as exc:
+            errors.append(f"{split}: {exc}")
+    raise ValueError(f"--calibration-data {data}: cannot read it as a dataset ({'; '.join(errors)})")
+
+
+class _Reader:
+    """onnxruntime.quantization CalibrationDataReader over prepared frames (batch 1 each)."""
+
+    def __init__(self, frames, batch: int):
+        self.feeds = iter([{"rgb": np.repeat(r, batch, 0), "depth": np.repeat(d, batch, 0)} for r, d in frames])
+
+    def get_next(self):
+        return next(self.feeds, None)
+
+
+# --------------------------------------------------------------------------- quantisation
+def float_nodes(model_proto, patterns=EXCLUDE_PATTERNS) -> list[str]:
+    """Names of the nodes kept in float on purpose (LAFS, classifier)."""
+    return [n.name for n in model_proto.graph.node if any(p in n.name for p in patterns)]
+
+
+def quantize_onnx(fp32_path, out_path, frames=None, batch: int = 1, conv: bool = False) -> dict:
+    """Quantise the FP32 ONNX file `fp32_path` into `out_path`; returns what was done.
+
+    MatMul/Gemm: dynamic, per-channel INT8 weights, constant weights only. `conv=True` first
+    quantises convolutions statically (QDQ, per-channel) with ranges from `frames`.
+    """
+    _require_quantization()
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    proto = onnx.load(str(fp32_path))
+    exclude = float_nodes(proto)
+    src = str(fp32_path)
+    tmp = None
+    if conv:
+        if not frames:
+            raise ValueError("static convolution quantisation needs calibration frames")
+        fd, tmp = tempfile.mkstemp(suffix=".qdq.onnx", prefix="asymformer_")
+        os.close(fd)
+        quantize_static(src, tmp, _Reader(frames, batch), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
+                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+        src = tmp
+    try:
+        quantize_dynamic(src, str(out_path), op_types_to_quantize=["MatMul", "Gemm"], per_channel=True,
+                         weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
+                         extra_options={"MatMulConstBOnly": True})
+    finally:
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
+    q = onnx.load(str(out_path), load_external_data=False)
+    ops = {}
+    for n in q.graph.node:
+        ops[n.op_type] = ops.get(n.op_type, 0) + 1
+    return {"matmul": "dynamic int8 (per-channel weights, constant B only)",
+            "conv": "static QDQ int8 (per-channel, MinMax calibration)" if conv else "float",
+            "float_nodes": len(exclude), "float_patterns": list(EXCLUDE_PATTERNS),
+            "quantized_ops": {k: v for k, v in ops.items() if "Integer" in k or "Quant" in k}}
+
+
+def set_metadata(path, entries: dict) -> None:
+    """Write `asymformer.<key>` metadata_props into the ONNX file at `path` (in place, atomically)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    keep = [p for p in proto.metadata_props if not p.key.startswith("asymformer.")]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(keep)
+    for k, v in entries.items():
+        p = proto.metadata_props.add()
+        p.key, p.value = f"asymformer.{k}", v if isinstance(v, str) else json.dumps(v)
+    tmp = f"{path}.meta.tmp"
+    onnx.save(proto, tmp)
+    os.replace(tmp, path)
+
+
+def _chmod_default(path) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def read_metadata(path) -> dict:
+    """The `asymformer.*` metadata_props of an ONNX file (values as stored, strings)."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return {p.key[len("asymformer."):]: p.value for p in proto.metadata_props if p.key.startswith("asymformer.")}
+
+
+def agreement(session, model: torch.nn.Module, frames) -> dict:
+    """Argmax agreement and max |Δ| of an ONNX Runtime session against the PyTorch model on `frames`."""
+    same = total = 0
+    diff = 0.0
+    for r, d in frames:
+        with torch.inference_mode():
+            ref = model(torch.from_numpy(r), torch.from_numpy(d)).numpy()
+        out = session.run(["logits"], {"rgb": r, "depth": d})[0]
+        same += int((out.argmax(1) == ref.argmax(1)).sum())
+        total += ref.shape[0] * ref.shape[2] * ref.shape[3]
+        diff = max(diff, float(np.abs(out - ref).max()))
+    return {"pixel_agreement": round(same / max(total, 1), 6), "max_abs_diff": diff, "frames": len(frames)}
+
+
+def export_int8(model: torch.nn.Module, path, height: int = 480, width: int = 640, batch: int = 1,
+                calibration_data=None, calibration_frames_num: int = DEFAULT_CALIBRATION_FRAMES,
+                conv: bool = False, check: bool = True, min_agreement: float = 0.98,
+                progress: bool = False) -> dict:
+    """Export `model` to an INT8 ONNX file at `path` (static shape), record how, check it on the frames.
+
+    Raises ValueError when the quantised model agrees with FP32 on fewer than `min_agreement` of
+    the calibration pixels (the file is not written then).
+    """
+    _require_quantization()
+    path = Path(path)
+    if path.suffix.lower() != ".onnx":
+        raise ValueError(f"export path {path} must end in .onnx")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames, source = calibration_frames(calibration_data, calibration_frames_num, height, width,
+                                        getattr(model, "normalization", None), progress=progress)
+    fd, fp32 = tempfile.mkstemp(suffix=".onnx", prefix="asymformer_fp32_")
+    os.close(fd)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.onnx")
+    os.close(fd)
+    try:
+        export_onnx(model, fp32, height=height, width=width, batch=batch, check=False)
+        report = quantize_onnx(fp32, tmp, frames, batch, conv=conv)
+        report.update({"calibration": source, "shape": [batch, height, width]})
+        if check:
+            report["check"] = agreement(ort_session(tmp), fused_copy(model.cpu()), [
+                (np.repeat(r, batch, 0), np.repeat(d, batch, 0)) for r, d in frames[:8]])
+            if report["check"]["pixel_agreement"] < min_agreement:
+                raise ValueError(f"INT8 model agrees with FP32 on only {report['check']['pixel_agreement']:.2%} of "
+                                 f"calibration pixels (< {min_agreement:.0%}); keep FP32 for this model")
+        set_metadata(tmp, {"precision": "int8", "quantization": {k: v for k, v in report.items() if k != "check"},
+                           "calibration": source, "check": report.get("check", "skipped")})
+        _chmod_default(tmp)  # mkstemp makes 0600; an exported model is an ordinary file
+        os.replace(tmp, path)
+    finally:
+        for p in (fp32, fp32 + ".data", tmp):
+            if os.path.exists(p):
+                os.unlink(p)
+    report.update({"path": str(path), "bytes": path.stat().st_size})
+    return report
+
+
+def ort_int8_file(model, rgb, depth) -> str:
+    """A temporary INT8 ONNX file for `model` at the shape of rgb/depth (caller deletes it)."""
+    fp32 = temp_onnx_file(model, rgb, depth)
+    out = fp32[:-5] + ".int8.onnx"
+    try:
+        quantize_onnx(fp32, out)
+    except ImportError as exc:
+        raise BackendUnavailable(str(exc)) from None
+    finally:
+        for p in (fp32, fp32 + ".data"):
+            if os.path.exists(p):
+                os.unlink(p)
+    return out
