@@ -34,6 +34,7 @@ from asymformer.deploy import Segmenter, run_benchmark
 from asymformer.deploy.backends import build_backend
 from asymformer.deploy.benchmark import environment
 from asymformer.deploy.common import BackendUnavailable, example_inputs
+from asymformer.deploy.optimize import summarize, time_fn
 
 CUDA_SET = ("cuda-fp32", "cuda-fp16", "cuda-bf16", "cuda-graphs", "cuda-compile", "tensorrt")
 SMOKE_SET = ("eager", "fused", "onnxruntime")
@@ -99,27 +100,15 @@ def end_to_end(model, device, size, iters):
 
 def official(repo: str, device, size, iters):
     """FP32 eager of the authors' model class, imported from their checkout (not from ours)."""
-    sys.path.insert(0, repo)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from inference_lowp import official_model  # stands in for timm/thop, which the authors import
+
     try:
-        from src.AsymFormer import B0_T  # the authors' layout: src/AsymFormer.py
-    except Exception as exc:  # noqa: BLE001 - their imports (timm, mmcv) may be missing
+        net = official_model(repo).to(device)
+    except Exception as exc:  # noqa: BLE001 - whatever their checkout lacks, report it
         return {"skipped": f"cannot import the official model from {repo}: {type(exc).__name__}: {exc}"}
-    net = B0_T(num_classes=40).to(device).eval()
     rgb, depth = (t.to(device) for t in example_inputs(1, *size))
-    with torch.inference_mode():
-        for _ in range(10):
-            net(rgb, depth)
-        torch.cuda.synchronize(device)
-        times = []
-        for _ in range(iters):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            net(rgb, depth)
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-    med = statistics.median(times)
-    return {"median_ms": round(med, 3), "fps": round(1000 / med, 2), "iters": iters}
+    return summarize(time_fn(net, rgb, depth, warmup=10, iters=iters, device=device), 1)
 
 
 def markdown(report) -> str:
@@ -163,7 +152,7 @@ def main():
                                           iters=args.iters, device=None if args.smoke else device),
               "accuracy": agreement(model, names, device, size, reference=names[0]),
               "end_to_end": end_to_end(model, device, size, args.iters)}
-    if args.official_repo and not args.smoke:
+    if args.official_repo:
         report["official_fp32"] = official(args.official_repo, torch.device(device), size, args.iters)
     if args.train and not args.smoke:
         sys.path.insert(0, str(Path(__file__).parent))

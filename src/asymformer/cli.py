@@ -25,26 +25,21 @@ EXIT_STOPPED = 75  # EX_TEMPFAIL in sysexits.h: "try again later"
 EXIT_ERROR = 2
 
 
-def _positive(text: str) -> int:
-    """argparse type for counts and sizes that must be >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _at_least(minimum: int, what: str):
+    """argparse type for whole numbers >= minimum, with one message naming the rule."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum} ({what}), got {value}")
+        return value
+    return parse
 
 
-def _non_negative(text: str) -> int:
-    """argparse type for counts that may be 0 (data workers)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+_positive = _at_least(1, "a count or size")
+_non_negative = _at_least(0, "0 is allowed")
 
 
 def _check_out_file(path: str | None, flag: str = "--out") -> None:
