@@ -25,7 +25,7 @@ EXIT_STOPPED = 75  # EX_TEMPFAIL in sysexits.h: "try again later"
 EXIT_ERROR = 2
 
 
-def _at_least(minimum: int, what: str):
+def _at_least(minimum: int):
     """argparse type for whole numbers >= minimum, with one message naming the rule."""
     def parse(text: str) -> int:
         try:
@@ -33,13 +33,13 @@ def _at_least(minimum: int, what: str):
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum} ({what}), got {value}")
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
         return value
     return parse
 
 
-_positive = _at_least(1, "a count or size")
-_non_negative = _at_least(0, "0 is allowed")
+_positive = _at_least(1)  # counts and sizes
+_non_negative = _at_least(0)  # data workers, prediction counts
 
 
 def _check_out_file(path: str | None, flag: str = "--out") -> None:
