@@ -65,8 +65,40 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def nyuv2_mat_dir(shared_dir) -> Path:
+def real_nyuv2_mat_dir(shared_dir) -> Path:
+    """The real splits.mat / classMapping40.mat, only for tests about those exact files."""
     d = shared_dir / "data" / "nyuv2"
     if not (d / "splits.mat").is_file() or not (d / "classMapping40.mat").is_file():
         pytest.skip(f"real NYUv2 splits.mat / classMapping40.mat not found in {d}")
+    return d
+
+
+@pytest.fixture(scope="session")
+def nyuv2_mat_dir(tmp_path_factory) -> Path:
+    """splits.mat and classMapping40.mat fabricated with the real files' structure (MATLAB v5,
+    same variables, dtypes and shapes; 795 train / 654 test frames, test first = 1, train first
+    = 3; 894 raw classes with "floor" -> 40-class value 2), so preparation tests run anywhere.
+    test_classes.py pins that structure to the real files where they are present."""
+    import numpy as np
+    import scipy.io
+
+    from asymformer.data.classes import NYU40_CLASSES
+
+    d = tmp_path_factory.mktemp("nyuv2_mat")
+    rng = np.random.default_rng(40)
+    rest = rng.permutation(np.arange(9, 1450))  # like the real file: test starts 1, 2; train 3..8
+    test = np.sort(np.concatenate([[1, 2], rest[:652]]))
+    train = np.sort(np.concatenate([np.arange(3, 9), rest[652:]]))
+    scipy.io.savemat(d / "splits.mat", {"trainNdxs": train.astype(np.uint16)[:, None],
+                                        "testNdxs": test.astype(np.uint16)[:, None]})
+    raw = [f"object{i}" for i in range(894)]
+    raw[10] = "floor"
+    map_class = rng.integers(1, 41, 894).astype(np.uint8)
+    map_class[10] = 2
+    names = np.empty((1, 40), dtype=object)
+    names[0, :] = [n.replace("refrigerator", "refridgerator") for n in NYU40_CLASSES]
+    all_names = np.empty((1, 894), dtype=object)
+    all_names[0, :] = raw
+    scipy.io.savemat(d / "classMapping40.mat", {"className": names, "mapClass": map_class[None],
+                                                "allClassName": all_names})
     return d
