@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +29,7 @@ import torch
 
 import asymformer
 from asymformer.deploy import Segmenter, run_benchmark
-from asymformer.deploy.backends import build_backend
+from asymformer.deploy.backends import backend_device, build_backend
 from asymformer.deploy.benchmark import environment
 from asymformer.deploy.common import BackendUnavailable, example_inputs
 from asymformer.deploy.optimize import summarize, time_fn
@@ -55,6 +53,10 @@ def load(args):
     return model, "random initialisation"
 
 
+def _target(name, device):
+    return torch.device(device) if backend_device(name) == "cuda" else torch.device("cpu")
+
+
 def agreement(model, names, device, size, reference="cuda-fp32"):
     """max |Δ| and argmax agreement of each backend against `reference` on one input."""
     rgb, depth = example_inputs(1, *size, seed=7)
@@ -63,7 +65,7 @@ def agreement(model, names, device, size, reference="cuda-fp32"):
         try:
             fn, _ = build_backend(name, model, rgb, depth, device=device)
             with torch.inference_mode():
-                outs[name] = fn(rgb.to(fn_device(name, device)), depth.to(fn_device(name, device))).float().cpu()
+                outs[name] = fn(*(t.to(_target(name, device)) for t in (rgb, depth))).float().cpu()
         except (BackendUnavailable, RuntimeError, ValueError) as exc:
             outs[name] = str(exc)[:200]
     ref = outs.get(reference)
@@ -77,25 +79,15 @@ def agreement(model, names, device, size, reference="cuda-fp32"):
     return rows
 
 
-def fn_device(name, device):
-    return torch.device("cpu") if not (name.startswith("cuda") or name == "tensorrt") else torch.device(device)
-
-
 def end_to_end(model, device, size, iters):
-    """Segmenter calls on host frames: upload, normalise, model, softmax/argmax, download."""
+    """Segmenter calls on host frames: upload, normalise, model, softmax/argmax, download (numpy
+    results, so each call has finished when it returns: wall-clock timing is right on a GPU)."""
     seg = Segmenter(model, device=device)
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
     depth = rng.integers(500, 5000, size, dtype=np.uint16)
-    for _ in range(5):
-        seg(rgb, depth)
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        seg(rgb, depth)
-        times.append((time.perf_counter() - t0) * 1000)
-    med = statistics.median(times)
-    return {"backend": seg.backend, "median_ms": round(med, 3), "fps": round(1000 / med, 2), "iters": iters}
+    stats = summarize(time_fn(seg, rgb, depth, warmup=5, iters=iters, device="cpu"), 1)
+    return {"backend": seg.backend, **stats}
 
 
 def official(repo: str, device, size, iters):
