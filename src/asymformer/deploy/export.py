@@ -100,22 +100,31 @@ def _write_metadata(path, model) -> None:
     ONNX metadata_props (string key/values): `asymformer.normalization` is JSON with rgb_mean /
     rgb_std (applied to rgb / 255) and depth_mean / depth_std (applied to depth in metres).
     """
+    from asymformer.data.transforms import normalization_values
+
+    entries = {"input": "rgb: (rgb / 255 - rgb_mean) / rgb_std, NCHW; depth: (metres - depth_mean) / "
+                        "depth_std, N1HW, invalid depth = 0 m"}
+    norm = getattr(model, "normalization", None)
+    if norm is not None:
+        entries["normalization"] = normalization_values(norm)
+    names = getattr(model, "class_names", None)
+    if names:
+        entries["class_names"] = list(names)
+    set_onnx_metadata(path, entries)
+
+
+def set_onnx_metadata(path, entries: dict) -> None:
+    """Write `asymformer.<key>` metadata_props into the ONNX file at `path`, in place; strings are
+    stored as they are, anything else as JSON, and other keys are kept. Writers call it on the
+    temporary file that `files.atomic_path` then moves into place."""
     import json
 
     import onnx
 
-    from asymformer.data.transforms import normalization_values
-
     proto = onnx.load(str(path), load_external_data=False)
-    props = {"asymformer.input": "rgb: (rgb / 255 - rgb_mean) / rgb_std, NCHW; depth: (metres - depth_mean) / "
-                                 "depth_std, N1HW, invalid depth = 0 m"}
-    norm = getattr(model, "normalization", None)
-    if norm is not None:
-        props["asymformer.normalization"] = json.dumps(normalization_values(norm))
-    names = getattr(model, "class_names", None)
-    if names:
-        props["asymformer.class_names"] = json.dumps(list(names))
-    onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, **props})
+    props = {p.key: p.value for p in proto.metadata_props}
+    props.update({f"asymformer.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in entries.items()})
+    onnx.helper.set_model_props(proto, props)
     onnx.save(proto, str(path))
 
 

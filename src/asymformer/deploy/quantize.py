@@ -17,7 +17,6 @@ used is written into the ONNX file's metadata_props (`asymformer.*`).
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -25,8 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from asymformer.files import atomic_path
+
 from .common import BackendUnavailable, fused_copy, ort_session
-from .export import export_onnx, temp_onnx_file
+from .export import export_onnx, set_onnx_metadata, temp_onnx_file
 
 # Float islands: LAFS (spatial/channel selection, its reductions and gating MLPs) and the classifier.
 EXCLUDE_PATTERNS = ("/fus_atten/", "/linear_pred/")
@@ -145,28 +146,6 @@ def quantize_onnx(fp32_path, out_path, frames=None, batch: int = 1, conv: bool =
             "quantized_ops": {k: v for k, v in ops.items() if "Integer" in k or "Quant" in k}}
 
 
-def set_metadata(path, entries: dict) -> None:
-    """Write `asymformer.<key>` metadata_props into the ONNX file at `path` (in place, atomically)."""
-    import onnx
-
-    proto = onnx.load(str(path))
-    keep = [p for p in proto.metadata_props if not p.key.startswith("asymformer.")]
-    del proto.metadata_props[:]
-    proto.metadata_props.extend(keep)
-    for k, v in entries.items():
-        p = proto.metadata_props.add()
-        p.key, p.value = f"asymformer.{k}", v if isinstance(v, str) else json.dumps(v)
-    tmp = f"{path}.meta.tmp"
-    onnx.save(proto, tmp)
-    os.replace(tmp, path)
-
-
-def _chmod_default(path) -> None:
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 def read_metadata(path) -> dict:
     """The `asymformer.*` metadata_props of an ONNX file (values as stored, strings)."""
     import onnx
@@ -207,24 +186,21 @@ def export_int8(model: torch.nn.Module, path, height: int = 480, width: int = 64
                                         getattr(model, "normalization", None), progress=progress)
     fd, fp32 = tempfile.mkstemp(suffix=".onnx", prefix="asymformer_fp32_")
     os.close(fd)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.onnx")
-    os.close(fd)
     try:
-        export_onnx(model, fp32, height=height, width=width, batch=batch, check=False)
-        report = quantize_onnx(fp32, tmp, frames, batch, conv=conv)
-        report.update({"calibration": source, "shape": [batch, height, width]})
-        if check:
-            report["check"] = agreement(ort_session(tmp), fused_copy(model.cpu()), [
-                (np.repeat(r, batch, 0), np.repeat(d, batch, 0)) for r, d in frames[:8]])
-            if report["check"]["pixel_agreement"] < min_agreement:
-                raise ValueError(f"INT8 model agrees with FP32 on only {report['check']['pixel_agreement']:.2%} of "
-                                 f"calibration pixels (< {min_agreement:.0%}); keep FP32 for this model")
-        set_metadata(tmp, {"precision": "int8", "quantization": {k: v for k, v in report.items() if k != "check"},
-                           "calibration": source, "check": report.get("check", "skipped")})
-        _chmod_default(tmp)  # mkstemp makes 0600; an exported model is an ordinary file
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".tmp.onnx") as tmp:
+            export_onnx(model, fp32, height=height, width=width, batch=batch, check=False)
+            report = quantize_onnx(fp32, tmp, frames, batch, conv=conv)
+            report.update({"calibration": source, "shape": [batch, height, width]})
+            if check:
+                report["check"] = agreement(ort_session(tmp), fused_copy(model, "cpu", torch.float32), [
+                    (np.repeat(r, batch, 0), np.repeat(d, batch, 0)) for r, d in frames[:8]])
+                if report["check"]["pixel_agreement"] < min_agreement:
+                    raise ValueError(f"INT8 model agrees with FP32 on only {report['check']['pixel_agreement']:.2%} "
+                                     f"of calibration pixels (< {min_agreement:.0%}); keep FP32 for this model")
+            set_onnx_metadata(tmp, {"precision": "int8", "calibration": source, "check": report.get("check", "skipped"),
+                                    "quantization": {k: v for k, v in report.items() if k != "check"}})
     finally:
-        for p in (fp32, fp32 + ".data", tmp):
+        for p in (fp32, fp32 + ".data"):
             if os.path.exists(p):
                 os.unlink(p)
     report.update({"path": str(path), "bytes": path.stat().st_size})
