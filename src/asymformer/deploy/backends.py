@@ -9,25 +9,24 @@ ones in cuda_backends.py and TensorRT in tensorrt.py.
 from __future__ import annotations
 
 import copy
-import os
 import warnings
 
 import torch
 
-from .common import BackendUnavailable, ShapeGuard, fused_copy, no_grad, ort_session
+from .common import BackendUnavailable, ShapeGuard, fused_copy, no_grad, ort_runner, ort_session
 from .cuda_backends import BUILDERS as CUDA_BUILDERS
-from .export import temp_onnx_file
+from .export import remove_onnx, temp_onnx_file
 from .lowp import BUILDERS as LOWP_BUILDERS
+from .lowp import REDUCED_BACKENDS
 from .tensorrt import tensorrt
 
 CPU_BACKENDS = ("eager", "fused", "channels_last", "jit", "compile", "onnxruntime")
 # Reduced precision and OpenVINO on the CPU live in lowp.py / openvino_backend.py.
-CPU_LOWP_BACKENDS = ("onnxruntime-int8", "cpu-bf16", "openvino", "openvino-int8", "openvino-bf16")
+CPU_LOWP_BACKENDS = tuple(LOWP_BUILDERS)
 CUDA_BACKENDS = ("cuda-fp32", "cuda-fp16", "cuda-bf16", "cuda-graphs", "cuda-compile", "tensorrt")
 ALL_BACKENDS = CPU_BACKENDS + CPU_LOWP_BACKENDS + CUDA_BACKENDS
 # Reduced precision cannot match eager FP32 within 1e-4; optimize_for_inference never picks them.
-REDUCED_PRECISION = ("cuda-fp16", "cuda-bf16", "cuda-graphs", "cuda-compile", "tensorrt", "onnxruntime-int8",
-                     "cpu-bf16", "openvino-int8", "openvino-bf16")
+REDUCED_PRECISION = ("cuda-fp16", "cuda-bf16", "cuda-graphs", "cuda-compile", "tensorrt") + REDUCED_BACKENDS
 
 __all__ = ["ALL_BACKENDS", "BackendUnavailable", "backend_device", "build_backend", "fused_copy", "ort_session"]
 
@@ -98,15 +97,9 @@ def _compile(model, rgb, depth):
 def _onnxruntime(model, rgb, depth):
     path = temp_onnx_file(model, rgb, depth)
     try:
-        sess = ort_session(path)
+        run = ort_runner(ort_session(path))
     finally:
-        for p in (path, path + ".data"):
-            if os.path.exists(p):
-                os.unlink(p)
-
-    def run(r, d):
-        out = sess.run(["logits"], {"rgb": r.detach().cpu().numpy(), "depth": d.detach().cpu().numpy()})
-        return torch.from_numpy(out[0])
+        remove_onnx(path)
     shapes = (tuple(rgb.shape), tuple(depth.shape))
     info = {"device": "cpu", "graph_optimization": "ORT_ENABLE_ALL",
             "intra_op_threads": torch.get_num_threads(), "static_shape": list(rgb.shape)}

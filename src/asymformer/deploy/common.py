@@ -103,6 +103,14 @@ def stdout_to_stderr():
             os.close(saved)
 
 
+def ort_runner(sess):
+    """`(rgb, depth) -> logits` tensors through an ONNX Runtime session (inputs copied to the host)."""
+    def run(rgb, depth):
+        out = sess.run(["logits"], {"rgb": rgb.detach().cpu().numpy(), "depth": depth.detach().cpu().numpy()})
+        return torch.from_numpy(out[0])
+    return run
+
+
 def ort_session(path, providers=None, threads: int | None = None, spin: bool = False):
     """An ONNX Runtime session with full graph optimisation and the thread count torch uses.
 

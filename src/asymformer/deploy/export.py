@@ -179,6 +179,13 @@ def temp_onnx_file(model, rgb, depth, dynamic=False) -> str:
         export_onnx(model, path, height=rgb.shape[-2], width=rgb.shape[-1], batch=rgb.shape[0],
                     dynamic=dynamic, check=False)
     except (ValueError, ImportError) as exc:
-        os.unlink(path)
+        remove_onnx(path)
         raise BackendUnavailable(str(exc)) from None
     return path
+
+
+def remove_onnx(path) -> None:
+    """Delete a temporary ONNX file and its external-data companion, if they exist."""
+    for p in (str(path), f"{path}.data"):
+        if os.path.exists(p):
+            os.unlink(p)

@@ -1,4 +1,5 @@
-"""Reduced-precision CPU inference (INT8, bf16): backends and `optimize_for_inference(precision=...)`.
+"""Reduced-precision CPU inference (INT8, bf16) and OpenVINO: the backends. Choosing among them is
+`optimize_for_inference(precision=...)` in optimize.py.
 
 These paths cannot match eager FP32 to 1e-4, so they are judged by what a user sees: the
 argmax (class per pixel) must agree with FP32 on real-looking frames (synthetic rooms) for at
@@ -9,12 +10,11 @@ bf16 is offered only where the CPU computes it natively (AVX-512 BF16 / AMX-BF16
 
 from __future__ import annotations
 
-import os
-
 import torch
 
-from .common import BackendUnavailable, PerShape, fused_copy, ort_session
+from .common import BackendUnavailable, PerShape, fused_copy, ort_runner, ort_session
 from .cpu import has_native_bf16
+from .export import remove_onnx
 from .openvino_backend import build_openvino
 from .quantize import ort_int8_file
 
@@ -42,14 +42,9 @@ def _ort_int8(model, rgb, depth):
     def build(r, d):
         path = ort_int8_file(model, r, d)
         try:
-            sess = ort_session(path)
+            return ort_runner(ort_session(path))
         finally:
-            os.unlink(path)
-
-        def run(r2, d2):
-            out = sess.run(["logits"], {"rgb": r2.detach().cpu().numpy(), "depth": d2.detach().cpu().numpy()})
-            return torch.from_numpy(out[0])
-        return run
+            remove_onnx(path)
     info = {"device": "cpu", "precision": "int8", "engine": "onnxruntime",
             "quantization": "dynamic int8 MatMul/Gemm, per-channel weights; LAFS, softmax, LayerNorm, "
                             "attention products and classifier in float"}

@@ -10,12 +10,10 @@ On a quiet 2-core Xeon its FP32 ran at 0.82x ONNX Runtime's time (exact), on a l
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from .common import BackendUnavailable, PerShape
-from .export import temp_onnx_file
+from .export import remove_onnx, temp_onnx_file
 from .quantize import ort_int8_file
 
 HINTS = {"fp32": "f32", "int8": "f32", "bf16": "bf16"}
@@ -49,9 +47,7 @@ def build_openvino(model, rgb, depth, precision: str = "fp32"):
         try:
             compiled = compile_onnx(path, precision)
         finally:
-            for p in (path, path + ".data"):
-                if os.path.exists(p):
-                    os.unlink(p)
+            remove_onnx(path)
         request = compiled.create_infer_request()
         output = compiled.output(0)
 

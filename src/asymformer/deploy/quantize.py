@@ -27,7 +27,7 @@ import torch
 from asymformer.files import atomic_path
 
 from .common import BackendUnavailable, fused_copy, ort_session
-from .export import export_onnx, set_onnx_metadata, temp_onnx_file
+from .export import export_onnx, remove_onnx, set_onnx_metadata, temp_onnx_file
 
 # Float islands: LAFS (spatial/channel selection, its reductions and gating MLPs) and the classifier.
 EXCLUDE_PATTERNS = ("/fus_atten/", "/linear_pred/")
@@ -134,8 +134,8 @@ def quantize_onnx(fp32_path, out_path, frames=None, batch: int = 1, conv: bool =
                          weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
                          extra_options={"MatMulConstBOnly": True})
     finally:
-        if tmp and os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp:
+            remove_onnx(tmp)
     q = onnx.load(str(out_path), load_external_data=False)
     ops = {}
     for n in q.graph.node:
@@ -200,9 +200,7 @@ def export_int8(model: torch.nn.Module, path, height: int = 480, width: int = 64
             set_onnx_metadata(tmp, {"precision": "int8", "calibration": source, "check": report.get("check", "skipped"),
                                     "quantization": {k: v for k, v in report.items() if k != "check"}})
     finally:
-        for p in (fp32, fp32 + ".data"):
-            if os.path.exists(p):
-                os.unlink(p)
+        remove_onnx(fp32)
     report.update({"path": str(path), "bytes": path.stat().st_size})
     return report
 
@@ -216,7 +214,5 @@ def ort_int8_file(model, rgb, depth) -> str:
     except ImportError as exc:
         raise BackendUnavailable(str(exc)) from None
     finally:
-        for p in (fp32, fp32 + ".data"):
-            if os.path.exists(p):
-                os.unlink(p)
+        remove_onnx(fp32)
     return out
