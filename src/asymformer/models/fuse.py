@@ -66,35 +66,29 @@ def set_params(layer: nn.Module, weight: torch.Tensor, bias: torch.Tensor) -> No
     layer.bias = nn.Parameter(bias.to(device=old.device, dtype=old.dtype))
 
 
+def _set_if_fits(layer: nn.Module, weight: torch.Tensor, bias: torch.Tensor) -> bool:
+    """Apply a fold's result only when both tensors fit the layer's dtype; says whether it did."""
+    if not (fits(weight, layer.weight.dtype) and fits(bias, layer.weight.dtype)):
+        return False
+    set_params(layer, weight, bias)
+    return True
+
+
 def fold_bn_after(layer: nn.Module, bn: nn.BatchNorm2d) -> bool:
     """layer (conv or linear) then bn -> one layer. False (nothing changed) if it would not fit."""
     scale, shift = bn_affine(bn)
     w = _c(layer.weight, layer.weight)
-    w = w * scale.view(-1, *([1] * (w.ndim - 1)))
-    b = layer_bias(layer) * scale + shift
-    if not (fits(w, layer.weight.dtype) and fits(b, layer.weight.dtype)):
-        return False
-    set_params(layer, w, b)
-    return True
+    return _set_if_fits(layer, w * scale.view(-1, *([1] * (w.ndim - 1))), layer_bias(layer) * scale + shift)
 
 
 def fold_affine_before(linear: nn.Linear, scale: torch.Tensor, shift: torch.Tensor) -> bool:
     """linear(scale * x + shift) -> linear'(x). False (nothing changed) if it would not fit."""
     w = _c(linear.weight, linear.weight)
-    new_w = w * _c(scale, w)[None, :]
-    new_b = layer_bias(linear) + w @ _c(shift, w)
-    if not (fits(new_w, linear.weight.dtype) and fits(new_b, linear.weight.dtype)):
-        return False
-    set_params(linear, new_w, new_b)
-    return True
+    return _set_if_fits(linear, w * _c(scale, w)[None, :], layer_bias(linear) + w @ _c(shift, w))
 
 
 def fold_scale_after(linear: nn.Linear, scale: torch.Tensor) -> bool:
     """scale * linear(x) -> linear'(x) (ConvNeXt's layer scale). False if it would not fit."""
     w = _c(linear.weight, linear.weight)
     g = _c(scale, w)
-    new_w, new_b = w * g[:, None], layer_bias(linear) * g
-    if not (fits(new_w, linear.weight.dtype) and fits(new_b, linear.weight.dtype)):
-        return False
-    set_params(linear, new_w, new_b)
-    return True
+    return _set_if_fits(linear, w * g[:, None], layer_bias(linear) * g)
