@@ -194,11 +194,8 @@ def optimize_reduced(model, precision: str, height: int, width: int, batch: int 
             fn, info = build_backend(name, model, *frames[0])
             with torch.inference_mode():
                 outs = [fn(r, d) for r, d in frames]
-        except BackendUnavailable as exc:
-            report[name] = {"skipped": str(exc)}
-            continue
-        except (RuntimeError, ValueError) as exc:
-            report[name] = {"skipped": f"failed: {type(exc).__name__}: {str(exc)[:300]}"}
+        except CANDIDATE_ERRORS as exc:  # BackendUnavailable is a RuntimeError
+            report[name] = {"skipped": _reason(exc)}
             continue
         agree = min(pixel_agreement(o, ref) for o, ref in zip(outs, refs))
         diff = max(float((o.float() - ref).abs().max()) for o, ref in zip(outs, refs))

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import BackendUnavailable, fused_copy, stdout_to_stderr
+from .common import BackendUnavailable, stdout_to_stderr
 from .cuda_backends import need_cuda
 from .export import export_onnx
 
@@ -43,7 +43,7 @@ def cache_key(model: torch.nn.Module, shapes, precision: str, versions: dict) ->
     for name, t in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(str(tuple(t.shape)).encode())
-        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")  # 0-dim too
     h.update(json.dumps({"shapes": [list(s) for s in shapes], "precision": precision, **versions},
                         sort_keys=True).encode())
     return h.hexdigest()[:24]
@@ -95,16 +95,15 @@ def tensorrt(model, rgb, depth, device=None, fp16: bool = True):
     """Build (or load from the cache) a TensorRT engine; returns `(fn, info)` like every backend."""
     dev = need_cuda(device)
     ort = _import_ort()
-    folded = fused_copy(model, "cpu", torch.float32)
     precision = "fp16" if fp16 else "fp32"
     versions = {"onnxruntime": ort.__version__, "torch": torch.__version__,
                 "gpu": torch.cuda.get_device_name(dev)}
-    key = cache_key(folded, [tuple(rgb.shape), tuple(depth.shape)], precision, versions)
+    key = cache_key(model, [tuple(rgb.shape), tuple(depth.shape)], precision, versions)
     folder = cache_root() / key
     folder.mkdir(parents=True, exist_ok=True)
-    path = _onnx_in_cache(folded, rgb, depth, folder)
+    path = _onnx_in_cache(model, rgb, depth, folder)  # export_onnx folds its own copy
     sess, used = _session(ort, path, dev, folder, fp16)
-    out_shape = (rgb.shape[0], folded.num_classes, rgb.shape[2], rgb.shape[3])
+    out_shape = (rgb.shape[0], model.num_classes, rgb.shape[2], rgb.shape[3])
     run = _bound_runner(sess, dev, out_shape)
     with stdout_to_stderr():
         run(rgb, depth)  # builds or loads the engine now, so timing excludes it
