@@ -32,26 +32,25 @@ def need_cuda(device) -> torch.device:
         raise BackendUnavailable(str(exc)) from None
 
 
-def _scoped(fn, fp32: bool):
-    """Run each call under the CUDA maths settings the backend was built for."""
+def _runner(m, dev: torch.device, dtype: torch.dtype):
+    """Each call: inputs to `dev` in `dtype`, float32 logits out, under the CUDA maths settings of
+    that dtype (IEEE FP32 for float32: "FP32" really is FP32), scoped to the call."""
     def run(r, d):
-        with devices.cuda_math(fp32=fp32, benchmark=True), torch.inference_mode():
-            return fn(r, d)
+        with devices.cuda_math(fp32=dtype == torch.float32, benchmark=True), torch.inference_mode():
+            return m(r.to(dev, dtype), d.to(dev, dtype)).float()
     return run
 
 
 def cuda_fp32(model, rgb, depth, device=None):
     dev = need_cuda(device)
     m = fused_copy(model, dev, torch.float32)
-    fn = _scoped(lambda r, d: m(r.to(dev, torch.float32), d.to(dev, torch.float32)), fp32=True)
-    return fn, {"device": str(dev), "dtype": "float32", "tf32": False}
+    return _runner(m, dev, torch.float32), {"device": str(dev), "dtype": "float32", "tf32": False}
 
 
 def cuda_fp16(model, rgb, depth, device=None):
     dev = need_cuda(device)
     m = fused_copy(model, dev, torch.float16)
-    fn = _scoped(lambda r, d: m(r.to(dev, torch.float16), d.to(dev, torch.float16)).float(), fp32=False)
-    return fn, {"device": str(dev), "dtype": "float16"}
+    return _runner(m, dev, torch.float16), {"device": str(dev), "dtype": "float16"}
 
 
 def cuda_bf16(model, rgb, depth, device=None):
@@ -60,8 +59,7 @@ def cuda_bf16(model, rgb, depth, device=None):
         raise BackendUnavailable(f"{torch.cuda.get_device_name(dev)} has no native bfloat16 (pre-Ampere "
                                  f"GPUs only emulate it); use cuda-fp16")
     m = fused_copy(model, dev, torch.bfloat16)
-    fn = _scoped(lambda r, d: m(r.to(dev, torch.bfloat16), d.to(dev, torch.bfloat16)).float(), fp32=False)
-    return fn, {"device": str(dev), "dtype": "bfloat16"}
+    return _runner(m, dev, torch.bfloat16), {"device": str(dev), "dtype": "bfloat16"}
 
 
 def cuda_graphs(model, rgb, depth, device=None):
@@ -85,17 +83,16 @@ def cuda_graphs(model, rgb, depth, device=None):
         static_d.copy_(d)
         graph.replay()
         return static_out.float()
-    shapes = (tuple(rgb.shape), tuple(depth.shape))
-    fallback = _scoped(lambda r, d: m(r.to(dev, torch.float16), d.to(dev, torch.float16)).float(), fp32=False)
-    return ShapeGuard(no_grad(run), shapes, fallback, "cuda-graphs"), {"device": str(dev), "dtype": "float16"}
+    guard = ShapeGuard(no_grad(run), (tuple(rgb.shape), tuple(depth.shape)), _runner(m, dev, torch.float16),
+                       "cuda-graphs")
+    return guard, {"device": str(dev), "dtype": "float16"}
 
 
 def cuda_compile(model, rgb, depth, device=None):
     """torch.compile (inductor, max-autotune) of the FP16 folded model."""
     dev = need_cuda(device)
     m = fused_copy(model, dev, torch.float16)
-    compiled = torch.compile(m, dynamic=False, mode="max-autotune")
-    fn = _scoped(lambda r, d: compiled(r.to(dev, torch.float16), d.to(dev, torch.float16)).float(), fp32=False)
+    fn = _runner(torch.compile(m, dynamic=False, mode="max-autotune"), dev, torch.float16)
     try:
         fn(rgb, depth)  # compile now, so timing excludes it
     except Exception as exc:  # noqa: BLE001 - no Triton, unsupported op, ...
