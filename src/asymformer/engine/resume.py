@@ -17,10 +17,9 @@ import shlex
 from pathlib import Path
 
 from asymformer.files import DirLock, LockHeld
+from asymformer.models.finetune import CLASSIFIER_PREFIX
 
 from .config import PER_INVOCATION, RESUME_OVERRIDABLE, RESUME_REFUSED_BECAUSE, TrainConfig, load_run_config
-
-CLASSIFIER_PREFIX = "Decoder.linear_pred."
 
 
 def resume_config(resume, overrides: dict | None) -> tuple[TrainConfig, list[str]]:
