@@ -83,19 +83,13 @@ class Segmenter:
         self._inferred_scale = {}  # depth dtype -> metres per unit, for frames already on a GPU
         self.backend = "fused"
         self._fn = self.model
-        if optimize:
-            from .optimize import optimize_for_inference
-
-            h, w = self.size or (480, 640)
-            cands = None if optimize is True else tuple(optimize)
-            self._fn = optimize_for_inference(model, self.device, h, w, candidates=cands)  # FP32 only
-            self.backend = self._fn.backend
         self.precision = precision
-        if precision != "fp32":
+        if optimize or precision != "fp32":  # int8 / bf16 always choose among their own paths
             from .optimize import optimize_for_inference
 
             h, w = self.size or (480, 640)
-            self._fn = optimize_for_inference(model, self.device, h, w, precision=precision)
+            cands = tuple(optimize) if precision == "fp32" and optimize is not True else None
+            self._fn = optimize_for_inference(model, self.device, h, w, candidates=cands, precision=precision)
             self.backend = self._fn.backend
 
     def __repr__(self) -> str:
