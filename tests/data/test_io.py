@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from asymformer.data import io
 from asymformer.data.io import read_depth, read_label, read_rgb, write_png
 
 
@@ -97,3 +98,46 @@ def test_depth_formats_units_and_refusals(tmp_path):
     rgba = np.dstack([np.full((2, 2, 3), 77, np.uint8), np.full((2, 2), 255, np.uint8)])
     Image.fromarray(rgba).save(tmp_path / "grey_rgba.png")  # matplotlib-style grey RGBA
     np.testing.assert_allclose(read_depth(tmp_path / "grey_rgba.png", 0.01, expect_16bit=False), 0.77, rtol=1e-6)
+
+
+# One frame per role, in a dtype every format of that role stores losslessly (JPEG aside: its
+# colours are a smooth ramp, which JPEG at PIL's default quality keeps within a few levels).
+_ROLE_ARRAYS = {
+    "rgb": (np.arange(4)[:, None, None] * 10 + np.arange(5)[None, :, None] * 8 + [20, 90, 160]).astype(np.uint8),
+    "depth": np.array([[0, 1500, 3000, 65535, 7], [10, 20, 30, 40, 50]], np.uint16),
+    "label": np.array([[0, 1, 2, 40, 255], [3, 4, 5, 6, 7]], np.uint8),
+}
+
+
+def _write_any(path, arr) -> None:
+    """.npy / .npz with numpy, anything else with PIL by its suffix (as the readers decide)."""
+    if path.suffix == ".npy":
+        np.save(path, arr)
+    elif path.suffix == ".npz":
+        np.savez(path, arr)
+    else:
+        Image.fromarray(arr).save(path)
+
+
+@pytest.mark.parametrize("role, suffix", [("rgb", s) for s in io.RGB_SUFFIXES]
+                         + [("depth", s) for s in io.DEPTH_SUFFIXES] + [("label", s) for s in io.LABEL_SUFFIXES])
+def test_every_listed_suffix_is_read_by_its_reader(tmp_path, role, suffix):
+    """The suffix lists are what layouts and `predict` look for: each entry must really be readable."""
+    arr = _ROLE_ARRAYS[role]
+    path = tmp_path / f"frame{suffix}"
+    _write_any(path, arr)
+    if role == "rgb":
+        out = read_rgb(path)
+        tol = 8 if suffix in (".jpg", ".jpeg") else 0
+        assert out.dtype == np.uint8 and np.abs(out.astype(int) - arr).max() <= tol
+    elif role == "depth":
+        np.testing.assert_array_equal(read_depth(path), arr.astype(np.float32) * np.float32(0.001))
+    else:
+        np.testing.assert_array_equal(read_label(path), arr.astype(np.int64))
+
+
+def test_suffix_lists_differ_only_where_a_format_is_unfit():
+    """JPEG is lossy: fine for colour, never for depth values or class indices."""
+    assert {".jpg", ".jpeg"} <= set(io.RGB_SUFFIXES)
+    assert not {".jpg", ".jpeg"} & (set(io.DEPTH_SUFFIXES) | set(io.LABEL_SUFFIXES))
+    assert set(io.ANY_SUFFIXES) == set(io.RGB_SUFFIXES) | set(io.DEPTH_SUFFIXES) | set(io.LABEL_SUFFIXES)

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from asymformer.cli import main
-from asymformer.deploy.predict import pair_files
+from asymformer.deploy.predict import expand, pair_files
 
 
 def _write_frames(root, make_frame, names, size=(40, 56)):
@@ -51,6 +51,18 @@ def test_pairing_errors(make_frame, tmp_path):
         pair_files(tmp_path / "rgb", tmp_path / "depth")
     with pytest.raises(FileNotFoundError, match="matches no files"):
         pair_files(str(tmp_path / "rgb" / "*.bmp"), tmp_path / "depth")
+
+
+def test_a_folder_gives_the_files_its_reader_reads(tmp_path):
+    """One mixed folder for both sides: rgb takes the JPEG, depth (JPEG would alter values) does not."""
+    for name in ("a_rgb.jpg", "a_depth.png", "b_rgb.tif", "b_depth.npy", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert [k for k, _ in expand(tmp_path, "rgb")] == ["a_depth", "a_rgb", "b_depth", "b_rgb"]
+    assert [k for k, _ in expand(tmp_path, "depth")] == ["a_depth", "b_depth", "b_rgb"]
+    (tmp_path / "only").mkdir()
+    (tmp_path / "only" / "a.jpg").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=r"--depth directory .*only has no \.png/\.tif"):
+        expand(tmp_path / "only", "depth")
 
 
 def test_predict_cli_unreadable_image_is_one_line(checkpoint, make_frame, tmp_path, capsys):

@@ -15,8 +15,16 @@ from PIL import Image
 
 from asymformer.files import atomic_write_bytes  # noqa: F401 - the one atomic writer, re-exported
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".npy")
-DEPTH_SUFFIXES = (".png", ".npy", ".npz", ".tif", ".tiff")
+# The file kinds each reader accepts: the one list per role that layouts (which file of a frame
+# to look for) and `predict` (which files of a folder to take) use. Files are told apart by
+# suffix: .npy / .npz are read with numpy, everything else with PIL. They differ on purpose:
+# JPEG is lossy, fine for colour but not for depth values or class indices.
+# tests/data/test_io.py writes a file of every kind listed and reads it back, so a list cannot
+# name a format its reader does not handle.
+RGB_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".npz")
+DEPTH_SUFFIXES = (".png", ".tif", ".tiff", ".npy", ".npz")
+LABEL_SUFFIXES = (".png", ".tif", ".tiff", ".npy", ".npz")
+ANY_SUFFIXES = tuple(dict.fromkeys(RGB_SUFFIXES + DEPTH_SUFFIXES + LABEL_SUFFIXES))
 DEPTH_ENCODINGS = ("linear", "sunrgbd_rotated", "matplotlib_greys_r")
 SUNRGBD_MAX_MM = 8000  # read3dPoints.m clips the decoded depth at 8 m
 
@@ -66,7 +74,7 @@ def _load(path, what: str) -> tuple[np.ndarray, str]:
 
 
 def read_rgb(path) -> np.ndarray:
-    """H×W×3 uint8 from png/jpg/npy; grey is repeated to 3 channels, alpha is dropped."""
+    """H×W×3 uint8 from any of RGB_SUFFIXES; grey is repeated to 3 channels, alpha is dropped."""
     arr, mode = _load(path, "RGB")
     if mode in ("I;16", "I;16B", "I", "F"):
         raise ValueError(f"RGB file {path} is a {mode} (16-bit/float) image; expected 8-bit RGB or grey")
@@ -143,7 +151,7 @@ def check_float_metres(max_value: float, path, arg: str = "depth_unit") -> None:
 
 
 def read_depth(path, unit: float | None = None, expect_16bit: bool = True, encoding: str = "linear") -> np.ndarray:
-    """H×W float32 metres (0 = invalid) from png / tiff / npy / npz.
+    """H×W float32 metres (0 = invalid) from any of DEPTH_SUFFIXES (png / tiff / npy / npz).
 
     unit: metres per stored value; None = float files are metres, integer files millimetres,
     8-bit files an error (their unit cannot be known). encoding: "linear" (value × unit),
@@ -181,7 +189,8 @@ def read_depth(path, unit: float | None = None, expect_16bit: bool = True, encod
 
 
 def read_label(path) -> np.ndarray:
-    """H×W int64 class indices exactly as stored (palette PNGs give their indices, not colours)."""
+    """H×W int64 class indices exactly as stored (palette PNGs give their indices, not colours);
+    any of LABEL_SUFFIXES."""
     arr, mode = _load(path, "label")
     if arr.ndim != 2:
         raise ValueError(f"label file {path} has shape {arr.shape} (mode {mode}); expected a "

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from .classes import NYU40_CLASSES, NYU40_COLORS, SUN37_CLASSES, SUN37_COLORS, make_palette
+from .io import RGB_SUFFIXES
 
 LABEL_CONVENTIONS = ("one_based", "zero_based")
-RGB_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_LISTED = 5
 
 
@@ -100,13 +100,13 @@ def split_lines(root: Path, split: str) -> list[str]:
     return lines
 
 
-def find_image(folder: Path, name: str, suffixes=RGB_SUFFIXES) -> Path:
-    """The first existing `folder/name<suffix>`; the first candidate when none exists."""
-    for suffix in suffixes:
+def find_image(folder: Path, name: str) -> Path:
+    """The first existing `folder/name<suffix>` of io.RGB_SUFFIXES (png first); `name.png` when none exists."""
+    for suffix in RGB_SUFFIXES:
         candidate = folder / f"{name}{suffix}"
         if candidate.is_file():
             return candidate
-    return folder / f"{name}{suffixes[0]}"
+    return folder / f"{name}{RGB_SUFFIXES[0]}"
 
 
 def check_files(root: Path, layout: str, files: list) -> None:

@@ -20,8 +20,8 @@ import warnings
 from pathlib import Path
 
 from .classes import CLASS_SETS, make_palette
+from .io import RGB_SUFFIXES
 from .layouts import (
-    RGB_SUFFIXES,
     LayoutSpec,
     available_splits,
     find_image,
@@ -107,8 +107,7 @@ def read_nicr(root: Path, split: str, opts: dict) -> LayoutSpec:
         if not idx:
             raise ValueError(f"{root} ({split}) has no frames of sensor(s) {', '.join(keep)}")
         names, sensors = [names[i] for i in idx], [sensors[i] for i in idx]
-    rgb_suffixes = (".jpg", ".png", ".jpeg") if layout == "nicr_sunrgbd" else RGB_SUFFIXES
-    files = [(find_image(base / "rgb", n, rgb_suffixes), base / "depth" / f"{n}.png",
+    files = [(find_image(base / "rgb", n), base / "depth" / f"{n}.png",
               base / label_dir / f"{n}.png") for n in names]
     names_k, colors = CLASS_SETS.get(k) or (tuple(f"class {i + 1}" for i in range(k)), make_palette(k))
     spec = LayoutSpec(layout, names, files, names_k, colors, depth_encoding=encoding, sensors=sensors,
@@ -144,8 +143,7 @@ def read_dformer(root: Path, split: str, opts: dict) -> LayoutSpec:
         rgb = find_image(root / "RGB", stem) if not rel.suffix else (
             root / rel if rel.parent != Path(".") else root / "RGB" / rel)
         names.append(stem)
-        files.append((rgb, find_image(root / "Depth", stem, (".png", ".jpg")),
-                      find_image(root / label_dir, stem, (".png",))))
+        files.append((rgb, root / "Depth" / f"{stem}.png", root / label_dir / f"{stem}.png"))
     warnings.warn(f"{root}: DFormer depth PNGs are 8-bit per-image min-max scaled, so metric depth is lost; "
                   f"they load as relative depth in [0, 1] with the 'dformer' normalisation", stacklevel=3)
     names_k, colors = CLASS_SETS[k]

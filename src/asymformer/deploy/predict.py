@@ -15,11 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from asymformer.data.io import ANY_SUFFIXES, DEPTH_SUFFIXES, LABEL_SUFFIXES, RGB_SUFFIXES
 from asymformer.files import write_json
 
 from . import render
 
-SUFFIXES = (".png", ".jpg", ".jpeg", ".npy", ".npz", ".tif", ".tiff")
+# the files of a folder that --rgb / --depth / --labels take: what the matching reader reads
+_SUFFIXES = {"rgb": RGB_SUFFIXES, "depth": DEPTH_SUFFIXES, "labels": LABEL_SUFFIXES}
 # a role word at the end (a_rgb, a-depth, a.color) or start (rgb_a) of a name; dropped when pairing
 _ROLE = r"(rgb|color|colour|image|img|depth|aligned_depth|depth_aligned|depth_raw|label|labels|gt)"
 _ROLE_END = re.compile(r"^(.+?)[_\-. ]" + _ROLE + r"$", re.IGNORECASE)
@@ -62,7 +64,7 @@ def _glob_key(pattern: str, path: str) -> str:
 
 
 def expand(spec, what: str) -> list[tuple[str, Path]]:
-    """FILE, DIR (its image files) or GLOB -> sorted (key, path); FileNotFoundError when empty.
+    """FILE, DIR (the files its reader reads: io.*_SUFFIXES) or GLOB -> sorted (key, path); FileNotFoundError if none.
 
     The key pairs files across --rgb / --depth / --labels: the stem for files and folders,
     what the wildcards matched for a glob ("frames/*_rgb.png" gives "a" for frames/a_rgb.png).
@@ -71,9 +73,10 @@ def expand(spec, what: str) -> list[tuple[str, Path]]:
     if p.is_file():
         return [(p.stem, p)]
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES)
+        suffixes = _SUFFIXES[what]
+        files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in suffixes)
         if not files:
-            raise FileNotFoundError(f"--{what} directory {p} has no {'/'.join(SUFFIXES)} files")
+            raise FileNotFoundError(f"--{what} directory {p} has no {'/'.join(suffixes)} files")
         return [(f.stem, f) for f in files]
     if any(ch in str(spec) for ch in "*?["):
         files = sorted(f for f in glob.glob(str(spec)) if Path(f).is_file())
@@ -84,7 +87,7 @@ def expand(spec, what: str) -> list[tuple[str, Path]]:
 
 
 def _strip_role(key: str) -> str:
-    key = Path(key).with_suffix("").as_posix() if Path(key).suffix.lower() in SUFFIXES else key
+    key = Path(key).with_suffix("").as_posix() if Path(key).suffix.lower() in ANY_SUFFIXES else key
     head, _, base = key.rpartition("/")
     m = _ROLE_END.match(base) or _ROLE_START.match(base)
     if m:
