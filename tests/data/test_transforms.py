@@ -11,6 +11,7 @@ from asymformer.data.transforms import (
     EvalTransform,
     TrainTransform,
     hsv_jitter,
+    normalization_values,
     normalize,
     resize_depth,
 )
@@ -61,6 +62,27 @@ def test_normalize_batched_tensor_and_errors():
         normalize(rgb, torch.ones(2, 5, 7), "nyu")
     with pytest.raises(ValueError, match="depth must have shape"):
         normalize(rgb, torch.ones(5, 7))
+
+
+def test_normalization_values_one_accessor_for_presets_and_dicts():
+    """JSON-ready copies (never the preset table itself), the name kept, and one error per bad input."""
+    vals = normalization_values("imagenet")
+    assert vals == {"rgb_mean": [0.485, 0.456, 0.406], "rgb_std": [0.229, 0.224, 0.225],
+                    "depth_mean": 2.8424503515351494, "depth_std": 0.9932836506164299, "name": "imagenet"}
+    vals["rgb_mean"][0] = 9.0
+    assert NORMALIZATIONS["imagenet"]["rgb_mean"][0] == 0.485
+    # the stored values (what a checkpoint header holds) normalise exactly like the preset name
+    rgb, depth = np.array([[[10, 128, 250]]], np.uint8), np.array([[1.7]], np.float32)
+    stored = normalization_values("dformer")
+    for a, b in zip(normalize(rgb, depth, "dformer"), normalize(rgb, depth, stored)):
+        assert torch.equal(a, b)
+    custom = {"rgb_mean": np.array([0.1, 0.2, 0.3]), "rgb_std": (1, 1, 1), "depth_mean": 0, "depth_std": 2}
+    assert normalization_values(custom) == {"rgb_mean": [0.1, 0.2, 0.3], "rgb_std": [1.0, 1.0, 1.0],
+                                            "depth_mean": 0.0, "depth_std": 2.0}
+    with pytest.raises(ValueError, match="3 rgb means, 3 positive rgb stds"):
+        normalization_values({**custom, "rgb_std": (1, 0, 1)})
+    with pytest.raises(ValueError, match="preset name .* or a dict with keys rgb_mean, rgb_std"):
+        normalization_values({"rgb_mean": (0, 0, 0)})
 
 
 def test_train_crop_sizes_label_values_and_padding():

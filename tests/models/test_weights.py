@@ -164,7 +164,7 @@ def test_old_files_with_a_preset_name_still_load(tmp_path):
     """Files written before normalisation was stored as values carry only the preset name."""
     import json
 
-    from asymformer.data.transforms import resolve_normalization
+    from asymformer.data.transforms import NORMALIZATIONS
     from asymformer.deploy import Segmenter
     from asymformer.models.serialization import FORMAT, save_safetensors
 
@@ -176,6 +176,6 @@ def test_old_files_with_a_preset_name_still_load(tmp_path):
     loaded = asymformer.load_model(path)
     assert loaded.normalization == "imagenet"
     seg = Segmenter(loaded, device="cpu")
-    assert seg._norm["rgb_mean"] == list(resolve_normalization("imagenet")["rgb_mean"])
+    assert seg._norm["rgb_mean"] == list(NORMALIZATIONS["imagenet"]["rgb_mean"])
     asymformer.save_model(loaded, tmp_path / "new.safetensors")  # re-saving upgrades to values
     assert read_model_header(tmp_path / "new.safetensors")["normalization"]["name"] == "imagenet"

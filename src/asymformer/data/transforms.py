@@ -25,7 +25,7 @@ from PIL import Image
 from .base import IGNORE_INDEX
 
 __all__ = ["NORMALIZATIONS", "normalize", "normalize_planar", "normalization_values", "prepare_frame",
-           "resolve_normalization", "TrainTransform", "EvalTransform", "hsv_jitter", "resize_depth"]
+           "TrainTransform", "EvalTransform", "hsv_jitter", "resize_depth"]
 
 _NYU_DEPTH = {"depth_mean": 2.8424503515351494, "depth_std": 0.9932836506164299}
 _IMAGENET_RGB = {"rgb_mean": (0.485, 0.456, 0.406), "rgb_std": (0.229, 0.224, 0.225)}
@@ -48,25 +48,6 @@ NORMALIZATIONS: dict[str, dict] = {
 _KEYS = ("rgb_mean", "rgb_std", "depth_mean", "depth_std")
 
 
-def resolve_normalization(preset) -> dict:
-    """A preset name or a dict with rgb_mean (3), rgb_std (3), depth_mean, depth_std -> checked dict."""
-    if isinstance(preset, str):
-        if preset not in NORMALIZATIONS:
-            raise ValueError(f"normalization {preset!r} is unknown; use one of "
-                             f"{', '.join(NORMALIZATIONS)} or a dict with keys {', '.join(_KEYS)}")
-        return NORMALIZATIONS[preset]
-    if not isinstance(preset, dict) or any(k not in preset for k in _KEYS):
-        raise ValueError(f"normalization must be a preset name ({', '.join(NORMALIZATIONS)}) or a dict "
-                         f"with keys {', '.join(_KEYS)}, got {preset!r}")
-    mean, std = np.asarray(preset["rgb_mean"], float), np.asarray(preset["rgb_std"], float)
-    dstd = float(preset["depth_std"])
-    if mean.shape != (3,) or std.shape != (3,) or (std <= 0).any() or dstd <= 0:
-        raise ValueError(f"normalization dict needs 3 rgb means, 3 positive rgb stds and a positive "
-                         f"depth_std, got {preset!r}")
-    return {"rgb_mean": tuple(mean), "rgb_std": tuple(std), "depth_mean": float(preset["depth_mean"]),
-            "depth_std": dstd}
-
-
 def _as_tensor(x) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x
@@ -77,15 +58,30 @@ def _as_tensor(x) -> torch.Tensor:
 
 
 def normalization_values(preset) -> dict:
-    """The mean/std values of a preset name or dict, JSON-ready, with the preset name when known.
+    """The one accessor of normalisation values: a preset name or a dict with rgb_mean (3), rgb_std (3),
+    depth_mean and depth_std -> checked, JSON-ready values (lists and floats, plus "name" when known).
 
-    Checkpoints and exported models store these values (not only a name), so a file stays
-    usable if a preset is ever renamed, and other tools can read what the model expects.
+    Every user reads them here: the arithmetic below, the Segmenter, and the checkpoints and ONNX
+    files that store the values (not only a name), so a file stays usable if a preset is ever
+    renamed, and other tools can read what the model expects.
     """
-    stats = resolve_normalization(preset)
-    out = {"rgb_mean": [float(v) for v in stats["rgb_mean"]], "rgb_std": [float(v) for v in stats["rgb_std"]],
-           "depth_mean": float(stats["depth_mean"]), "depth_std": float(stats["depth_std"])}
-    name = preset if isinstance(preset, str) else (preset.get("name") if isinstance(preset, dict) else None)
+    if isinstance(preset, str):
+        if preset not in NORMALIZATIONS:
+            raise ValueError(f"normalization {preset!r} is unknown; use one of "
+                             f"{', '.join(NORMALIZATIONS)} or a dict with keys {', '.join(_KEYS)}")
+        stats, name = NORMALIZATIONS[preset], preset
+    elif isinstance(preset, dict) and all(k in preset for k in _KEYS):
+        stats, name = preset, preset.get("name")
+    else:
+        raise ValueError(f"normalization must be a preset name ({', '.join(NORMALIZATIONS)}) or a dict "
+                         f"with keys {', '.join(_KEYS)}, got {preset!r}")
+    mean, std = np.asarray(stats["rgb_mean"], float), np.asarray(stats["rgb_std"], float)
+    dstd = float(stats["depth_std"])
+    if mean.shape != (3,) or std.shape != (3,) or (std <= 0).any() or dstd <= 0:
+        raise ValueError(f"normalization dict needs 3 rgb means, 3 positive rgb stds and a positive "
+                         f"depth_std, got {preset!r}")
+    out = {"rgb_mean": [float(v) for v in mean], "rgb_std": [float(v) for v in std],
+           "depth_mean": float(stats["depth_mean"]), "depth_std": dstd}
     if isinstance(name, str):
         out["name"] = name
     return out
@@ -107,9 +103,8 @@ def normalize_planar(rgb: torch.Tensor, depth: torch.Tensor, preset) -> tuple[to
     rgb: (..., 3, H, W) 0..255 (uint8 or float), depth: (..., H, W) or (..., 1, H, W) metres.
     Every path (datasets, Segmenter, predict, evaluate) ends here, so the numbers are identical.
     """
-    stats = resolve_normalization(preset)
-    scale, shift = _rgb_affine(tuple(map(float, stats["rgb_mean"])), tuple(map(float, stats["rgb_std"])),
-                               str(rgb.device))
+    stats = normalization_values(preset)
+    scale, shift = _rgb_affine(tuple(stats["rgb_mean"]), tuple(stats["rgb_std"]), str(rgb.device))
     x = rgb.to(torch.float32).contiguous()
     x = x.mul_(scale).add_(shift) if x.data_ptr() != rgb.data_ptr() else x.mul(scale).add_(shift)
     d = depth.to(torch.float32, copy=True).sub_(stats["depth_mean"]).mul_(1.0 / stats["depth_std"])
@@ -121,7 +116,7 @@ def normalize(rgb, depth, preset="nyuv2_official") -> tuple[torch.Tensor, torch.
 
     Batched input gives B×3×H×W and B×1×H×W. Accepts numpy arrays or tensors.
     """
-    resolve_normalization(preset)
+    normalization_values(preset)
     rgb_t, d_t = _as_tensor(rgb), _as_tensor(depth)
     if rgb_t.ndim not in (3, 4) or rgb_t.shape[-1] != 3:
         raise ValueError(f"normalize: rgb must be H×W×3 or B×H×W×3, got shape {tuple(rgb_t.shape)}")
@@ -254,7 +249,7 @@ class TrainTransform:
             raise ValueError(f"scale_range must satisfy 0 < min <= max, got {scale_range!r}")
         self.scale_range = (lo, hi)
         self.hsv, self.flip = bool(hsv), bool(flip)
-        resolve_normalization(normalization)
+        normalization_values(normalization)
         self.normalization = normalization
 
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
@@ -302,7 +297,7 @@ class EvalTransform:
 
     def __init__(self, size=(480, 640), normalization="nyuv2_official", keep_label: bool = False):
         self.size = _size_arg(size, "size", allow_none=True)
-        resolve_normalization(normalization)
+        normalization_values(normalization)
         self.normalization = normalization
         self.keep_label = bool(keep_label)
 

@@ -12,15 +12,6 @@ import torch
 import torch.nn.functional as F
 
 
-def normalization_params(preset) -> tuple[tuple, tuple, float, float]:
-    """(rgb_mean, rgb_std, depth_mean, depth_std) of a preset name or dict, for on-device maths."""
-    from asymformer.data.transforms import resolve_normalization
-
-    spec = resolve_normalization(preset)
-    return (tuple(float(v) for v in spec["rgb_mean"]), tuple(float(v) for v in spec["rgb_std"]),
-            float(spec["depth_mean"]), float(spec["depth_std"]))
-
-
 def _to_tensor(x, what: str) -> torch.Tensor:
     """numpy / PIL / tensor -> tensor (no copy where possible); PIL and numpy keep HWC layout."""
     if isinstance(x, torch.Tensor):
