@@ -83,6 +83,24 @@ def test_resolve_device_keeps_the_gpu_index(monkeypatch):
         devices.resolve_device("cuda:2")
 
 
+def test_device_strings_are_parsed_by_resolve_device_only(monkeypatch, small_model):
+    """'auto' reaches the deploy entry points unparsed: each asks devices.resolve_device, so the
+    answer is a clear message (or the CPU), never torch's "Expected one of cpu, cuda..." error."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(BackendUnavailable, match="'auto' is not a CUDA GPU"):
+        cuda_backends.need_cuda("auto")
+    with pytest.raises(BackendUnavailable, match="no CUDA GPU visible to torch"):
+        cuda_backends.need_cuda("cuda:1")
+    assert cuda_backends.need_cuda("meta") == torch.device("meta")
+    from asymformer.deploy.optimize import time_fn
+
+    assert len(time_fn(lambda r, d: r, torch.zeros(1), torch.zeros(1), warmup=0, iters=2, device="auto")) == 2
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(ValueError, match="precision='int8' is a CPU path"):
+        optimize_for_inference(small_model, "auto", precision="int8")
+
+
 def test_bf16_is_native_only_from_ampere(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     asked = []

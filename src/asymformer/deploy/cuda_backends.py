@@ -21,15 +21,16 @@ def need_cuda(device) -> torch.device:
     The meta device passes as a dry run: models are built and shapes flow, with no values,
     which is how the test suite checks this path on machines without a GPU.
     """
-    if device is not None and torch.device(device).type == "meta":
-        return torch.device("meta")
-    if not torch.cuda.is_available():
-        raise BackendUnavailable(f"no CUDA GPU visible to torch {torch.__version__} "
-                                 f"(CUDA build: {torch.version.cuda or 'none, CPU-only wheel'})")
     try:
-        return devices.resolve_device(device if device is not None else "cuda")
+        dev = devices.resolve_device(device if device is not None else "cuda")
     except ValueError as exc:
-        raise BackendUnavailable(str(exc)) from None
+        build = torch.version.cuda or "none, CPU-only wheel"
+        reason = str(exc) if torch.cuda.is_available() else (
+            f"no CUDA GPU visible to torch {torch.__version__} (CUDA build: {build})")
+        raise BackendUnavailable(reason) from None
+    if dev.type not in ("cuda", "meta"):
+        raise BackendUnavailable(f"device {str(device)!r} is not a CUDA GPU; CUDA backends need 'cuda' or 'cuda:N'")
+    return dev
 
 
 def _runner(m, dev: torch.device, dtype: torch.dtype):

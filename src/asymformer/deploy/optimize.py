@@ -33,7 +33,7 @@ __all__ = ["InferenceFn", "example_inputs", "max_abs_diff", "optimize_for_infere
 
 def time_fn(fn, rgb, depth, warmup: int = 2, iters: int = 10, device="cpu") -> list[float]:
     """Per-call latencies in milliseconds (model call only; CUDA events on the GPU's own stream)."""
-    dev = torch.device(device)
+    dev = devices.resolve_device(device)
     if dev.type == "cuda":
         with torch.cuda.device(dev):
             return _time_cuda(fn, rgb, depth, warmup, iters)
@@ -100,12 +100,12 @@ def optimize_for_inference(model: torch.nn.Module, device="cpu", height: int = 4
     precision="int8" / "bf16" (CPU only) picks among reduced-precision paths instead, judged by
     argmax agreement with FP32 on synthetic rooms (`optimize_reduced`).
     """
+    dev = devices.resolve_device(device)
     if precision != "fp32":
-        if torch.device(device).type != "cpu":
+        if dev.type != "cpu":
             raise ValueError(f"precision={precision!r} is a CPU path; use device='cpu' (GPUs: cuda-fp16/bf16 backends)")
         return optimize_reduced(model, check_precision(precision), height, width, batch, candidates, iters, warmup,
                                 verbose=verbose)
-    dev = devices.resolve_device(device)
     kind = "cpu" if dev.type == "cpu" else "cuda"  # meta: a dry run of the CUDA path (see need_cuda)
     candidates = tuple(candidates or (CPU_CANDIDATES if kind == "cpu" else CUDA_CANDIDATES))
     bad = [c for c in candidates if c in REDUCED_PRECISION or backend_device(c) != kind]

@@ -35,8 +35,10 @@ def barrier() -> None:
         dist.barrier()
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """`--device` -> torch.device; under torchrun a bare 'cuda' / 'auto' means cuda:LOCAL_RANK."""
+def bind_device(name: str = "auto") -> torch.device:
+    """This process's device, made current: devices.resolve_device (the one parser of `--device`)
+    with a bare 'cuda' / 'auto' meaning cuda:LOCAL_RANK under torchrun, then torch.cuda.set_device
+    so that NCCL and every default-device allocation of this rank use its own GPU."""
     device = devices.resolve_device(name, default_index=int(os.environ.get("LOCAL_RANK", 0)))
     if device.type == "cuda":
         torch.cuda.set_device(device)

@@ -102,7 +102,7 @@ def evaluate_checkpoint(checkpoint, data, *, split="test", layout="auto", out=No
     from asymformer.data import EvalTransform
 
     from .builders import amp_dtype, eval_loader, open_split
-    from .distributed import resolve_device
+    from .distributed import bind_device
 
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
@@ -110,7 +110,7 @@ def evaluate_checkpoint(checkpoint, data, *, split="test", layout="auto", out=No
     if not str(data).startswith("synthetic:") and not Path(data).is_dir():
         raise FileNotFoundError(f"dataset directory not found: {data}")
     scales = parse_scales(scales)
-    dev = resolve_device(device)
+    dev = bind_device(device)
     model = asymformer.load_model(str(checkpoint)).to(dev)
     size, size_source = _default_size(model, size)
     ds = open_split(str(data), split, layout, seed=0, size=size, options=data_options)

@@ -180,7 +180,7 @@ def train(config: TrainConfig | None = None, *, resume: str | None = None, overr
     finishes a stopped run; only one process at a time may train into one run directory.
     """
     config, notices = _prepare_config(config, resume, overrides)
-    device = dist_utils.resolve_device(config.device)
+    device = dist_utils.bind_device(config.device)
     created = dist_utils.init_distributed(device)
     lock = lock_run_dir(config.out) if dist_utils.is_main() else None
     stop = _StopFlag().install()
