@@ -93,7 +93,8 @@ def test_bad_precision_is_one_clear_error(small_model):
 
 def test_export_int8_records_calibration(trained_model, tmp_path):
     from asymformer.data import write_synthetic_dataset
-    from asymformer.deploy.quantize import export_int8, read_metadata
+    from asymformer.deploy.export import read_onnx_metadata
+    from asymformer.deploy.quantize import export_int8
 
     data = tmp_path / "rooms"
     write_synthetic_dataset(data, 6, 2, 64, 96, seed=11)
@@ -101,7 +102,7 @@ def test_export_int8_records_calibration(trained_model, tmp_path):
     r = export_int8(trained_model, out, height=H, width=W, calibration_data=data, calibration_frames_num=4)
     assert out.is_file() and r["check"]["pixel_agreement"] >= 0.98 and r["check"]["frames"] == 4
     assert out.stat().st_mode & 0o044, "an exported model is readable like any other file"
-    meta = read_metadata(out)
+    meta = read_onnx_metadata(out)
     assert meta["precision"] == "int8" and str(data.resolve()) in meta["calibration"]
     assert "MatMulInteger" in json.loads(meta["quantization"])["quantized_ops"]
     import onnx

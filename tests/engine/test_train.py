@@ -88,3 +88,24 @@ def test_time_limit_stops_resumably_then_resume_finishes(tiny_data, tmp_path):
     assert state["iteration"] == 1
     done = train(resume=str(tmp_path / "run"))  # the limit was for the first invocation only
     assert done["status"] == "finished" and done["iteration"] == first["total_iterations"]
+
+
+def test_resume_state_keeps_epoch_length_and_void_count_also_from_0_1_files(tmp_path):
+    """iterations_per_epoch and void_batches are named fields of state.pt; files written by 0.1
+    kept them in an "extra" dict, which load_state still reads (the resume checks need them)."""
+    from asymformer.engine import checkpoint as ckpt
+    from asymformer.engine.resume import saved_iterations_per_epoch
+    from asymformer.engine.schedule import WarmupPoly
+    from asymformer.files import torch_save
+
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    ckpt.save_state(tmp_path / "state.pt", model=model, optimizer=opt, scheduler=WarmupPoly(opt, 100, 10),
+                    scaler=None, iteration=30, best_miou=0.5, iterations_per_epoch=12, void_batches=2)
+    state = ckpt.load_state(tmp_path / "state.pt")
+    assert (state["iterations_per_epoch"], state["void_batches"], state["iteration"]) == (12, 2, 30)
+    assert saved_iterations_per_epoch(state, saved_epochs=5) == 12  # not total_iters / epochs = 20
+    old = {k: v for k, v in state.items() if k not in ("iterations_per_epoch", "void_batches")}
+    torch_save({**old, "extra": {"iterations_per_epoch": 12, "void_batches": 2}}, tmp_path / "old.pt")
+    state = ckpt.load_state(tmp_path / "old.pt")
+    assert (state["iterations_per_epoch"], state["void_batches"]) == (12, 2) and "extra" not in state

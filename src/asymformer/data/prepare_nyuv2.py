@@ -23,7 +23,6 @@ from asymformer.files import write_json
 from .classes import NYU40_CLASSES, NYU40_COLORS, make_palette
 from .io import atomic_write_bytes, write_png
 
-NYU_FRAMES = 1449
 NYU_SPLIT_SIZES = {"train": 795, "test": 654}
 NUM_RAW_CLASSES = 894
 

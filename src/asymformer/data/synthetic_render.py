@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 
 PATTERNS = ("plain", "stripes", "checks", "blobs")
-_FAR = np.float32(1e9)
 
 
 @dataclass

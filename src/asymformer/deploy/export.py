@@ -113,6 +113,14 @@ def _write_metadata(path, model) -> None:
     set_onnx_metadata(path, entries)
 
 
+def read_onnx_metadata(path) -> dict:
+    """The `asymformer.*` metadata_props of an ONNX file, as set_onnx_metadata stored them (strings)."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return {p.key[len("asymformer."):]: p.value for p in proto.metadata_props if p.key.startswith("asymformer.")}
+
+
 def set_onnx_metadata(path, entries: dict) -> None:
     """Write `asymformer.<key>` metadata_props into the ONNX file at `path`, in place; strings are
     stored as they are, anything else as JSON, and other keys are kept. Writers call it on the

@@ -146,14 +146,6 @@ def quantize_onnx(fp32_path, out_path, frames=None, batch: int = 1, conv: bool =
             "quantized_ops": {k: v for k, v in ops.items() if "Integer" in k or "Quant" in k}}
 
 
-def read_metadata(path) -> dict:
-    """The `asymformer.*` metadata_props of an ONNX file (values as stored, strings)."""
-    import onnx
-
-    proto = onnx.load(str(path), load_external_data=False)
-    return {p.key[len("asymformer."):]: p.value for p in proto.metadata_props if p.key.startswith("asymformer.")}
-
-
 def agreement(session, model: torch.nn.Module, frames) -> dict:
     """Argmax agreement and max |Δ| of an ONNX Runtime session against the PyTorch model on `frames`."""
     same = total = 0

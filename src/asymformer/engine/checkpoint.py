@@ -53,8 +53,13 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_state(path, *, model, optimizer, scheduler, scaler, iteration: int, best_miou: float,
-               rng: dict | None = None, extra: dict | None = None) -> None:
-    """Write the resume state; `rng` lets the caller store states captured at a step boundary."""
+               iterations_per_epoch: int, void_batches: int = 0, rng: dict | None = None) -> None:
+    """Write the resume state; `rng` lets the caller store states captured at a step boundary.
+
+    iterations_per_epoch: a resume on another training set (another epoch length) is refused
+    with it (resume.check_position). void_batches: batches skipped for having no labelled pixel,
+    a count the training log carries on across resumes.
+    """
     torch_save({
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -63,7 +68,8 @@ def save_state(path, *, model, optimizer, scheduler, scaler, iteration: int, bes
         "rng": rng if rng is not None else rng_state(),
         "iteration": int(iteration),
         "best_miou": float(best_miou),
-        "extra": extra or {},
+        "iterations_per_epoch": int(iterations_per_epoch),
+        "void_batches": int(void_batches),
     }, path)
 
 
@@ -73,10 +79,11 @@ def load_state(path) -> dict:
         raise FileNotFoundError(f"resume state {path} not found: the run never finished an epoch or "
                                 "was not stopped cleanly; start it again without --resume")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated / corrupt file: name it, say what to do
         raise ValueError(f"resume state {path} is unreadable ({type(exc).__name__}: {exc}); "
                          "delete it to restart the run from scratch") from None
+    return {**(state.pop("extra", None) or {}), **state}  # files from 0.1 kept these two in an "extra" dict
 
 
 def restore(state: dict, *, model, optimizer, scheduler, scaler) -> None:

@@ -22,7 +22,6 @@ PER_INVOCATION = {"stop_after", "time_limit"}
 RESUME_OVERRIDABLE = {"data", "workers", "device", "log_every", "tensorboard", "progress", "lr", "grad_clip",
                       "epochs", "val_every", "save_every", "val_batch_size", "amp", "compile", "channels_last",
                       "deterministic"} | PER_INVOCATION
-_NEW_RUN = "start a new run with --init-from RUN/checkpoints/last.safetensors instead"
 # Why everything else is fixed once a run has started (shown when a resume tries to change it).
 RESUME_REFUSED_BECAUSE = {
     **dict.fromkeys(("model", "model_kwargs", "num_classes", "sync_bn"),

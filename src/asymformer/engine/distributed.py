@@ -59,15 +59,6 @@ def cleanup(created: bool) -> None:
         dist.destroy_process_group()
 
 
-def all_reduce_mean(value: float, device) -> float:
-    """Average a scalar over processes (for logging the loss of the global batch)."""
-    if world_size() == 1:
-        return float(value)
-    t = torch.tensor([float(value)], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return float(t.item()) / world_size()
-
-
 class ShardedSampler(Sampler):
     """Indices of one rank for one epoch: a (seed, epoch) permutation padded to equal shards.
 

@@ -74,9 +74,8 @@ def check_state_fits(state: dict, model, data: str, run: str) -> None:
 
 
 def saved_iterations_per_epoch(state: dict, saved_epochs: int) -> int | None:
-    extra = state.get("extra") or {}
-    if "iterations_per_epoch" in extra:
-        return int(extra["iterations_per_epoch"])
+    if "iterations_per_epoch" in state:
+        return int(state["iterations_per_epoch"])
     total = int(state["scheduler"]["total_iters"])
     return total // saved_epochs if saved_epochs and total % saved_epochs == 0 else None
 

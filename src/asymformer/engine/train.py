@@ -267,15 +267,15 @@ class _Run:
         if self.config.lr != saved.lr:  # a lower --lr after a divergence: same curve, new base
             self.scheduler.rescale(self.config.lr / saved.lr)
         self.iteration, self.best = int(state["iteration"]), float(state["best_miou"])
-        self.void_batches = int((state.get("extra") or {}).get("void_batches", 0))
+        self.void_batches = int(state.get("void_batches", 0))
 
     def save_state(self, rng=None):
         rng = rng if rng is not None else _gather_rng()
         if self.main:
             ckpt.save_state(self.ckpt_dir / ckpt.STATE_NAME, model=self.model, optimizer=self.optimizer,
                             scheduler=self.scheduler, scaler=self.scaler, iteration=self.iteration,
-                            best_miou=self.best, rng=rng,
-                            extra={"iterations_per_epoch": self.ipe, "void_batches": self.void_batches})
+                            best_miou=self.best, iterations_per_epoch=self.ipe, void_batches=self.void_batches,
+                            rng=rng)
         self.saved_at = self.iteration
 
     def save_model(self, name: str, metrics: dict | None = None):
