@@ -1,7 +1,7 @@
 """FP32 vs INT8 vs bf16 vs OpenVINO on the CPU, and the official implementation, in ONE interleaved run (JSON).
 
     python benchmarks/inference_lowp.py --threads 2 --iters 7 \\
-        [--official /work/peers/AsymFormer] [--models asymformer_b0_t] [--sizes 480x640]
+        [--official PATH/TO/AsymFormer] [--models asymformer_b0_t] [--sizes 480x640]
 
 Every backend (and the authors' model, when `--official` points at a checkout of their
 repository) is built first and then timed round-robin, one call each per round, so load from

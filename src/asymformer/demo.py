@@ -1,7 +1,7 @@
 """`asymformer demo`: synthetic rooms -> time-bounded training -> evaluation -> predictions -> report.
 
 What a newcomer runs first, on a CPU, with nothing downloaded. The training length is chosen by
-timing a few real steps on this machine, so the whole run fits `minutes` whatever the CPU; the
+timing a few real steps on the machine it runs on, so the whole run fits `minutes` whatever the CPU; the
 poly schedule then runs to completion (a run cut short at a deadline would stop at a high lr).
 The engine's `time_limit` still stops training cleanly if the machine slows down.
 """

@@ -77,7 +77,7 @@ def _texture(family: str, rng) -> tuple:
     pal = PALETTES[family]
     a, b = rng.choice(len(pal), size=2, replace=False)
     probs = (0.7, 0.2, 0.05, 0.05) if family in _PLAIN_HEAVY else (0.25, 0.25, 0.25, 0.25)
-    pattern = rng.choice(4, p=probs)
+    pattern = rng.choice(len(R.PATTERNS), p=probs)  # probabilities in PATTERNS order: plain first
     return pal[a], pal[b], pattern, rng.uniform(1.5, 6.0), rng.uniform(0, np.pi), rng.uniform(0, 1)
 
 

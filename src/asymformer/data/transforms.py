@@ -232,7 +232,7 @@ class TrainTransform:
 
     The two resizes and the crop are done as ONE resample of only the crop window (PIL
     `resize(box=...)`), which is geometrically identical to resizing the whole image then
-    cropping and keeps a 480×640 sample far below 30 ms. HSV jitter is per-pixel, so applying
+    cropping, and costs far less (benchmarks/data_pipeline.py measures it). HSV jitter is per-pixel, so applying
     it to the window before padding equals the paper's order. Padding (when the scaled image
     is smaller than the crop) is rgb 0, depth 0 (invalid), label 255 (void).
     """

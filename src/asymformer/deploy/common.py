@@ -115,8 +115,8 @@ def ort_session(path, providers=None, threads: int | None = None, spin: bool = F
     """An ONNX Runtime session with full graph optimisation and the thread count torch uses.
 
     Worker spinning is off by default: on a CPU shared with other processes (a robot's other
-    nodes, or these 2-core machines) spinning threads steal the cores the work needs; measured
-    at 480×640 under load: 1.71 s without spinning vs 1.89 s with it (2 threads).
+    nodes, a shared build machine) spinning threads steal the cores the work needs, and turning
+    it off was faster under load (benchmarks/RESULTS.md, "ORT worker spinning").
     """
     try:
         import onnxruntime as ort

@@ -34,9 +34,9 @@ def _require_onnx():
 def _export(model, rgb, depth, path: Path, dynamic: bool, opset: int) -> None:
     """Export into `path` (one self-contained file).
 
-    The TorchScript-based exporter is tried first: on this model it takes ~5 s where the dynamo
-    exporter takes ~30 s static and minutes with dynamic shapes, and it writes opset 17 natively
-    (dynamo emits 18 and cannot convert `Pad` down). Dynamo is the fallback.
+    The TorchScript-based exporter is tried first: on this model it is several times faster than
+    the dynamo exporter (far more with dynamic shapes; benchmarks/RESULTS.md), and it writes opset
+    17 natively (dynamo emits 18 and cannot convert `Pad` down). Dynamo is the fallback.
     """
     axes = {"rgb": {0: "batch", 2: "height", 3: "width"}, "depth": {0: "batch", 2: "height", 3: "width"},
             "logits": {0: "batch", 2: "height", 3: "width"}}

@@ -4,8 +4,8 @@ It reads the same ONNX files as ONNX Runtime, so the two run side by side in one
 FP32 sets INFERENCE_PRECISION_HINT=f32 explicitly: on CPUs with bf16 hardware OpenVINO would
 otherwise switch to bf16 on its own and stop matching eager. INT8 runs the ONNX Runtime INT8
 file (OpenVINO's own post-training quantisation needs NNCF, which this project does not use).
-On a quiet 2-core Xeon its FP32 ran at 0.82x ONNX Runtime's time (exact), on a loaded one
-1.3x, so `optimize_for_inference` measures it as an FP32 candidate when it is installed.
+Whether its FP32 beats ONNX Runtime's depends on the CPU and its load (benchmarks/RESULTS.md), so
+`optimize_for_inference` measures it as an FP32 candidate when it is installed.
 """
 
 from __future__ import annotations

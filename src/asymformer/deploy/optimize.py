@@ -21,7 +21,8 @@ from .common import BackendUnavailable, example_inputs, max_abs_diff
 from .lowp import BF16_CANDIDATES, INT8_CANDIDATES, check_precision
 from .quantize import calibration_frames
 
-# openvino: exact with the f32 hint, 0.82x ONNX Runtime FP32 on a quiet Xeon, 1.3x on a loaded one: measured.
+# openvino: exact with the f32 hint; faster than ONNX Runtime FP32 on some CPUs and loads, slower on others
+# (benchmarks/RESULTS.md), so it is measured with the others rather than chosen outright.
 CPU_CANDIDATES = ("fused", "channels_last", "jit", "onnxruntime", "openvino")
 CUDA_CANDIDATES = ("cuda-fp32",)
 # What a candidate may fail with at build or run time on a real machine (device, OOM, cuDNN,
