@@ -77,3 +77,39 @@ def test_imports_flow_one_way():
                     if m.startswith(("asymformer.engine", "asymformer.deploy")) and d.startswith("asymformer.cli"))
     wrong += sorted(("asymformer.devices", d) for d in graph["asymformer.devices"])
     assert not wrong
+
+
+def test_torch_floor_is_the_one_in_pyproject():
+    import tomllib
+
+    import asymformer
+
+    deps = tomllib.loads((PKG.parents[1] / "pyproject.toml").read_text())["project"]["dependencies"]
+    torch_req = [d for d in deps if d.replace(" ", "").startswith("torch>=")]
+    assert torch_req == [f"torch>={'.'.join(map(str, asymformer.TORCH_MIN))}"]
+
+
+def test_older_torch_is_refused_at_import_with_the_fix(monkeypatch):
+    import importlib
+    import sys
+
+    import pytest
+    import torch
+
+    import asymformer
+
+    need = ".".join(map(str, asymformer.TORCH_MIN))
+    older = f"{asymformer.TORCH_MIN[0]}.{asymformer.TORCH_MIN[1] - 1}.1+cpu"
+    try:
+        monkeypatch.setattr(torch, "__version__", older)
+        with pytest.raises(ImportError) as err:
+            importlib.reload(asymformer)
+        assert str(err.value) == f"asymformer needs torch>={need} (found {older}); pip install 'torch>={need}'"
+        monkeypatch.setattr(torch, "__version__", f"{need}.0a0+git1234")  # the floor's own pre-releases pass
+        importlib.reload(asymformer)
+        # not imported yet: read from torch/version.py (importing torch would slow `import asymformer`)
+        monkeypatch.delitem(sys.modules, "torch")
+        assert asymformer._torch_version() == torch.version.__version__
+    finally:
+        monkeypatch.undo()
+        importlib.reload(asymformer)
