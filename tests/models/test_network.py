@@ -93,19 +93,6 @@ def test_fusion_variants_have_table_one_parameter_counts():
         assert n // 100_000 == round(millions * 10), (fusion, n)
 
 
-def test_cma_kv_downsample_option():
-    torch.manual_seed(0)
-    a = asymformer.create_model("asymformer_b0_a", num_classes=5).eval()
-    b = asymformer.create_model("asymformer_b0_a", num_classes=5, cma_kv_downsample=(1, 2, 2)).eval()
-    b.load_state_dict(a.state_dict())  # same parameters: f changes computation only
-    rgb, depth = _inputs(1, 96, 128)
-    with torch.no_grad():
-        ya, yb = a(rgb, depth), b(rgb, depth)
-    assert ya.shape == yb.shape and not torch.allclose(ya, yb)
-    with pytest.raises(ValueError, match="cma_kv_downsample"):
-        asymformer.create_model("asymformer_b0_a", cma_kv_downsample=(1, 2))
-
-
 def test_randomness_only_in_training():
     model = asymformer.create_model("asymformer_b0_a", num_classes=5)
     rgb, depth = _inputs(2, 64, 64)
