@@ -113,3 +113,87 @@ def test_older_torch_is_refused_at_import_with_the_fix(monkeypatch):
     finally:
         monkeypatch.undo()
         importlib.reload(asymformer)
+# --------------------------------------------------------------------------- public names
+# Written out by hand (not read from asymformer._EXPORTS), so a wrong mapping there fails here.
+TOP_LEVEL = {
+    "create_model": "asymformer.models.asymformer", "list_models": "asymformer.models.asymformer",
+    "AsymFormer": "asymformer.models.asymformer", "load_official_state_dict": "asymformer.models.weights",
+    "load_model": "asymformer.models.serialization", "save_model": "asymformer.models.serialization",
+    "Segmenter": "asymformer.deploy.segmenter",
+}
+SUBPACKAGES = ("asymformer.models", "asymformer.data", "asymformer.engine", "asymformer.deploy")
+OPTIONAL = ("onnx", "onnxruntime", "openvino", "tensorrt", "pyrealsense2", "cv2")
+
+
+def _run_python(code: str) -> dict:
+    """Run `code` in a fresh interpreter (sys.modules untouched by the test session); it prints JSON."""
+    import json
+    import subprocess
+    import sys
+
+    env = {"PYTHONPATH": str(PKG.parent), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_package_exports_resolve_lazily():
+    """`import asymformer` loads nothing else; each export loads only its own subpackage (never the
+    optional runtimes), and `from asymformer import *` gives the objects named in TOP_LEVEL."""
+    code = f"""
+import json, sys
+def loaded():
+    return sorted(m for m in sys.modules if m.split(".")[0] in {OPTIONAL + ("torch",)!r}
+                  and "." not in m or m.startswith("asymformer."))
+out = {{}}
+import asymformer
+out["bare"] = loaded()
+asymformer.create_model
+out["create_model"] = loaded()
+asymformer.Segmenter
+out["segmenter"] = loaded()
+ns = {{}}
+exec("from asymformer import *", ns)
+out["star"] = {{k: getattr(ns[k], "__module__", None) for k in asymformer.__all__ if k != "__version__"}}
+out["same"] = [asymformer.create_model is sys.modules["asymformer.models"].create_model,
+               asymformer.Segmenter is sys.modules["asymformer.deploy"].Segmenter]
+print(json.dumps(out))
+"""
+    out = _run_python(code)
+    assert out["bare"] == []  # not even torch: the CLI's --help and --version stay fast
+    assert "torch" in out["create_model"] and "asymformer.models" in out["create_model"]
+    assert not [m for m in out["create_model"] if m.startswith(("asymformer.deploy", "asymformer.engine",
+                                                                 "asymformer.data"))]
+    assert "asymformer.deploy.segmenter" in out["segmenter"]
+    assert not [m for m in out["segmenter"] if m.startswith("asymformer.engine") or m in OPTIONAL]
+    assert out["star"] == TOP_LEVEL and out["same"] == [True, True]
+
+
+def test_every_public_name_resolves_and_unknown_names_fail_by_name():
+    import importlib
+
+    import pytest
+
+    import asymformer
+
+    assert set(asymformer.__all__) == {"__version__", *TOP_LEVEL}
+    for name, module in TOP_LEVEL.items():
+        assert getattr(asymformer, name) is getattr(importlib.import_module(module), name), name
+    for pkg_name in SUBPACKAGES:
+        pkg = importlib.import_module(pkg_name)
+        assert len(pkg.__all__) == len(set(pkg.__all__)), pkg_name
+        for name in pkg.__all__:
+            obj = getattr(pkg, name)  # every listed name exists
+            if callable(obj):  # functions and classes come from the subpackage itself
+                assert obj.__module__.startswith(pkg_name + "."), (pkg_name, name, obj.__module__)
+    engine = importlib.import_module("asymformer.engine")
+    from asymformer.engine.evaluate import evaluate_checkpoint
+    from asymformer.engine.train import train
+    # the functions, not the same-named submodules (importing those must not rebind the names)
+    assert engine.train is train and engine.evaluate is evaluate_checkpoint
+    with pytest.raises(AttributeError, match="module 'asymformer' has no attribute 'segmenter'"):
+        asymformer.segmenter  # noqa: B018 - lower case: not an export
+    assert not hasattr(asymformer, "create_models")
+    for pkg_name in SUBPACKAGES:
+        with pytest.raises(AttributeError, match="'nope'"):
+            importlib.import_module(pkg_name).nope  # noqa: B018

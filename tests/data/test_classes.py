@@ -60,11 +60,3 @@ def test_colorize_rejects_out_of_range_and_bad_shapes():
     with pytest.raises(ValueError, match="K×3"):
         colorize(np.zeros((2, 2), np.int64), np.zeros((4,)))
 
-
-def test_package_exports_resolve_lazily():
-    import asymformer.data as data
-
-    assert data.colorize is colorize and data.NYU40_CLASSES is NYU40_CLASSES
-    assert callable(data.open_dataset) and data.RGBDDataset.ignore_index == 255
-    with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        data.nope  # noqa: B018

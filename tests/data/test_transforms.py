@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from asymformer.data.transforms import (
     NORMALIZATIONS,
@@ -104,19 +105,61 @@ def test_train_crop_sizes_label_values_and_padding():
     assert torch.allclose(out["rgb"][:, torch.from_numpy(pad)], zero_rgb[:, None])
 
 
-def test_flip_keeps_rgb_depth_label_aligned():
-    s = _sample(48, 64)
-    t = TrainTransform(crop_size=(48, 64), base_size=None, scale_range=(1.0, 1.0), hsv=False)
-    flipped = 0
-    for i in range(8):
-        out = t(s, np.random.default_rng(i))
-        lab = out["label"].numpy()
-        bright = out["rgb"][0].numpy() > 1.0
-        near = out["depth"][0].numpy() < -1.5  # 1 m vs 3 m
-        np.testing.assert_array_equal(lab == 2, bright)
-        np.testing.assert_array_equal(lab == 2, near)
-        flipped += bool((lab[:, -1] == 2).any())  # the block moved to the right edge
-    assert 0 < flipped < 8
+def _coordinate_sample(h=48, w=64):
+    """Each modality encodes where its pixels come from: rgb R = 4x, G = 5y (B constant), depth
+    1 + 0.05x metres (linear, so bilinear resampling keeps it exact), label = x band (8 px wide)
+    + 8 × y band (12 px high)."""
+    y, x = np.mgrid[0:h, 0:w]
+    rgb = np.stack([4 * x, 5 * y, np.full_like(x, 128)], -1).astype(np.uint8)
+    depth = (1.0 + 0.05 * x).astype(np.float32)
+    label = (x // 8 + 8 * (y // 12)).astype(np.int64)
+    return {"rgb": rgb, "depth": depth, "label": label, "name": "xy"}
+
+
+IDENTITY = {"rgb_mean": (0, 0, 0), "rgb_std": (1 / 255, 1 / 255, 1 / 255), "depth_mean": 0.0, "depth_std": 1.0}
+
+
+def test_scale_crop_flip_keep_rgb_depth_label_aligned():
+    """Scale 1.5 (48×64 -> 72×96), a 40×56 crop at a random non-zero offset, a random flip: the
+    three outputs equal "resize the whole image, crop, mirror" of each input, and at every pixel
+    the coordinates read from rgb, depth and label agree."""
+    s = _coordinate_sample()
+    t = TrainTransform(crop_size=(40, 56), base_size=None, scale_range=(1.5, 1.5), hsv=False, flip=True,
+                       normalization=IDENTITY)
+    big_label = np.asarray(Image.fromarray(s["label"].astype(np.uint8)).resize((96, 72), Image.NEAREST))
+    big_rgb = np.asarray(Image.fromarray(s["rgb"]).resize((96, 72), Image.BILINEAR)).astype(np.float32)
+    big_depth = np.asarray(Image.fromarray(s["depth"]).resize((96, 72), Image.BILINEAR))
+    seen = set()
+    for seed in range(8):
+        out = t(s, np.random.default_rng(seed))
+        rgb, depth, label = out["rgb"].numpy(), out["depth"][0].numpy(), out["label"].numpy()
+        assert rgb.shape == (3, 40, 56) and label.shape == depth.shape == (40, 56)
+        x_rgb, y_rgb, x_depth = rgb[0] / 4, rgb[1] / 5, (depth - 1.0) / 0.05
+        # one geometry for all three: rgb and depth name the same source column, and the label's
+        # bands are those of the nearest source pixel of that column / row
+        np.testing.assert_allclose(x_rgb, x_depth, atol=0.15)
+        np.testing.assert_array_equal(label % 8, np.floor((x_depth + 0.5) / 8))
+        np.testing.assert_array_equal(label // 8, np.floor((y_rgb + 0.5) / 12))
+        assert (rgb[2] == 128).all()  # no padding, no colour change
+        # recover the crop offset in the 72×96 image from the middle pixel (sub-pixel source
+        # coordinate -> scaled coordinate), and the flip from the direction x runs in
+        flipped = bool(x_depth[0, -1] < x_depth[0, 0])
+        np.testing.assert_allclose(np.diff(x_depth[20, 1:-1]), (-1 if flipped else 1) / 1.5, atol=1e-3)
+        np.testing.assert_allclose(np.diff(y_rgb[1:-1, 20]), 1 / 1.5, atol=0.25)  # 8-bit green: ±0.1 px each
+        ox = (x_depth[20, 28] + 0.5) * 1.5 - 0.5 - (55 - 28 if flipped else 28)
+        oy = (y_rgb[20, 28] + 0.5) * 1.5 - 0.5 - 20
+        assert abs(ox - round(ox)) < 1e-3 and abs(oy - round(oy)) < 0.2
+        ox, oy = round(ox), round(oy)
+        assert 0 <= ox <= 96 - 56 and 0 <= oy <= 72 - 40
+        window = (slice(oy, oy + 40), slice(ox, ox + 56))
+        want_label, want_rgb, want_depth = big_label[window], big_rgb[window], big_depth[window]
+        if flipped:
+            want_label, want_rgb, want_depth = want_label[:, ::-1], want_rgb[:, ::-1], want_depth[:, ::-1]
+        np.testing.assert_array_equal(label, want_label)
+        np.testing.assert_allclose(rgb, want_rgb.transpose(2, 0, 1), atol=1.0)  # PIL 8-bit rounding
+        np.testing.assert_allclose(depth, want_depth, atol=1e-5)
+        seen.add((flipped, ox > 0 and oy > 0))
+    assert {(True, True), (False, True)} <= seen  # both flip states, with crops away from the origin
 
 
 def test_reproducible_for_same_rng_and_different_otherwise():

@@ -48,8 +48,16 @@ def test_benchmark_json_lists_every_backend(tmp_path, capsys):
         assert res[name]["median_ms"] > 0 and res[name]["p90_ms"] >= res[name]["median_ms"]
         assert res[name]["matches_eager"], res[name]
     for name in ("cuda-fp32", "cuda-fp16", "cuda-bf16", "cuda-graphs", "tensorrt"):
-        if not torch.cuda.is_available():
-            assert "CUDA" in res[name]["skipped"]
+        row = res[name]
+        if not torch.cuda.is_available():  # listed with the reason, nothing half-measured
+            assert list(row) == ["skipped"] and row["skipped"].startswith("no CUDA GPU visible to torch"), row
+        elif "median_ms" in row:
+            assert 0 < row["median_ms"] <= row["p90_ms"] < float("inf") and row["device"].startswith("cuda")
+            assert row["fps"] == pytest.approx(1000 / row["median_ms"], rel=1e-2) and row["iters"] == 2
+            assert row["matches_eager"] or name != "cuda-fp32", row  # FP32 without TF32 is exact
+            assert row["argmax_agreement"] > 0.9, row
+        else:  # a GPU without bf16 or TensorRT: skipped, with the reason
+            assert name in ("cuda-bf16", "tensorrt") and len(row["skipped"]) > 10, row
     with pytest.raises(ValueError, match="unknown backend"):
         run_benchmark(torch.nn.Identity(), ["warp-drive"])
 

@@ -14,7 +14,7 @@ from asymformer import devices
 from asymformer.cli import main
 from asymformer.deploy import cuda_backends, optimize_for_inference, run_benchmark
 from asymformer.deploy import tensorrt as trt_mod
-from asymformer.deploy.common import BackendUnavailable, stdout_to_stderr
+from asymformer.deploy.common import BackendUnavailable, example_inputs, stdout_to_stderr
 from asymformer.deploy.segmenter import Segmenter
 
 
@@ -235,3 +235,59 @@ def test_benchmark_exits_non_zero_when_nothing_was_measured(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert all("skipped" in r for r in report["results"].values())
     assert "no backend could be measured" in capsys.readouterr().err
+
+
+def test_benchmark_rows_of_cuda_backends(small_model, monkeypatch):
+    """The rows a GPU machine would produce, with stand-in CUDA builders that run on the CPU:
+    measured rows carry timings and the accuracy check against eager; a backend that is
+    unavailable, or that fails while being timed, is a row with the reason, never missing."""
+    from asymformer.deploy import backends
+    from asymformer.deploy.benchmark import compare, measured
+
+    eager = copy.deepcopy(small_model).eval()
+    g = torch.Generator().manual_seed(0)
+    offset = torch.randn(1, 5, 64, 96, generator=g).sign() * 0.01  # a known error of exactly 0.01
+    calls = {"cuda-graphs": 0}
+
+    def exact(model, rgb, depth, device=None):
+        return (lambda r, d: eager(r, d)), {"device": "cpu", "dtype": "float32", "tf32": False}
+
+    def off_by_offset(model, rgb, depth, device=None):
+        return (lambda r, d: eager(r, d) + offset), {"device": "cpu", "dtype": "float16"}
+
+    def fails_when_timed(model, rgb, depth, device=None):
+        def run(r, d):
+            calls["cuda-graphs"] += 1
+            if calls["cuda-graphs"] > 1:  # the check call passes, the first timed one fails
+                raise RuntimeError("CUDA error: an illegal memory access was encountered")
+            return eager(r, d)
+        return run, {"device": "cpu", "dtype": "float16"}
+
+    def unavailable(model, rgb, depth, device=None):
+        raise BackendUnavailable("onnxruntime has no TensorrtExecutionProvider")
+
+    for name, fake in (("cuda-fp32", exact), ("cuda-fp16", off_by_offset), ("cuda-graphs", fails_when_timed),
+                       ("tensorrt", unavailable)):
+        monkeypatch.setitem(backends._BUILDERS, name, fake)
+    names = ["cuda-fp32", "cuda-fp16", "cuda-graphs", "tensorrt"]
+    report = run_benchmark(small_model, names, height=64, width=96, warmup=1, iters=3, device="cuda:0")
+    res = report["results"]
+    assert list(res) == names and measured(report) == ["cuda-fp32", "cuda-fp16"]
+    for name in ("cuda-fp32", "cuda-fp16"):
+        row = res[name]
+        assert row["iters"] == 3 and 0 < row["min_ms"] <= row["median_ms"] <= row["p90_ms"] < float("inf")
+        assert row["fps"] == pytest.approx(1000 / row["median_ms"], rel=1e-2) and row["build_s"] >= 0
+    assert res["cuda-fp32"]["max_abs_diff"] == 0.0 and res["cuda-fp32"]["matches_eager"]
+    assert res["cuda-fp32"]["argmax_agreement"] == 1.0 and res["cuda-fp32"]["tf32"] is False
+    assert res["cuda-fp16"]["max_abs_diff"] == pytest.approx(0.01, rel=1e-5)
+    assert res["cuda-fp16"]["matches_eager"] is False and res["cuda-fp16"]["dtype"] == "float16"
+    with torch.no_grad():  # the benchmark's inputs are fixed, so the agreement can be recomputed
+        ref = eager(*example_inputs(1, 64, 96))
+    agree = float(((ref + offset).argmax(1) == ref.argmax(1)).float().mean())
+    assert res["cuda-fp16"]["argmax_agreement"] == pytest.approx(agree, abs=1e-6) and agree < 1.0
+    assert res["cuda-graphs"] == {"skipped": "failed: RuntimeError: CUDA error: an illegal memory access was "
+                                             "encountered"}
+    assert res["tensorrt"] == {"skipped": "onnxruntime has no TensorrtExecutionProvider"}
+    lines = compare(report)
+    assert any(line.startswith("cuda-graphs") and "skipped: failed: RuntimeError" in line for line in lines)
+    assert any(line.startswith("cuda-fp16") and "1.0e-02" in line for line in lines)

@@ -182,3 +182,45 @@ def test_predict_and_evaluate_give_identical_labels(checkpoint, make_frame, tmp_
         assert len(np.unique(pr)) > 1  # a real prediction, not a constant map
         ev_col = np.asarray(Image.open(tmp_path / "ev" / "predictions" / f"{name}.png"))
         np.testing.assert_array_equal(ev_col, np.asarray(Image.open(tmp_path / "pr" / f"{name}.png")))
+
+
+def test_predict_files_write_the_segmenters_labels_and_palette(small_model, make_frame, tmp_path):
+    """The files predict writes decode to exactly what the Segmenter returns for the same frames:
+    class ids in <name>_labels.png, the checkpoint's own palette in <name>.png, the blend in the
+    overlay; frames of another size than the model's are resized and the labels come back at
+    the frame size."""
+    import asymformer
+    from asymformer.deploy import Segmenter, predict_files
+
+    palette = np.array([[250, 0, 0], [0, 250, 0], [0, 0, 250], [250, 250, 0], [0, 250, 250]], np.uint8)
+    ckpt = tmp_path / "colored.safetensors"
+    asymformer.save_model(small_model, ckpt, class_names=[f"c{i}" for i in range(5)],
+                          normalization="nyuv2_official", metadata={"colors": palette.tolist()})
+    frames = {}
+    for sub in ("rgb", "depth"):
+        (tmp_path / sub).mkdir()
+    for i, name in enumerate(["f0", "f1", "f2"]):
+        rgb, mm = make_frame(45, 71, seed=20 + i)
+        frames[name] = (rgb, mm)
+        Image.fromarray(rgb).save(tmp_path / "rgb" / f"{name}.png")  # lossless: the same pixels come back
+        if name == "f2":  # float metres, as the CLI reads .npy
+            np.save(tmp_path / "depth" / f"{name}.npy", mm.astype(np.float32) / 1000)
+        else:
+            Image.fromarray(mm).save(tmp_path / "depth" / f"{name}.png")
+    seg = Segmenter(ckpt, device="cpu", size=(64, 96))
+    assert np.array_equal(seg.colors, palette)
+    out = tmp_path / "out"
+    summary = predict_files(seg, pair_files(tmp_path / "rgb", tmp_path / "depth"), out, save_labels=True,
+                            overlay=True, alpha=0.25, progress=False)
+    assert summary["frames"] == 3 and [f["name"] for f in summary["per_frame"]] == ["f0", "f1", "f2"]
+    for name, (rgb, mm) in frames.items():
+        want = seg(rgb, mm)  # uint16 millimetres straight from memory
+        labels = np.asarray(Image.open(out / f"{name}_labels.png"))
+        assert labels.shape == (45, 71) and labels.dtype == np.uint8
+        np.testing.assert_array_equal(labels, want.labels)
+        assert len(np.unique(labels)) > 1  # a real prediction, not a constant map
+        np.testing.assert_array_equal(np.asarray(Image.open(out / f"{name}.png")), palette[want.labels])
+        blend = np.rint(rgb * 0.75 + palette[want.labels].astype(np.float32) * 0.25)
+        np.testing.assert_array_equal(np.asarray(Image.open(out / f"{name}_overlay.png")), blend)
+        frame = next(f for f in summary["per_frame"] if f["name"] == name)
+        assert frame["mean_confidence"] == pytest.approx(float(want.confidence.mean()), abs=1e-4)

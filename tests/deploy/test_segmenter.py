@@ -39,10 +39,22 @@ def test_batch_and_checkpoint_path(checkpoint, make_frame):
     np.testing.assert_array_equal(single.labels, out.labels[1])
 
 
-def test_resize_option_returns_frame_size(small_model, make_frame):
+def test_resize_option_runs_at_size_and_returns_frame_size(small_model, make_frame):
+    """size=(64, 96): the frame goes through prepare_frame at 64×96, and the logits come back
+    bilinearly (align_corners=False) at the frame's 30×41 before the argmax."""
+    from asymformer.data.transforms import prepare_frame
+
     seg = Segmenter(small_model, device="cpu", size=(64, 96))
-    out = seg(*make_frame(30, 41))
-    assert out.labels.shape == (30, 41)
+    rgb, depth = make_frame(30, 41)
+    out = seg(rgb, depth, return_logits=True)
+    r, d = prepare_frame(rgb, depth.astype(np.float32) / 1000, (64, 96), "nyuv2_official")
+    with torch.no_grad():
+        ref = torch.nn.functional.interpolate(small_model(r[None], d[None]), (30, 41), mode="bilinear",
+                                              align_corners=False)[0]
+    assert out.labels.shape == out.confidence.shape == (30, 41) and out.logits.shape == (5, 30, 41)
+    assert np.abs(out.logits - ref.numpy()).max() < 1e-4  # folded BatchNorms: float rounding only
+    assert (out.labels == ref.argmax(0).numpy()).mean() > 0.999
+    np.testing.assert_allclose(out.confidence, torch.softmax(ref, 0).max(0).values.numpy(), atol=1e-4)
 
 
 def test_bad_inputs_raise_clear_errors(small_model, tmp_path, make_frame):

@@ -1,8 +1,10 @@
 """Run under `torchrun --nproc_per_node 2` by test_distributed.py (not a test module itself).
 
 Part A trains with the engine for a few steps on 2 gloo processes and records how far the ranks'
-weights are apart. Part B compares DDP gradients (2 ranks × half batch) with one process on the
-whole batch, BatchNorm in eval mode (per-rank BN statistics legitimately differ without SyncBN).
+weights and buffers are apart, and the validation it ran on 3 images (an odd count: the shards are
+2 + 1) next to the same weights scored by one process, image by image, without the engine's
+loader. Part B compares DDP gradients (2 ranks × half batch) with one process on the whole batch,
+BatchNorm in eval mode (per-rank BN statistics legitimately differ without SyncBN).
 Part C gives rank 1 a NaN batch: both ranks must stop (rank 0 would otherwise hang in the
 gradient all-reduce that rank 1 never joins).
 """
@@ -15,12 +17,25 @@ import torch
 import torch.distributed as dist
 
 import asymformer
-from asymformer.engine import TrainConfig, train, train_step
+from asymformer.engine import ConfusionMatrix, TrainConfig, train, train_step
+from asymformer.engine.builders import build_datasets
 from asymformer.engine.train import prepare_model
 
 
 def flat(tensors):
     return torch.cat([t.detach().reshape(-1).float() for t in tensors])
+
+
+@torch.no_grad()
+def score_alone(model, cfg) -> dict:
+    """The validation split scored in this process only, one image at a time."""
+    _, val, _ = build_datasets(cfg)
+    model.eval()
+    cm = ConfusionMatrix(val.num_classes)
+    for i in range(len(val)):
+        s = val[i]
+        cm.update(model(s["rgb"][None], s["depth"][None]).argmax(1)[0], s["label"])
+    return {**cm.compute(), "images": len(val)}
 
 
 def main(out_json, run_dir):
@@ -30,7 +45,7 @@ def main(out_json, run_dir):
     cpu = torch.device("cpu")
     result = {"world": world}
 
-    cfg = TrainConfig(data="synthetic:8:2", out=run_dir, model="asymformer_b0_a", epochs=2, batch_size=4, lr=1e-3,
+    cfg = TrainConfig(data="synthetic:8:3", out=run_dir, model="asymformer_b0_a", epochs=2, batch_size=4, lr=1e-3,
                       crop_size=(64, 64), base_size=(64, 64), eval_size=(64, 64), warmup_epochs=0.5,
                       val_every=1, workers=0, log_every=1, progress=False, tensorboard=False)
     res = train(cfg)
@@ -39,7 +54,13 @@ def main(out_json, run_dir):
     dist.all_gather(gathered, params)
     result["steps"] = res["iteration"]
     result["rank_weight_diff"] = float((gathered[0] - gathered[1]).abs().max())
-    result["miou"] = res["last_metrics"]["miou"]
+    bufs = flat(res["model"].buffers())
+    gb = [torch.zeros_like(bufs) for _ in range(world)]
+    dist.all_gather(gb, bufs)
+    result["rank_buffer_diff"] = float((gb[0] - gb[1]).abs().max())
+    result["ddp_val"] = res["last_metrics"]
+    if rank == 0:
+        result["one_process_val"] = score_alone(res["model"], cfg)
 
     torch.manual_seed(0)
     model = asymformer.create_model("asymformer_b0_a", num_classes=4).eval()

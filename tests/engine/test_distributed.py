@@ -27,6 +27,12 @@ def test_two_process_gloo_matches_one_process(tmp_path):
     r = json.loads(out.read_text())
     assert r["world"] == 2 and r["steps"] == 4  # 8 images, global batch 4 split 2 + 2, 2 epochs
     assert r["rank_weight_diff"] == 0.0  # DDP keeps the replicas identical
+    # Validation sharded over 2 ranks (3 images: 2 + 1, none duplicated or dropped) and summed
+    # equals one process scoring every image of the same weights, to the last bit.
+    alone = r["one_process_val"]
+    assert alone.pop("images") == 3 and alone["pixels"] > 2 * 64 * 64
+    assert r["rank_buffer_diff"] == 0.0, r["rank_buffer_diff"]
+    assert r["ddp_val"] == alone
     # DDP's averaged gradient of 2 half batches == the gradient of the whole batch in one process.
     assert r["grad_max_abs_diff"] <= 1e-5 * r["grad_scale"] + 1e-8
     assert r["weights_after_step_diff"] < 1e-5

@@ -59,6 +59,18 @@ def cleanup(created: bool) -> None:
         dist.destroy_process_group()
 
 
+def broadcast_buffers(model: torch.nn.Module) -> None:
+    """Give every process rank 0's buffers (BatchNorm running statistics).
+
+    Without SyncBN (CPU / gloo) each rank's running statistics follow its own half of the batch
+    after the last step (DDP only broadcasts buffers at the start of a forward), so a sharded
+    validation would score part of the images with statistics that no saved checkpoint holds.
+    """
+    if world_size() > 1:
+        for buf in model.buffers():
+            dist.broadcast(buf, 0)
+
+
 class ShardedSampler(Sampler):
     """Indices of one rank for one epoch: a (seed, epoch) permutation padded to equal shards.
 

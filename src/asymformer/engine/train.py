@@ -420,6 +420,7 @@ class _Run:
         return metrics
 
     def validate(self) -> dict:
+        dist_utils.broadcast_buffers(self.model)  # score with the statistics rank 0 saves
         loader = eval_loader(self.val_ds, self.config.val_batch_size, self.config.workers, self.device,
                              self.rank, self.world)
         cm = evaluate_model(self.model, loader, self.num_classes, self.device, dtype=self.dtype,

@@ -1,0 +1,78 @@
+"""examples/ run as a user runs them (a subprocess), at small sizes, with their outputs checked
+against the Segmenter on the same pixels. camera_loop.py gets stand-ins for pyrealsense2 and
+OpenCV (tests/fixtures/fake_camera) that serve two frames and record what was shown."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import asymformer
+from asymformer import Segmenter
+
+REPO = Path(__file__).resolve().parents[1]
+FAKE_CAMERA = REPO / "tests" / "fixtures" / "fake_camera"
+PALETTE = np.array([[250, 0, 0], [0, 250, 0], [0, 0, 250], [250, 250, 0], [0, 250, 250]], np.uint8)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A small model whose checkpoint records its own palette (the examples must draw with it)."""
+    torch.manual_seed(0)
+    model = asymformer.create_model("asymformer_b0_a", num_classes=5).eval()
+    path = tmp_path_factory.mktemp("ckpt") / "small.safetensors"
+    asymformer.save_model(model, path, class_names=["wall", "floor", "bed", "chair", "lamp"],
+                          normalization="nyuv2_official", metadata={"colors": PALETTE.tolist()})
+    return path
+
+
+def _run(args, tmp_path, extra_path=()):
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join([*map(str, extra_path), str(REPO / "src")]),
+           "FAKE_CAMERA_OUT": str(tmp_path), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, env=env,
+                          timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_predict_pair_writes_the_segmenters_labels(checkpoint, tmp_path):
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (45, 71, 3), dtype=np.uint8)
+    mm = rng.integers(500, 5000, (45, 71), dtype=np.uint16)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    Image.fromarray(mm).save(tmp_path / "depth.png")
+    stdout = _run([REPO / "examples" / "predict_pair.py", checkpoint, "rgb.png", "depth.png", "out"], tmp_path)
+    want = Segmenter(checkpoint, device="cpu")(rgb, mm)
+    color = np.asarray(Image.open(tmp_path / "out" / "labels_color.png"))
+    np.testing.assert_array_equal(color, PALETTE[want.labels])  # the checkpoint's palette, frame size
+    blend = np.rint(rgb * 0.5 + PALETTE[want.labels].astype(np.float32) * 0.5)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "overlay.png")), blend)
+    assert f"mean confidence {want.confidence.mean():.3f}" in stdout
+    names = ["wall", "floor", "bed", "chair", "lamp"]
+    counts = np.bincount(want.labels.ravel(), minlength=5)
+    top = max(range(5), key=lambda c: counts[c])
+    assert re.search(rf"largest classes \[\('{names[top]}', {counts[top]}\)", stdout), stdout
+
+
+def test_camera_loop_shows_the_overlay_of_each_frame(checkpoint, tmp_path):
+    stdout = _run([REPO / "examples" / "camera_loop.py", checkpoint, "--size", "48x64"], tmp_path,
+                  extra_path=[FAKE_CAMERA])
+    assert stdout == ""  # drawn on the image, not printed, when OpenCV is there
+    assert (tmp_path / "stopped").read_text() == "2"  # q after the second frame releases the camera
+    seg = Segmenter(checkpoint, device="cpu", size=(48, 64), depth_scale=0.0005)  # the camera's scale
+    captions = (tmp_path / "captions.txt").read_text().splitlines()
+    assert len(captions) == 2 and all(re.fullmatch(r"\d+\.\d FPS \(fused\)", c) for c in captions), captions
+    for i in range(2):
+        rgb = np.load(tmp_path / f"camera_rgb_{i}.npy")
+        depth = np.load(tmp_path / f"camera_depth_{i}.npy")
+        labels = seg(rgb, depth).labels
+        shown_rgb = np.load(tmp_path / f"shown_{i}.npy")[:, :, ::-1]  # OpenCV shows BGR
+        np.testing.assert_array_equal(shown_rgb, np.rint(rgb * 0.5 + PALETTE[labels].astype(np.float32) * 0.5))
+        assert len(np.unique(labels)) > 1
