@@ -15,8 +15,7 @@ import time
 import numpy as np
 
 from asymformer import Segmenter
-from asymformer.data.classes import colorize, make_palette
-from asymformer.deploy.render import overlay
+from asymformer.viz import colorize, overlay
 
 
 def realsense_frames(height: int, width: int):
@@ -62,16 +61,15 @@ def main() -> None:
     args = p.parse_args()
     h, w = (int(v) for v in args.size.split("x"))
 
-    seg, colors = None, None
+    seg = None
     last = time.perf_counter()
     for rgb, depth, scale in realsense_frames(h, w):
         if seg is None:  # the depth scale comes from the camera, so build once we know it
             seg = Segmenter(args.checkpoint, depth_scale=scale, size=(h, w), optimize=args.optimize)
-            colors = make_palette(seg.num_classes)
         result = seg(rgb, depth)
         now = time.perf_counter()
         fps, last = 1.0 / max(now - last, 1e-9), now
-        if not show(overlay(rgb, colorize(result.labels, colors), 0.5), f"{fps:.1f} FPS ({seg.backend})"):
+        if not show(overlay(rgb, colorize(result.labels, seg.colors), 0.5), f"{fps:.1f} FPS ({seg.backend})"):
             break
 
 

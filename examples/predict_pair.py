@@ -11,9 +11,8 @@ import argparse
 from pathlib import Path
 
 from asymformer import Segmenter
-from asymformer.data.classes import colorize, make_palette
 from asymformer.data.io import read_depth, read_rgb, write_png
-from asymformer.deploy.render import overlay
+from asymformer.viz import colorize, overlay
 
 
 def main() -> None:
@@ -31,7 +30,7 @@ def main() -> None:
     depth = read_depth(args.depth, args.depth_unit)  # float metres
     result = seg(rgb, depth)
     names = seg.class_names or [str(i) for i in range(seg.num_classes)]
-    color = colorize(result.labels, make_palette(seg.num_classes))
+    color = colorize(result.labels, seg.colors)  # the checkpoint's dataset colours
     out = Path(args.out)
     write_png(out / "labels_color.png", color)
     write_png(out / "overlay.png", overlay(rgb, color, 0.5))
