@@ -15,8 +15,7 @@ import time
 import numpy as np
 
 from asymformer import Segmenter
-from asymformer.data.classes import colorize
-from asymformer.deploy.render import overlay
+from asymformer.viz import colorize, overlay
 
 
 def realsense_frames(height: int, width: int):

@@ -11,9 +11,8 @@ import argparse
 from pathlib import Path
 
 from asymformer import Segmenter
-from asymformer.data.classes import colorize
 from asymformer.data.io import read_depth, read_rgb, write_png
-from asymformer.deploy.render import overlay
+from asymformer.viz import colorize, overlay
 
 
 def main() -> None:

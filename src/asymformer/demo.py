@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asymformer import report as R
+from asymformer import viz
+from asymformer.files import save_image, write_json
+from asymformer.report import write_html
 
 DEMO_MODEL = "asymformer_b0_a"
 # Fixed costs after training (evaluation, predictions, speed table, report), in seconds.
@@ -148,7 +150,7 @@ def predict_samples(model, data: Path, out: Path, count: int) -> dict:
     ds = open_dataset(data, "test")
     model.eval()
     samples, attention = [], []
-    R.save(R.legend(ds.class_names, ds.colors), out / "legend.png")
+    save_image(viz.legend(ds.class_names, ds.colors), out / "legend.png")
     for i in range(min(count, len(ds))):
         s = ds[i]
         rgb, depth = normalize(s["rgb"], s["depth"], model.normalization or ds.normalization)
@@ -156,9 +158,11 @@ def predict_samples(model, data: Path, out: Path, count: int) -> dict:
         pred = logits.argmax(1)[0].numpy()
         name = Path(str(s["name"])).name
         samples.append(f"samples/{name}.png")
-        R.save(R.sample_panel(s["rgb"], s["depth"], pred, s["label"], ds.colors, name), out / samples[-1])
+        save_image(viz.prediction_panel(s["rgb"], s["depth"], pred, ds.colors, truth=s["label"], name=name,
+                                        scale=2), out / samples[-1])
         attention.append(f"attention/{name}.png")
-        R.save(R.attention_panel(s["rgb"], [m[0, 0].numpy() for m in maps], name), out / attention[-1])
+        save_image(viz.attention_panel(s["rgb"], [m[0, 0].numpy() for m in maps], name=name, scale=2),
+                   out / attention[-1])
     return {"samples": samples, "attention": attention}
 
 
@@ -226,8 +230,8 @@ def run_demo(out, minutes: float = 8.0, seed: int = 0, quick: bool = False, epoc
         "speed": speed, "files": files, "wall_seconds": time.monotonic() - t_start,
     }
     print("[5/5] report")
-    R.write_json(out / "results.json", results)
-    R.write_html(out, results)
+    write_json(out / "results.json", results)
+    write_html(out, results)
     return results
 
 
@@ -236,4 +240,4 @@ def _copy(src: Path, dst: Path) -> None:
 
     if src.is_file():
         with Image.open(src) as im:
-            R.save(im.convert("RGB"), dst)
+            save_image(im.convert("RGB"), dst)

@@ -1,7 +1,7 @@
-"""The demo's report: sample panels, LAFS attention maps and a self-contained report.html.
+"""The demo's self-contained report.html (its pictures are drawn by asymformer.viz).
 
-PIL only (like viz.py): the report must build on any machine. The HTML links PNGs by relative
-path, so the output folder can be moved, zipped or opened straight from disk.
+The HTML links PNGs by relative path, so the output folder can be moved, zipped or opened
+straight from disk.
 """
 
 from __future__ import annotations
@@ -9,77 +9,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageDraw
-
-from asymformer import files, viz
-
-_TURBO_STOPS = np.array([[48, 18, 59], [70, 107, 227], [40, 187, 236], [49, 242, 153], [162, 252, 60],
-                         [237, 208, 58], [251, 128, 34], [208, 47, 6], [122, 4, 3]], dtype=np.float32)
-
-
-def colormap(values: np.ndarray, lo: float | None = None, hi: float | None = None,
-             invalid: np.ndarray | None = None) -> np.ndarray:
-    """H×W floats -> H×W×3 uint8 with a turbo-like ramp; `invalid` pixels are black."""
-    v = np.asarray(values, dtype=np.float32)
-    ok = np.isfinite(v) if invalid is None else (~invalid & np.isfinite(v))
-    lo = float(v[ok].min()) if lo is None and ok.any() else (lo or 0.0)
-    hi = float(v[ok].max()) if hi is None and ok.any() else (hi if hi is not None else 1.0)
-    t = np.clip((v - lo) / max(hi - lo, 1e-9), 0, 1) * (len(_TURBO_STOPS) - 1)
-    i = np.minimum(t.astype(int), len(_TURBO_STOPS) - 2)
-    f = (t - i)[..., None]
-    rgb = _TURBO_STOPS[i] * (1 - f) + _TURBO_STOPS[i + 1] * f
-    rgb[~ok] = 0
-    return rgb.astype(np.uint8)
-
-
-def _titled(images: list[np.ndarray], titles: list[str], scale: int = 2) -> Image.Image:
-    """A row of same-size images with a caption above each, enlarged `scale` times (nearest)."""
-    h, w = images[0].shape[:2]
-    cw, ch, gap, top = w * scale, h * scale, 6, 16
-    out = Image.new("RGB", (len(images) * (cw + gap) - gap, ch + top), "white")
-    d = ImageDraw.Draw(out)
-    for k, (im, title) in enumerate(zip(images, titles)):
-        x = k * (cw + gap)
-        out.paste(Image.fromarray(im).resize((cw, ch), Image.NEAREST), (x, top))
-        d.text((x + 2, 2), title, fill="black")
-    return out
-
-
-def sample_panel(rgb, depth, pred, label, colors, name: str = "", miou: float | None = None) -> Image.Image:
-    """RGB | depth | prediction | ground truth for one frame (void and invalid depth in black)."""
-    from asymformer.data.classes import colorize
-
-    depth = np.asarray(depth, np.float32)
-    images = [np.asarray(rgb, np.uint8), colormap(depth, invalid=depth <= 0),
-              colorize(np.asarray(pred), colors), colorize(np.asarray(label), colors)]
-    acc = ""
-    valid = np.asarray(label) != 255
-    if valid.any():
-        acc = f" (pixel acc {(np.asarray(pred)[valid] == np.asarray(label)[valid]).mean():.2f})"
-    return _titled(images, [f"RGB {name}", "depth (m)", "prediction" + acc, "ground truth"])
-
-
-def attention_panel(rgb, maps: list[np.ndarray], name: str = "") -> Image.Image:
-    """RGB plus the LAFS spatial maps of stages 2-4, each resized to the frame and min-max scaled."""
-    h, w = np.asarray(rgb).shape[:2]
-    images, titles = [np.asarray(rgb, np.uint8)], [f"RGB {name}"]
-    for k, m in enumerate(maps):
-        m = np.asarray(m, np.float32)
-        big = np.asarray(Image.fromarray(m).resize((w, h), Image.BILINEAR))
-        images.append(colormap(big))
-        titles.append(f"LAFS stage {k + 2}: 0.5 +- {np.abs(m - 0.5).max():.1e}")
-    return _titled(images, titles)
-
-
-def legend(class_names, colors) -> Image.Image:
-    """Colour swatches with class names (viz.legend; kept here for the report's callers)."""
-    return viz.legend(class_names, colors)
-
-
-def write_json(path, payload: dict) -> Path:
-    """Atomic JSON write (never NaN); see asymformer.files."""
-    return files.write_json(path, payload)
+from asymformer import files
 
 
 def _table(rows: list[list], header: list[str]) -> str:
@@ -140,6 +70,3 @@ def write_html(out, results: dict) -> Path:
     files.atomic_write_text(path, "\n".join(parts))
     return path
 
-
-def save(image: Image.Image, path) -> Path:
-    return viz.save_image(image, path)

@@ -1,9 +1,8 @@
-"""Class lists against the real classMapping40.mat, palettes and colorize."""
+"""Class lists against the real classMapping40.mat, and the datasets' colours (drawing: tests/test_viz.py)."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import scipy.io
 
 from asymformer.data.classes import (
@@ -11,8 +10,6 @@ from asymformer.data.classes import (
     NYU40_COLORS,
     SUN37_CLASSES,
     SUN37_COLORS,
-    colorize,
-    make_palette,
 )
 
 
@@ -40,23 +37,4 @@ def test_sun37_is_nyu_prefix_and_palettes_distinct():
     assert len({tuple(c) for c in NYU40_COLORS}) == 40
     assert not (NYU40_COLORS == 0).all(axis=1).any()  # black is reserved for void
     np.testing.assert_array_equal(SUN37_COLORS, NYU40_COLORS[:37])
-    assert len({tuple(c) for c in make_palette(255)}) == 255
-
-
-def test_colorize_maps_classes_and_void():
-    label = np.array([[0, 1, 255], [39, 2, 0]])
-    out = colorize(label, NYU40_COLORS)
-    assert out.shape == (2, 3, 3) and out.dtype == np.uint8
-    assert out[0, 0].tolist() == NYU40_COLORS[0].tolist()
-    assert out[1, 0].tolist() == NYU40_COLORS[39].tolist()
-    assert out[0, 2].tolist() == [0, 0, 0]
-
-
-def test_colorize_rejects_out_of_range_and_bad_shapes():
-    with pytest.raises(ValueError, match=r"\[37, 40\] are outside 0..36"):
-        colorize(np.array([[37, 40, 1]]), SUN37_COLORS)
-    with pytest.raises(ValueError, match="H×W integer"):
-        colorize(np.zeros((2, 2), np.float32), NYU40_COLORS)
-    with pytest.raises(ValueError, match="K×3"):
-        colorize(np.zeros((2, 2), np.int64), np.zeros((4,)))
 

@@ -39,6 +39,22 @@ def test_batch_and_checkpoint_path(checkpoint, make_frame):
     np.testing.assert_array_equal(single.labels, out.labels[1])
 
 
+def test_colours_come_from_the_model_file(small_model, tmp_path):
+    """The checkpoint's recorded dataset colours draw its predictions; unusable ones are one clear error."""
+    import asymformer
+    from asymformer.viz import palette
+
+    assert Segmenter(small_model, device="cpu").colors.tolist() == palette(5).tolist()  # nothing recorded
+    names = [f"c{i}" for i in range(5)]
+    colors = [[10 * i, 20, 30] for i in range(5)]
+    asymformer.save_model(small_model, tmp_path / "a.safetensors", class_names=names, metadata={"colors": colors})
+    assert Segmenter(str(tmp_path / "a.safetensors"), device="cpu").colors.tolist() == colors
+    asymformer.save_model(small_model, tmp_path / "b.safetensors", class_names=names,
+                          metadata={"colors": colors[:4]})
+    with pytest.raises(ValueError, match=r"recorded class colours do not fit its 5 classes.*got shape \(4, 3\)"):
+        Segmenter(str(tmp_path / "b.safetensors"), device="cpu")
+
+
 def test_resize_option_runs_at_size_and_returns_frame_size(small_model, make_frame):
     """size=(64, 96): the frame goes through prepare_frame at 64×96, and the logits come back
     bilinearly (align_corners=False) at the frame's 30×41 before the argmax."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from torch.utils.data import Dataset
 
+from asymformer.viz import palette
+
 IGNORE_INDEX = 255
 
 
@@ -22,7 +24,7 @@ class RGBDDataset(Dataset):
                  normalization: str = "nyuv2_official"):
         self.names = list(names)
         self.class_names = list(class_names)
-        self.colors = np.asarray(colors, dtype=np.uint8).reshape(len(self.class_names), 3)
+        self.colors = palette(len(self.class_names), colors)
         self.transform = transform
         self.seed = int(seed)
         self.epoch = 0

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .classes import NYU40_CLASSES, NYU40_COLORS, SUN37_CLASSES, SUN37_COLORS, make_palette
+from asymformer.viz import palette
+
+from .classes import NYU40_CLASSES, NYU40_COLORS, SUN37_CLASSES, SUN37_COLORS
 from .io import RGB_SUFFIXES
 
 LABEL_CONVENTIONS = ("one_based", "zero_based")
@@ -61,13 +63,11 @@ def _apply_meta(spec: LayoutSpec, path: Path) -> LayoutSpec:
         if len(names) > 255:
             raise ValueError(f"{path}: at most 255 classes are supported (255 is void), got {len(names)}")
         spec.class_names = tuple(names)
-        spec.colors = make_palette(len(names))
-    if "colors" in meta:
-        colors = np.asarray(meta["colors"])
-        if colors.shape != (len(spec.class_names), 3) or colors.min() < 0 or colors.max() > 255:
-            raise ValueError(f"{path}: 'colors' must be {len(spec.class_names)} [r, g, b] triples "
-                             f"in 0..255 (one per name), got shape {colors.shape}")
-        spec.colors = colors.astype(np.uint8)
+    if "names" in meta or "colors" in meta:  # new names without colours get the standard palette
+        try:
+            spec.colors = palette(len(spec.class_names), meta.get("colors"))
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
     if "depth_unit" in meta:
         unit = meta["depth_unit"]
         if not isinstance(unit, int | float) or unit <= 0:

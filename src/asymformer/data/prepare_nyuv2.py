@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from asymformer.files import write_json
 
-from .classes import NYU40_CLASSES, NYU40_COLORS, make_palette
+from .classes import NYU13_COLORS, NYU40_CLASSES, NYU40_COLORS
 from .io import atomic_write_bytes, write_png
 
 NYU_SPLIT_SIZES = {"train": 795, "test": 654}
@@ -168,7 +168,7 @@ def prepare_nyuv2(mat, splits, mapping, out, raw_depth: bool = False, overwrite:
         if mapping13 is None:
             raise ValueError("--classes 13 needs --mapping13 class13Mapping.mat (the 40 -> 13 mapping)")
         lut13, names = load_class13(mapping13)
-        lut, colors = lut13[lut], make_palette(13).tolist()
+        lut, colors = lut13[lut], NYU13_COLORS.tolist()
     elif classes != 40:
         raise ValueError(f"--classes must be 40 or 13, got {classes}")
     out = Path(out)

@@ -19,7 +19,9 @@ import re
 import warnings
 from pathlib import Path
 
-from .classes import CLASS_SETS, make_palette
+from asymformer.viz import palette
+
+from .classes import CLASS_SETS
 from .io import RGB_SUFFIXES
 from .layouts import (
     LayoutSpec,
@@ -109,7 +111,7 @@ def read_nicr(root: Path, split: str, opts: dict) -> LayoutSpec:
         names, sensors = [names[i] for i in idx], [sensors[i] for i in idx]
     files = [(find_image(base / "rgb", n), base / "depth" / f"{n}.png",
               base / label_dir / f"{n}.png") for n in names]
-    names_k, colors = CLASS_SETS.get(k) or (tuple(f"class {i + 1}" for i in range(k)), make_palette(k))
+    names_k, colors = CLASS_SETS.get(k) or (tuple(f"class {i + 1}" for i in range(k)), palette(k))
     spec = LayoutSpec(layout, names, files, names_k, colors, depth_encoding=encoding, sensors=sensors,
                       label_sets=tuple(sorted(found)), source=f"{base / label_dir} ({k} classes)")
     return with_dataset_json(spec, root)

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from asymformer import viz
 from asymformer.data.io import ANY_SUFFIXES, DEPTH_SUFFIXES, LABEL_SUFFIXES, RGB_SUFFIXES
-from asymformer.files import write_json
-
-from . import render
+from asymformer.files import save_image, write_json
 
 # the files of a folder that --rgb / --depth / --labels take: what the matching reader reads
 _SUFFIXES = {"rgb": RGB_SUFFIXES, "depth": DEPTH_SUFFIXES, "labels": LABEL_SUFFIXES}
@@ -138,12 +137,6 @@ def pair_files(rgb, depth, labels=None) -> list[tuple[str, Path, Path, Path | No
     return [(n, r[n], d[n], lab.get(n)) for n in sorted(r)]
 
 
-def palette_for(num_classes: int) -> np.ndarray:
-    from asymformer.data.classes import make_palette
-
-    return make_palette(num_classes)
-
-
 def _gt_to_zero_based(label: np.ndarray, base: str) -> np.ndarray:
     if base == "one_based":
         return np.where(label == 0, 255, label - 1)
@@ -163,17 +156,13 @@ def predict_files(segmenter, pairs, out_dir, depth_unit: float | None = None, ov
     """
     from tqdm import tqdm
 
-    from asymformer.data.classes import colorize
     from asymformer.data.io import read_depth, read_label, read_rgb, write_png
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    colors = getattr(segmenter, "colors", None)
-    colors = palette_for(segmenter.num_classes) if colors is None else colors
+    colors = viz.palette(segmenter.num_classes, getattr(segmenter, "colors", None))
     if segmenter.class_names:
-        from asymformer import viz
-
-        viz.save_image(viz.legend(segmenter.class_names, colors), out / "legend.png")
+        save_image(viz.legend(segmenter.class_names, colors), out / "legend.png")
     model_s, frames = 0.0, []
     t_all = time.perf_counter()
     for name, rgb_path, depth_path, label_path in tqdm(pairs, desc="predict", unit="frame", disable=not progress):
@@ -185,23 +174,18 @@ def predict_files(segmenter, pairs, out_dir, depth_unit: float | None = None, ov
         t0 = time.perf_counter()
         res = segmenter(rgb, depth, return_attention=attention, depth_scale=1.0)
         model_s += time.perf_counter() - t0
-        color = colorize(res.labels, colors)
+        color = viz.colorize(res.labels, colors)
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         write_png(out / f"{name}.png", color)
         if save_labels:
             write_png(out / f"{name}_labels.png", res.labels.astype(np.uint8))
         if overlay:
-            write_png(out / f"{name}_overlay.png", render.overlay(rgb, color, alpha))
+            write_png(out / f"{name}_overlay.png", viz.overlay(rgb, color, alpha))
         if panel:
-            tiles = [rgb, render.depth_image(depth), color]
-            titles = ["rgb", "depth", "prediction"]
-            if label_path is not None:
-                gt = _gt_to_zero_based(read_label(label_path), labels_base)
-                tiles.append(colorize(gt, colors))
-                titles.append("ground truth")
-            write_png(out / f"{name}_panel.png", render.panel(tiles, titles))
+            gt = None if label_path is None else _gt_to_zero_based(read_label(label_path), labels_base)
+            save_image(viz.prediction_panel(rgb, depth, res.labels, colors, truth=gt), out / f"{name}_panel.png")
         if attention:
-            write_png(out / f"{name}_attention.png", render.attention_panel(rgb, res.attention, segmenter.size))
+            save_image(viz.attention_panel(rgb, res.attention, segmenter.size), out / f"{name}_attention.png")
         frames.append({"name": name, "mean_confidence": round(float(res.confidence.mean()), 4)})
     total = time.perf_counter() - t_all
     n = len(frames)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from asymformer.data.transforms import normalization_values, normalize_planar, prepare_frame
 from asymformer.devices import resolve_device
+from asymformer.viz import palette
 
 from .common import fused_copy
 from .inputs import depth_scale_for, depth_to_batch, depth_to_metres, resize_on_device, rgb_to_batch
@@ -67,9 +68,7 @@ class Segmenter:
         model = _load(model_or_path)
         self.num_classes = getattr(model, "num_classes", None)
         self.class_names = getattr(model, "class_names", None) or _default_names(self.num_classes)
-        from asymformer.data.classes import model_colors
-
-        self.colors = model_colors(self.num_classes, getattr(model, "metadata", None))
+        self.colors = _colors(self.num_classes, getattr(model, "metadata", None))
         self.normalization = normalization or getattr(model, "normalization", None) or "nyuv2_official"
         self._norm = normalization_values(self.normalization)
         self.depth_scale = depth_scale
@@ -166,6 +165,16 @@ def _default_names(num_classes) -> list[str] | None:
     from asymformer.data.classes import NYU40_CLASSES, SUN37_CLASSES
 
     return {40: list(NYU40_CLASSES), 37: list(SUN37_CLASSES)}.get(num_classes)
+
+
+def _colors(num_classes: int, metadata: dict | None) -> np.ndarray:
+    """The colours predictions are drawn with: the training dataset's when the model file recorded
+    them (metadata "colors"), else the standard palette (NYUv2-40 / SUNRGBD-37 / NYUv2-13's own)."""
+    try:
+        return palette(num_classes, (metadata or {}).get("colors"))
+    except ValueError as exc:
+        raise ValueError(f"the model's recorded class colours do not fit its {num_classes} classes: {exc}; save "
+                         f"it again with asymformer.save_model(..., metadata={{'colors': one per class}})") from None
 
 
 def _is_single(rgb, is_tensor: bool) -> bool:

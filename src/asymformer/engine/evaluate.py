@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from asymformer.files import atomic_write_text, write_json
+from asymformer import viz
+from asymformer.files import atomic_write_text, save_image, write_json
 
 from .metrics import ConfusionMatrix
 
@@ -167,7 +168,7 @@ class _BatchHooks:
 
     def __init__(self, out, ds, limit: int):
         self.dir = Path(out) / "predictions" if out else None
-        self.colors, self.limit, self.count = np.asarray(ds.colors, np.uint8), int(limit or 0), 0
+        self.colors, self.limit, self.count = ds.colors, int(limit or 0), 0
         sensors = getattr(ds, "sensors", None)
         self.sensor_of = dict(zip(ds.names, sensors)) if sensors else {}
         self.num_classes, self.per_sensor, self.class_names = ds.num_classes, {}, list(ds.class_names)
@@ -185,12 +186,10 @@ class _BatchHooks:
             self._save(names, batch, logits)
 
     def _save(self, names, batch, logits):
-        from asymformer import viz
-        from asymformer.data.classes import colorize
         from asymformer.data.io import write_png
 
         if self.count == 0:
-            viz.save_image(viz.legend(self.class_names, self.colors), self.dir / "legend.png")
+            save_image(viz.legend(self.class_names, self.colors), self.dir / "legend.png")
         for i, name in enumerate(names):
             if self.count >= self.limit:
                 return
@@ -199,7 +198,7 @@ class _BatchHooks:
             if tuple(lg.shape[-2:]) != frame:
                 lg = F.interpolate(lg, size=frame, mode="bilinear", align_corners=False)
             labels = lg.argmax(1)[0].cpu().numpy().astype(np.uint8)
-            write_png(self.dir / f"{name}.png", colorize(labels, self.colors))
+            write_png(self.dir / f"{name}.png", viz.colorize(labels, self.colors))
             write_png(self.dir / f"{name}_labels.png", labels)
             self.count += 1
 
@@ -216,8 +215,6 @@ class _BatchHooks:
 
 def write_reports(results: dict, confusion: np.ndarray, class_names, colors, out) -> dict:
     """results.json, per_class_iou.csv, per_class_iou.png and confusion_matrix.png in `out`."""
-    from asymformer import viz
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     payload = _no_nan({**results, "confusion_matrix": np.asarray(confusion).astype(int).tolist()})
@@ -227,10 +224,8 @@ def write_reports(results: dict, confusion: np.ndarray, class_names, colors, out
                                                     results["per_class_acc"])]
     atomic_write_text(out / "per_class_iou.csv", "\n".join(lines) + "\n")
     title = f"per-class IoU (mIoU {results['miou']:.4f})"
-    viz.save_image(viz.bar_chart(class_names, results["per_class_iou"], title, colors=colors),
-                   out / "per_class_iou.png")
-    viz.save_image(viz.heatmap(confusion, labels=class_names, title="confusion matrix"),
-                   out / "confusion_matrix.png")
+    save_image(viz.bar_chart(class_names, results["per_class_iou"], title, colors=colors), out / "per_class_iou.png")
+    save_image(viz.heatmap(confusion, labels=class_names, title="confusion matrix"), out / "confusion_matrix.png")
     return {"results": out / "results.json", "bar": out / "per_class_iou.png",
             "confusion": out / "confusion_matrix.png"}
 

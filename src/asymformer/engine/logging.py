@@ -11,7 +11,8 @@ import json
 import math
 from pathlib import Path
 
-from asymformer.files import atomic_write, atomic_write_text
+from asymformer import viz
+from asymformer.files import atomic_write, atomic_write_text, save_image
 
 CSV_FIELDS = ["kind", "epoch", "iteration", "loss", "lr", "it_s", "miou", "pixel_acc", "mean_acc", "time"]
 
@@ -84,8 +85,6 @@ def read_log(run_dir) -> list[dict]:
 
 def plot_curves(run_dir) -> Path | None:
     """RUN_DIR/curves.png: training loss per iteration and validation mIoU per epoch."""
-    from asymformer import viz
-
     records = read_log(run_dir)
     train = [r for r in records if r.get("kind") == "train" and r.get("loss") is not None]
     val = [r for r in records if r.get("kind") == "val" and r.get("miou") is not None]
@@ -99,5 +98,5 @@ def plot_curves(run_dir) -> Path | None:
         panels.append(viz.line_chart({"mIoU": ([r["epoch"] for r in val], [r["miou"] for r in val])},
                                      title="validation mIoU", xlabel="epoch", ylabel="mIoU"))
     path = Path(run_dir) / "curves.png"
-    viz.save_image(viz.stack(panels), path)
+    save_image(viz.stack(panels), path)
     return path
