@@ -70,11 +70,10 @@ def colorize(label, colors) -> np.ndarray:
     return lut[label.astype(np.intp)]
 
 
-def model_colors(num_classes: int, metadata: dict | None = None) -> np.ndarray:
+def model_colors(num_classes: int, colors=None) -> np.ndarray:
     """The palette a model's predictions are drawn with: the training dataset's colours when the
-    checkpoint recorded them (metadata "colors"), else the standard palette, which is the
+    checkpoint recorded them (`model.info.colors`), else the standard palette, which is the
     NYUv2-40 / SUNRGBD-37 / NYUv2-13 datasets' own."""
-    colors = (metadata or {}).get("colors")
     if colors is not None:
         arr = np.asarray(colors)
         if arr.shape == (num_classes, 3) and arr.min() >= 0 and arr.max() <= 255:

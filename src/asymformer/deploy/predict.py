@@ -135,12 +135,6 @@ def pair_files(rgb, depth, labels=None) -> list[tuple[str, Path, Path, Path | No
     return [(n, r[n], d[n], lab.get(n)) for n in sorted(r)]
 
 
-def palette_for(num_classes: int) -> np.ndarray:
-    from asymformer.data.classes import make_palette
-
-    return make_palette(num_classes)
-
-
 def _gt_to_zero_based(label: np.ndarray, base: str) -> np.ndarray:
     if base == "one_based":
         return np.where(label == 0, 255, label - 1)
@@ -165,8 +159,7 @@ def predict_files(segmenter, pairs, out_dir, depth_unit: float | None = None, ov
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    colors = getattr(segmenter, "colors", None)
-    colors = palette_for(segmenter.num_classes) if colors is None else colors
+    colors = segmenter.colors
     if segmenter.class_names:
         from asymformer import viz
 

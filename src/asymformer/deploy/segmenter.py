@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from asymformer.data.transforms import normalization_values, normalize_planar, prepare_frame
 from asymformer.devices import resolve_device
+from asymformer.models.info import info_of
 
 from .common import fused_copy
 from .inputs import depth_scale_for, depth_to_batch, depth_to_metres, resize_on_device, rgb_to_batch
@@ -65,12 +66,16 @@ class Segmenter:
                  size: tuple[int, int] | None = None, optimize=False, precision: str = "fp32"):
         self.device = resolve_device(device)
         model = _load(model_or_path)
-        self.num_classes = getattr(model, "num_classes", None)
-        self.class_names = getattr(model, "class_names", None) or _default_names(self.num_classes)
+        info = info_of(model)
+        if info is None or info.num_classes is None:
+            raise ValueError(f"Segmenter: {type(model).__name__} says nothing about its classes; pass an AsymFormer "
+                             "or a module with an integer num_classes attribute")
+        self.num_classes = info.num_classes
+        self.class_names = list(info.class_names) if info.class_names else _default_names(self.num_classes)
         from asymformer.data.classes import model_colors
 
-        self.colors = model_colors(self.num_classes, getattr(model, "metadata", None))
-        self.normalization = normalization or getattr(model, "normalization", None) or "nyuv2_official"
+        self.colors = model_colors(self.num_classes, info.colors)
+        self.normalization = normalization or info.normalization or "nyuv2_official"
         self._norm = normalization_values(self.normalization)
         self.depth_scale = depth_scale
         if depth_scale is not None:
