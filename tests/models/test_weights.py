@@ -67,8 +67,12 @@ def test_save_rejects_fused_and_wrong_names(tmp_path):
     model = asymformer.create_model("asymformer_b0_a", num_classes=3)
     with pytest.raises(ValueError, match="2 class names given for a model with 3 classes"):
         asymformer.save_model(model, tmp_path / "x.safetensors", class_names=["a", "b"])
+    with pytest.raises(ValueError, match="info says 4 classes but the model has 3"):
+        asymformer.save_model(model, tmp_path / "x.safetensors", info=asymformer.create_model("asymformer_b0_a",
+                                                                                               num_classes=4).info)
     with pytest.raises(ValueError, match="before model.fuse"):
         asymformer.save_model(model.fuse(), tmp_path / "x.safetensors")
+    assert not list(tmp_path.iterdir())  # nothing written by a refused save
 
 
 @pytest.mark.parametrize("fusion", FUSIONS)

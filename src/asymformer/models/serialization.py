@@ -131,6 +131,8 @@ def save_model(model: AsymFormer, path, class_names=None, normalization=None, in
         raise ValueError("save_model needs a model built by asymformer.create_model (model.info.name is unset)")
     if info.fused:
         raise ValueError("save the model before model.fuse(): fused weights cannot rebuild a trainable model")
+    if info.num_classes != model.num_classes:
+        raise ValueError(f"save_model: info says {info.num_classes} classes but the model has {model.num_classes}")
     changes = {"class_names": class_names, "normalization": normalization}
     info = info.replace(**{k: v for k, v in changes.items() if v is not None})
     from asymformer import __version__
