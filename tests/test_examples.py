@@ -28,8 +28,8 @@ def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     model = asymformer.create_model("asymformer_b0_a", num_classes=5).eval()
     path = tmp_path_factory.mktemp("ckpt") / "small.safetensors"
-    asymformer.save_model(model, path, class_names=["wall", "floor", "bed", "chair", "lamp"],
-                          normalization="nyuv2_official", metadata={"colors": PALETTE.tolist()})
+    info = model.info.replace(class_names=["wall", "floor", "bed", "chair", "lamp"], colors=PALETTE.tolist())
+    asymformer.save_model(model, path, normalization="nyuv2_official", info=info)
     return path
 
 

@@ -137,7 +137,7 @@ def _best_checkpoint(run: Path, model) -> Path:
             return p
     p = run / "checkpoints" / "last.safetensors"
     p.parent.mkdir(parents=True, exist_ok=True)
-    asymformer.save_model(model, p, class_names=model.class_names, normalization=model.normalization)
+    asymformer.save_model(model, p)
     return p
 
 
@@ -153,7 +153,7 @@ def predict_samples(model, data: Path, out: Path, count: int) -> dict:
     save_image(viz.legend(ds.class_names, ds.colors), out / "legend.png")
     for i in range(min(count, len(ds))):
         s = ds[i]
-        rgb, depth = normalize(s["rgb"], s["depth"], model.normalization or ds.normalization)
+        rgb, depth = normalize(s["rgb"], s["depth"], model.info.normalization or ds.normalization)
         logits, maps = model(rgb[None], depth[None], return_attention=True)
         pred = logits.argmax(1)[0].numpy()
         name = Path(str(s["name"])).name

@@ -77,7 +77,7 @@ def trained_model():
     ds.transform = EvalTransform(size=(64, 96), normalization="nyuv2_official")
     samples = [ds[i] for i in range(len(ds))]
     model = asymformer.create_model("asymformer_b0_a", num_classes=ds.num_classes, **TINY)
-    model.normalization = "nyuv2_official"
+    model.info = model.info.replace(normalization="nyuv2_official")
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
     g = torch.Generator().manual_seed(0)
     model.train()

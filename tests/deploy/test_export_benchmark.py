@@ -88,6 +88,14 @@ def test_export_cli_reports_the_check(checkpoint, tmp_path, capsys):
     norm = json.loads(props["asymformer.normalization"])  # the values, not only a preset name
     assert norm["name"] == "nyuv2_official" and len(norm["rgb_mean"]) == 3 and norm["depth_std"] > 0
     assert json.loads(props["asymformer.class_names"]) == [f"c{i}" for i in range(5)]
+    # The whole record travels too, marked folded (the graph is BN-folded), and reads back.
+    from asymformer.deploy.export import read_onnx_info
+
+    info = read_onnx_info(out)
+    from asymformer import load_model
+
+    saved = load_model(checkpoint).info
+    assert info == saved.replace(fused=True) and info.name == "asymformer_b0_a" and info.num_classes == 5
 
 
 def test_a_variant_that_cannot_export_is_one_clear_error(small_model, tmp_path, monkeypatch):

@@ -30,7 +30,7 @@ def test_segmenter_optimize_on_simulated_gpu_leaves_the_callers_model(small_mode
     assert seg._fn.report["cuda-fp32"]["tf32"] is False
     assert {p.device.type for p in seg.model.parameters()} == {"meta"}
     assert {p.device.type for p in model.parameters()} == {"cpu"}  # not moved
-    assert model.training and not getattr(model, "fused", False)  # not switched to eval, not folded
+    assert model.training and not model.info.fused  # not switched to eval, not folded
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
 

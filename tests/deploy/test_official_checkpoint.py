@@ -12,7 +12,7 @@ def test_segmenter_on_official_pth(official_sd, refweights, official_logits, tmp
     torch.save({"global_step": 0, "epoch": 500, "state_dict": {f"module.{k}": v for k, v in sd.items()}}, path)
 
     seg = Segmenter(path, device="cpu")
-    assert seg.num_classes == 40 and seg.normalization == "nyuv2_official" and len(seg.class_names) == 40
+    assert seg.num_classes == 40 and seg.normalization["name"] == "nyuv2_official" and len(seg.class_names) == 40
     # The Segmenter's (BN-folded) network reproduces the official logits within 1e-4.
     rgb, depth = refweights.inputs(64, 96, seed=1)
     with torch.inference_mode():

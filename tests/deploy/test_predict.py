@@ -194,8 +194,8 @@ def test_predict_files_write_the_segmenters_labels_and_palette(small_model, make
 
     palette = np.array([[250, 0, 0], [0, 250, 0], [0, 0, 250], [250, 250, 0], [0, 250, 250]], np.uint8)
     ckpt = tmp_path / "colored.safetensors"
-    asymformer.save_model(small_model, ckpt, class_names=[f"c{i}" for i in range(5)],
-                          normalization="nyuv2_official", metadata={"colors": palette.tolist()})
+    info = small_model.info.replace(class_names=[f"c{i}" for i in range(5)], colors=palette.tolist())
+    asymformer.save_model(small_model, ckpt, normalization="nyuv2_official", info=info)
     frames = {}
     for sub in ("rgb", "depth"):
         (tmp_path / sub).mkdir()

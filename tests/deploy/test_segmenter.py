@@ -47,12 +47,11 @@ def test_colours_come_from_the_model_file(small_model, tmp_path):
     assert Segmenter(small_model, device="cpu").colors.tolist() == palette(5).tolist()  # nothing recorded
     names = [f"c{i}" for i in range(5)]
     colors = [[10 * i, 20, 30] for i in range(5)]
-    asymformer.save_model(small_model, tmp_path / "a.safetensors", class_names=names, metadata={"colors": colors})
+    asymformer.save_model(small_model, tmp_path / "a.safetensors",
+                          info=small_model.info.replace(class_names=names, colors=colors))
     assert Segmenter(str(tmp_path / "a.safetensors"), device="cpu").colors.tolist() == colors
-    asymformer.save_model(small_model, tmp_path / "b.safetensors", class_names=names,
-                          metadata={"colors": colors[:4]})
-    with pytest.raises(ValueError, match=r"recorded class colours do not fit its 5 classes.*got shape \(4, 3\)"):
-        Segmenter(str(tmp_path / "b.safetensors"), device="cpu")
+    with pytest.raises(ValueError, match=r"colors must be 5 \[r, g, b\] triples"):
+        small_model.info.replace(colors=colors[:4])  # a file can't record colours that don't fit
 
 
 def test_resize_option_runs_at_size_and_returns_frame_size(small_model, make_frame):
@@ -111,3 +110,22 @@ def test_tensor_frames_follow_the_same_resize_rules(small_model, make_frame):
     for out in (host, dev):
         assert set(np.unique(np.round(out, 5))) == {0.0, 2.0}
     assert ((host > 0) == (dev > 0)).mean() > 0.95  # may differ only where the valid weight is ~0.5
+
+
+def test_segmenter_takes_names_colours_and_normalisation_from_the_model_info(small_model, make_frame):
+    import copy
+
+    model = copy.deepcopy(small_model)
+    colors = [[10 * i, 20, 30] for i in range(5)]
+    model.info = model.info.replace(class_names=list("abcde"), colors=colors, normalization="imagenet")
+    seg = Segmenter(model, device="cpu")
+    assert seg.class_names == list("abcde") and seg.colors.tolist() == colors and seg.num_classes == 5
+    assert seg.normalization["name"] == "imagenet" and seg._norm["rgb_std"] == [0.229, 0.224, 0.225]
+    rgb, depth = make_frame(40, 48)
+    r, d = normalize(rgb, depth.astype(np.float32) / 1000, "imagenet")
+    with torch.no_grad():
+        ref = model(r[None], d[None])[0]
+    np.testing.assert_allclose(seg(rgb, depth, return_logits=True).logits, ref.numpy(), atol=1e-4)
+    assert Segmenter(model, device="cpu", normalization="dformer").normalization == "dformer"  # the argument wins
+    with pytest.raises(ValueError, match="says nothing about its classes"):
+        Segmenter(torch.nn.Conv2d(4, 3, 1), device="cpu")

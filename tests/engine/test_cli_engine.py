@@ -42,10 +42,10 @@ def test_train_stop_resume_then_evaluate_via_cli(tiny_data, tmp_path, capsys):
     assert len(saved) == 2 and saved[1] == saved[0].replace(".png", "_labels.png")  # colours + class ids
     assert (out / "predictions" / "legend.png").stat().st_size > 200
     ck = asymformer.load_model(ckpt)  # the checkpoint records what evaluate defaults to and draws with
-    assert ck.metadata["eval_size"] == [64, 64] and len(ck.metadata["colors"]) == 4
-    assert "selected_on_split" not in ck.metadata  # last: no selection
+    assert ck.info.eval_size == (64, 64) and len(ck.info.colors) == 4 and ck.info.train_size == (64, 64)
+    assert ck.info.selected_on_split is None and ck.info.training["epoch"] == 1  # last: no selection
     best = asymformer.load_model(run / "checkpoints" / "best.safetensors")
-    assert best.metadata["selected_on_split"] == "test"
+    assert best.info.selected_on_split == "test"
 
     out2 = tmp_path / "eval_ms"
     assert main(["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data), "--size", "64x64",

@@ -19,8 +19,8 @@ def sun_checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     model = asymformer.create_model("asymformer_b0_a", num_classes=37).eval()
     path = tmp_path_factory.mktemp("ck") / "sun.safetensors"
-    asymformer.save_model(model, path, normalization="nyuv2_official",
-                          metadata={"eval_size": [32, 48], "selected_on_split": "test"})
+    info = model.info.replace(normalization="nyuv2_official", eval_size=(32, 48), selected_on_split="test")
+    asymformer.save_model(model, path, info=info)
     return path
 
 

@@ -128,7 +128,7 @@ def test_finetune_10_classes_from_a_40_class_checkpoint(tmp_path, capsys):
     # The fine-tuned run then trains (and resumes) normally on its 10 classes.
     assert main(["train", "--resume", str(tmp_path / "ft_safetensors")]) == 0
     model = asymformer.load_model(tmp_path / "ft_safetensors" / "checkpoints" / "last.safetensors")
-    assert model.num_classes == 10 and model.class_names[:4] == ["a", "b", "c", "d"]
+    assert model.num_classes == 10 and model.info.class_names[:4] == ("a", "b", "c", "d")
 
 
 def test_finetune_refuses_a_checkpoint_of_another_variant(tmp_path):

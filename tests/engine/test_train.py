@@ -42,7 +42,7 @@ def test_exact_resume_after_sigterm_mid_epoch(tiny_data, tmp_path):
     assert [r["loss"] for r in log if r["kind"] == "train"] == [r["loss"] for r in ref if r["kind"] == "train"]
     for name in ("last", "best"):
         m = asymformer.load_model(run / "checkpoints" / f"{name}.safetensors")
-        assert m.class_names == ["a", "b", "c", "d"] and m.normalization["name"] == "imagenet"
+        assert m.info.class_names == ("a", "b", "c", "d") and m.info.normalization["name"] == "imagenet"
     assert _max_diff(asymformer.load_model(run / "checkpoints" / "last.safetensors"), rest["model"]) == 0.0
     assert (run / "curves.png").stat().st_size > 1000 and (run / "log.csv").is_file()
     assert json.loads((run / "config.json").read_text())["lr"] == 1e-3

@@ -45,7 +45,7 @@ def test_matches_official_logits_2026_keys(official_sd, ref_inputs, official_log
 def test_matches_official_logits_after_fuse(official_model, ref_inputs, official_logits):
     eager = _logits(official_model, ref_inputs)
     fused = _logits(official_model.fuse(), ref_inputs)
-    assert official_model.fused and type(official_model.Decoder.merge).__name__ == "Sum"
+    assert official_model.info.fused and type(official_model.Decoder.merge).__name__ == "Sum"
     assert np.abs(fused - official_logits).max() <= 1e-4
     assert np.abs(fused - eager).max() <= 1e-5 * np.abs(eager).max()
 
@@ -55,6 +55,8 @@ def test_official_checkpoint_file_loads_with_load_model(official_sd, ref_inputs,
     torch.save({"global_step": 1, "epoch": 500, "state_dict": {"module." + k: v for k, v in official_sd.items()},
                 "optimizer": {"state": {}, "param_groups": [{"lr": 0.0, "params": [0]}]}}, path)
     model = asymformer.load_model(path)
-    assert model.num_classes == 40 and model.model_name == "asymformer_b0_t"
-    assert model.normalization == "nyuv2_official"
+    info = model.info
+    assert model.num_classes == info.num_classes == 40 and info.name == "asymformer_b0_t" and info.kwargs == {}
+    assert info.normalization["name"] == "nyuv2_official" and info.source == "official checkpoint"
+    assert info.class_names[:2] == ("wall", "floor") and len(info.colors) == 40 and not info.fused
     assert np.abs(_logits(model, ref_inputs) - official_logits).max() <= 1e-4

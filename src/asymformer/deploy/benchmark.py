@@ -14,6 +14,7 @@ import time
 import torch
 
 from asymformer import devices
+from asymformer.models.info import info_of
 
 from .backends import ALL_BACKENDS, backend_device, build_backend
 from .common import BackendUnavailable, example_inputs, max_abs_diff
@@ -99,7 +100,8 @@ def run_benchmark(model: torch.nn.Module, backends=DEFAULT_BACKENDS, height: int
             results[name] = {**summarize(times[name], batch), **entry["stats"]}
         if progress:
             print(f"benchmark: {name}: {results[name]}", flush=True)
-    config = {"model": getattr(model, "model_name", None), "height": height, "width": width, "batch": batch,
+    info = info_of(model)
+    config = {"model": info.name if info is not None else None, "height": height, "width": width, "batch": batch,
               "warmup": warmup, "iters": iters, "atol": atol}
     return {"config": config, "environment": environment(device), "results": results}
 

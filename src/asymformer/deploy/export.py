@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from asymformer.files import atomic_path
+from asymformer.models.info import ModelInfo, info_of
 
 from .common import BackendUnavailable, example_inputs, fused_copy, ort_session
 
@@ -81,7 +82,8 @@ def export_onnx(model: torch.nn.Module, path, height: int = 480, width: int = 64
             with torch.no_grad():
                 _export(fused, rgb, depth, Path(tmp), dynamic, int(opset))
         except Exception as exc:  # noqa: BLE001 - exporter errors are many and deep
-            name = getattr(model, "model_name", None) or type(model).__name__
+            info = info_of(model)
+            name = (info.name if info is not None else None) or type(model).__name__
             raise ValueError(f"cannot export {name} to ONNX (opset {opset}, dynamic={dynamic}): "
                              f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from None
         _write_metadata(tmp, model)
@@ -97,19 +99,20 @@ def export_onnx(model: torch.nn.Module, path, height: int = 480, width: int = 64
 def _write_metadata(path, model) -> None:
     """Store what a deployment needs to feed the graph: normalisation values, classes, units.
 
-    ONNX metadata_props (string key/values): `asymformer.normalization` is JSON with rgb_mean /
-    rgb_std (applied to rgb / 255) and depth_mean / depth_std (applied to depth in metres).
+    ONNX metadata_props (string key/values): `asymformer.info` is the model's whole `ModelInfo`
+    (JSON, `fused` true: the graph is folded); `asymformer.normalization` (rgb_mean / rgb_std
+    applied to rgb / 255, depth_mean / depth_std to depth in metres) and `asymformer.class_names`
+    repeat the two fields other tools need most, under the keys 0.1 files have.
     """
-    from asymformer.data.transforms import normalization_values
-
     entries = {"input": "rgb: (rgb / 255 - rgb_mean) / rgb_std, NCHW; depth: (metres - depth_mean) / "
                         "depth_std, N1HW, invalid depth = 0 m"}
-    norm = getattr(model, "normalization", None)
-    if norm is not None:
-        entries["normalization"] = normalization_values(norm)
-    names = getattr(model, "class_names", None)
-    if names:
-        entries["class_names"] = list(names)
+    info = info_of(model)
+    if info is not None:
+        entries["info"] = info.replace(fused=True).to_dict()
+        if info.normalization is not None:
+            entries["normalization"] = info.normalization
+        if info.class_names:
+            entries["class_names"] = list(info.class_names)
     set_onnx_metadata(path, entries)
 
 
@@ -119,6 +122,22 @@ def read_onnx_metadata(path) -> dict:
 
     proto = onnx.load(str(path), load_external_data=False)
     return {p.key[len("asymformer."):]: p.value for p in proto.metadata_props if p.key.startswith("asymformer.")}
+def read_onnx_info(path) -> ModelInfo | None:
+    """The `ModelInfo` an exported ONNX file carries (files from 0.1 have only normalisation and
+    class names: those are read), or None when it has none."""
+    import json
+
+    props = read_onnx_metadata(path)
+    try:
+        if "info" in props:
+            return ModelInfo.from_dict(json.loads(props["info"]))
+        names = json.loads(props.get("class_names", "null"))
+        norm = json.loads(props.get("normalization", "null"))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: broken asymformer metadata ({exc}); export the model again") from None
+    if names is None and norm is None:
+        return None
+    return ModelInfo(num_classes=len(names) if names else None, class_names=names, normalization=norm, fused=True)
 
 
 def set_onnx_metadata(path, entries: dict) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from asymformer import devices
+from asymformer.models.info import info_of
 
 from .backends import REDUCED_PRECISION, backend_device, build_backend
 from .common import BackendUnavailable, example_inputs, max_abs_diff
@@ -186,7 +187,8 @@ def optimize_reduced(model, precision: str, height: int, width: int, batch: int 
     if bad:
         raise ValueError(f"candidates {bad} are not {precision} backends; choose from {', '.join(pool)}")
     model = copy.deepcopy(model).eval().to("cpu", torch.float32)  # the caller's model stays as it is
-    frames = check_frames(height, width, batch, getattr(model, "normalization", None))
+    info = info_of(model)
+    frames = check_frames(height, width, batch, info.normalization if info is not None else None)
     with torch.inference_mode():
         refs = [model(r, d) for r, d in frames]
     report, best = {}, None

@@ -160,7 +160,7 @@ def predict_files(segmenter, pairs, out_dir, depth_unit: float | None = None, ov
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    colors = viz.palette(segmenter.num_classes, getattr(segmenter, "colors", None))
+    colors = segmenter.colors
     if segmenter.class_names:
         save_image(viz.legend(segmenter.class_names, colors), out / "legend.png")
     model_s, frames = 0.0, []

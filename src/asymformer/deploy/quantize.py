@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from asymformer.files import atomic_path
+from asymformer.models.info import info_of
 
 from .common import BackendUnavailable, fused_copy, ort_session
 from .export import export_onnx, remove_onnx, set_onnx_metadata, temp_onnx_file
@@ -174,8 +175,9 @@ def export_int8(model: torch.nn.Module, path, height: int = 480, width: int = 64
     if path.suffix.lower() != ".onnx":
         raise ValueError(f"export path {path} must end in .onnx")
     path.parent.mkdir(parents=True, exist_ok=True)
+    info = info_of(model)
     frames, source = calibration_frames(calibration_data, calibration_frames_num, height, width,
-                                        getattr(model, "normalization", None), progress=progress)
+                                        info.normalization if info is not None else None, progress=progress)
     fd, fp32 = tempfile.mkstemp(suffix=".onnx", prefix="asymformer_fp32_")
     os.close(fd)
     try:

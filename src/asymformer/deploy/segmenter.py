@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from asymformer.data.transforms import normalization_values, normalize_planar, prepare_frame
 from asymformer.devices import resolve_device
+from asymformer.models.info import info_of
 from asymformer.viz import palette
 
 from .common import fused_copy
@@ -66,10 +67,14 @@ class Segmenter:
                  size: tuple[int, int] | None = None, optimize=False, precision: str = "fp32"):
         self.device = resolve_device(device)
         model = _load(model_or_path)
-        self.num_classes = getattr(model, "num_classes", None)
-        self.class_names = getattr(model, "class_names", None) or _default_names(self.num_classes)
-        self.colors = _colors(self.num_classes, getattr(model, "metadata", None))
-        self.normalization = normalization or getattr(model, "normalization", None) or "nyuv2_official"
+        info = info_of(model)
+        if info is None or info.num_classes is None:
+            raise ValueError(f"Segmenter: {type(model).__name__} says nothing about its classes; pass an AsymFormer "
+                             "or a module with an integer num_classes attribute")
+        self.num_classes = info.num_classes
+        self.class_names = list(info.class_names) if info.class_names else _default_names(self.num_classes)
+        self.colors = _colors(self.num_classes, info.colors)
+        self.normalization = normalization or info.normalization or "nyuv2_official"
         self._norm = normalization_values(self.normalization)
         self.depth_scale = depth_scale
         if depth_scale is not None:
@@ -167,14 +172,15 @@ def _default_names(num_classes) -> list[str] | None:
     return {40: list(NYU40_CLASSES), 37: list(SUN37_CLASSES)}.get(num_classes)
 
 
-def _colors(num_classes: int, metadata: dict | None) -> np.ndarray:
+def _colors(num_classes: int, colors) -> np.ndarray:
     """The colours predictions are drawn with: the training dataset's when the model file recorded
-    them (metadata "colors"), else the standard palette (NYUv2-40 / SUNRGBD-37 / NYUv2-13's own)."""
+    them (`model.info.colors`), else the standard palette (NYUv2-40 / SUNRGBD-37 / NYUv2-13's own)."""
     try:
-        return palette(num_classes, (metadata or {}).get("colors"))
+        return palette(num_classes, colors)
     except ValueError as exc:
-        raise ValueError(f"the model's recorded class colours do not fit its {num_classes} classes: {exc}; save "
-                         f"it again with asymformer.save_model(..., metadata={{'colors': one per class}})") from None
+        raise ValueError(f"the model's recorded class colours do not fit its {num_classes} classes: {exc}; "
+                         "save it again with asymformer.save_model(..., info=model.info.replace(colors=...)), "
+                         "one colour per class") from None
 
 
 def _is_single(rgb, is_tensor: bool) -> bool:

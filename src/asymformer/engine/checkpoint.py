@@ -95,9 +95,8 @@ def restore(state: dict, *, model, optimizer, scheduler, scaler) -> None:
     set_rng_state(state["rng"])
 
 
-def save_model_checkpoint(model, path, *, class_names, normalization, metadata: dict) -> None:
-    """A `.safetensors` file `asymformer.load_model` reads (save_model writes atomically)."""
+def save_model_checkpoint(model, path, info) -> None:
+    """A `.safetensors` file `asymformer.load_model` reads, holding `info` (save_model writes atomically)."""
     import asymformer
 
-    asymformer.save_model(model, str(path), class_names=class_names, normalization=normalization,
-                          metadata=metadata)
+    asymformer.save_model(model, str(path), info=info)

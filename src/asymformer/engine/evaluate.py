@@ -93,7 +93,7 @@ def evaluate_checkpoint(checkpoint, data, *, split="test", layout="auto", out=No
                         native_resolution=False, wrap=None) -> dict:
     """Load a checkpoint (ours or the official .pth), evaluate it on `data`, write reports to `out`.
 
-    size None: the size the checkpoint was validated at (its metadata "eval_size"), else 480×640.
+    size None: the size the checkpoint was validated at (`model.info.eval_size`), else 480×640.
     native_resolution: score at each label's own size (logits upsampled), not at `size`.
     data_options: open_dataset keywords (classes, sensors, depth_unit, depth_encoding).
     `wrap(model, size=(H, W)) -> module` swaps in another inference path (the CLI's --precision
@@ -118,7 +118,7 @@ def evaluate_checkpoint(checkpoint, data, *, split="test", layout="auto", out=No
     if model.num_classes != ds.num_classes:
         raise ValueError(f"{checkpoint} predicts {model.num_classes} classes but {data} ({split}) has "
                          f"{ds.num_classes}: evaluate it on the dataset it was trained for")
-    norm = model.normalization or ds.normalization
+    norm = model.info.normalization or ds.normalization
     ds.transform = EvalTransform(size=tuple(size), normalization=norm, keep_label=native_resolution)
     loader = eval_loader(ds, 1 if native_resolution else batch_size, workers, dev)
     hooks = _BatchHooks(out, ds, save_predictions)
@@ -138,7 +138,7 @@ def evaluate_checkpoint(checkpoint, data, *, split="test", layout="auto", out=No
                "scored_at": "label's native resolution" if native_resolution else f"{size[0]}x{size[1]}",
                "scales": list(scales), "flip": bool(flip), "class_names": list(ds.class_names),
                "normalization": norm, **inference, **hooks.per_sensor_results()}
-    selected = getattr(source, "metadata", {}).get("selected_on_split")
+    selected = source.info.selected_on_split
     if selected is not None:
         results["checkpoint_selected_on_split"] = selected
         if selected == split:
@@ -152,9 +152,8 @@ def evaluate_checkpoint(checkpoint, data, *, split="test", layout="auto", out=No
 def _default_size(model, size) -> tuple[tuple[int, int], str]:
     if size is not None:
         return tuple(size), "argument"
-    recorded = getattr(model, "metadata", {}).get("eval_size")
-    if recorded:
-        return tuple(int(v) for v in recorded), "checkpoint (validated at this size)"
+    if model.info.eval_size:
+        return model.info.eval_size, "checkpoint (validated at this size)"
     return (480, 640), "default (official protocol)"
 
 

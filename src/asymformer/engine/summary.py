@@ -52,7 +52,7 @@ def summary_lines(run, config, *, size, init_report=None) -> list[str]:
     precision = {"none": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast + GradScaler"}[config.amp]
     lines = [
         f"run {run.out}: {config.model}, {run.num_classes} classes "
-        f"({', '.join(run.model.class_names[:6])}{', ...' if run.num_classes > 6 else ''})",
+        f"({', '.join(run.model.info.class_names[:6])}{', ...' if run.num_classes > 6 else ''})",
         f"data {config.data} ({layout}): {config.train_split} {len(run.train_ds)}, {val}"
         + (f"; images {size[0]}x{size[1]}" if size else "")
         + f", base {config.base_size[0]}x{config.base_size[1]}, crop {config.crop_size[0]}x{config.crop_size[1]}",

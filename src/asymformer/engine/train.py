@@ -225,7 +225,9 @@ class _Run:
         self.init_report = None
         if config.init_from and not resume:
             self.init_report = summary.describe_init(config.init_from, load_matching_weights(model, config.init_from))
-        model.class_names, model.normalization = list(self.train_ds.class_names), self.norm
+        model.info = model.info.replace(class_names=self.train_ds.class_names, colors=self.train_ds.colors.tolist(),
+                                        normalization=self.norm, train_size=config.crop_size,
+                                        eval_size=config.eval_size)
         self.model, self.wrapped = prepare_model(model, config, device, self.world)
         self.optimizer = build_optimizer(self.model, config)
         n_rank = len(ShardedSampler(len(self.train_ds), self.rank, self.world))
@@ -282,14 +284,11 @@ class _Run:
         if not self.main:
             return
         c = self.config
-        meta = {"epoch": self.iteration // self.ipe, "iteration": self.iteration, "model": c.model,
-                "zero_depth": c.zero_depth, "eval_size": list(c.eval_size), "crop_size": list(c.crop_size),
-                "colors": self.train_ds.colors.tolist(),
-                **({"selected_on_split": c.val_split} if name == "best" else {})}
+        facts = {"epoch": self.iteration // self.ipe, "iteration": self.iteration, "zero_depth": c.zero_depth}
         if metrics and math.isfinite(metrics["miou"]):
-            meta["miou"] = metrics["miou"]
-        ckpt.save_model_checkpoint(self.model, self.ckpt_dir / f"{name}.safetensors",
-                                   class_names=self.model.class_names, normalization=self.norm, metadata=meta)
+            facts["miou"] = metrics["miou"]
+        info = self.model.info.replace(training=facts, selected_on_split=c.val_split if name == "best" else None)
+        ckpt.save_model_checkpoint(self.model, self.ckpt_dir / f"{name}.safetensors", info)
 
     def _stop_wanted(self) -> bool:
         c = self.config

@@ -11,6 +11,7 @@ from torch import nn
 from .convnext import convnext_blocks, convnext_downsample, convnext_stem
 from .decoder import MLPDecoder
 from .fusion import Fusion
+from .info import ModelInfo
 from .layers import linspace_rates
 from .mit import MiTStage
 
@@ -25,6 +26,11 @@ VARIANTS = {
     "asymformer_b0_a": dict(rgb_dims=(40, 80, 160, 320), rgb_depths=(2, 2, 6, 2), **MIT_B0),
 }
 PAD_MULTIPLE = 32
+# Metadata attributes of 0.1, now fields of `model.info`: using one names the new place, instead of
+# setting a plain attribute that nothing reads any more (a silently lost class list or normalisation).
+_MOVED = {"model_name": "name", "model_kwargs": "kwargs", "class_names": "class_names",
+          "normalization": "normalization", "fused": "fused",
+          "metadata": "{eval_size, train_size, colors, selected_on_split, training}"}
 
 
 class AsymStage(MiTStage):
@@ -76,12 +82,31 @@ class AsymFormer(nn.Module):
             setattr(self, f"down_sample_{i + 1}", stage)
             rgb_in, depth_in = rgb_dims[i], depth_dims[i]
         self.Decoder = MLPDecoder(depth_dims, decoder_dim, num_classes, decoder_dropout)
-        # Metadata (filled by create_model / loaders): what rebuilds the model and how to feed it.
-        self.model_name: str | None = None
-        self.model_kwargs: dict = {}
-        self.class_names: list[str] | None = None
-        self.normalization = None
-        self.fused = False
+        self.info = ModelInfo(num_classes=num_classes)  # create_model / loaders / fuse() replace it
+
+    @property
+    def info(self) -> ModelInfo:
+        """Everything about the model besides its weights (models/info.py)."""
+        return self._info
+
+    @info.setter
+    def info(self, value: ModelInfo) -> None:
+        if not isinstance(value, ModelInfo):
+            raise TypeError(f"model.info must be a ModelInfo, got {type(value).__name__}")
+        if value.num_classes != self.num_classes:
+            raise ValueError(f"model.info says {value.num_classes} classes but the model has {self.num_classes}")
+        self._info = value
+
+    def __getattr__(self, name: str):
+        if name in _MOVED:
+            raise AttributeError(f"model.{name} is now model.info.{_MOVED[name]}")
+        return super().__getattr__(name)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _MOVED:
+            raise AttributeError(f"model.{name} is now model.info.{_MOVED[name]}: set it with "
+                                 f"model.info = model.info.replace({_MOVED[name]}=...)")
+        super().__setattr__(name, value)
 
     @property
     def stages(self) -> list[AsymStage]:
@@ -134,11 +159,11 @@ class AsymFormer(nn.Module):
         Calling it twice is a no-op.
         """
         self.eval()
-        if not self.fused:
+        if not self.info.fused:
             for m in list(self.modules()):
                 if m is not self and callable(getattr(m, "fuse", None)):
                     m.fuse()
-            self.fused = True
+            self.info = self.info.replace(fused=True)
         return self
 
 
@@ -152,6 +177,5 @@ def create_model(name: str = "asymformer_b0_t", num_classes: int = 40, **kwargs)
         raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
     cfg = {**VARIANTS[name], **kwargs}
     model = AsymFormer(num_classes=num_classes, **cfg)
-    model.model_name = name
-    model.model_kwargs = {"num_classes": num_classes, **kwargs}
+    model.info = ModelInfo(name=name, num_classes=num_classes, kwargs=kwargs)
     return model

@@ -9,21 +9,32 @@ from __future__ import annotations
 import os
 
 from .asymformer import AsymFormer
-from .serialization import is_safetensors, read_model_header, read_safetensors
-from .weights import check_finite, describe_official, extract_state_dict, official_to_ours, read_checkpoint
+from .info import ModelInfo
+from .serialization import is_safetensors, read_model_info, read_safetensors
+from .weights import (
+    check_finite,
+    describe_official,
+    extract_state_dict,
+    official_info_fields,
+    official_to_ours,
+    read_checkpoint,
+)
 
 CLASSIFIER_PREFIX = "Decoder.linear_pred."
 
 
-def read_any_weights(path) -> tuple[dict, dict]:
-    """(state dict in our names, our file's header or {}) from our .safetensors or an official .pth."""
+def read_any_weights(path) -> tuple[dict, ModelInfo]:
+    """(state dict in our names, the file's ModelInfo) from our .safetensors or an official .pth."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if is_safetensors(path):
-        header = read_model_header(path)
-        return read_safetensors(path)[0], header
-    return official_to_ours(extract_state_dict(read_checkpoint(path), path)), {"normalization": "nyuv2_official"}
+        info = read_model_info(path)
+        return read_safetensors(path)[0], info
+    sd = official_to_ours(extract_state_dict(read_checkpoint(path), path))
+    head = sd.get(CLASSIFIER_PREFIX + "weight")  # the variant is not checked here: any shapes that fit load
+    num_classes = int(head.shape[0]) if head is not None and head.ndim > 0 else None
+    return sd, ModelInfo(num_classes=num_classes, **official_info_fields(num_classes))
 
 
 def checkpoint_normalization(path):
@@ -32,8 +43,7 @@ def checkpoint_normalization(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"--init-from {path}: file not found")
     if is_safetensors(path):
-        norm = read_model_header(path).get("normalization")  # values (dict), or a preset name in old files
-        return norm if isinstance(norm, (str, dict)) else None
+        return read_model_info(path).normalization  # values (dict), or None
     return "nyuv2_official"
 
 
@@ -42,10 +52,10 @@ def load_matching_weights(model: AsymFormer, path) -> dict:
 
     The classifier (Decoder.linear_pred) keeps its fresh initialisation when the class count
     differs; any other misfit means the file is another variant, which is refused. Returns
-    {"loaded": [...], "reinitialised": [...], "unused": [...], "normalization": ...}.
+    {"loaded": [...], "reinitialised": [...], "unused": [...], "info": the file's ModelInfo}.
     """
     path = os.fspath(path)
-    sd, header = read_any_weights(path)
+    sd, info = read_any_weights(path)
     check_finite(sd, path)
     own = model.state_dict()
     loaded = [k for k in own if k in sd and sd[k].shape == own[k].shape]
@@ -56,8 +66,7 @@ def load_matching_weights(model: AsymFormer, path) -> dict:
         detail = "; ".join(f"{k} {tuple(sd[k].shape) if k in sd else 'absent'} vs {tuple(own[k].shape)}"
                            for k in other[:3])
         raise ValueError(f"--init-from {path}: {len(other)} tensors outside the classifier do not fit "
-                         f"{model.model_name or 'this model'} ({detail}). The file looks like: "
+                         f"{model.info.name or 'this model'} ({detail}). The file looks like: "
                          f"{describe_official(sd)}; pass the matching --model")
     model.load_state_dict({k: sd[k] for k in loaded}, strict=False)
-    return {"loaded": loaded, "reinitialised": head, "unused": [k for k in sd if k not in own],
-            "normalization": header.get("normalization"), "class_names": header.get("class_names")}
+    return {"loaded": loaded, "reinitialised": head, "unused": [k for k in sd if k not in own], "info": info}

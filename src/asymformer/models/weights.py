@@ -95,7 +95,7 @@ def check_state_dict(model: torch.nn.Module, sd: dict, what: str) -> None:
     lines = [f"{what} does not fit this model."]
     if isinstance(model, AsymFormer):
         lines[0] += (f" The file looks like: {describe_official(sd)}; you built {model.num_classes} classes"
-                     f" ({model.model_name or 'custom'}).")
+                     f" ({model.info.name or 'custom'}).")
     for label, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shapes)):
         if items:
             lines.append(f"  {len(items)} {label}: " + "; ".join(items[:5]) + (" ..." if len(items) > 5 else ""))
@@ -114,8 +114,12 @@ def check_finite(sd: dict, source: str) -> None:
 
 
 def load_official_state_dict(model: AsymFormer, path_or_state_dict) -> AsymFormer:
-    """Load the official checkpoint (file or dict; 2023 or 2026 key spelling; `module.` or not). Strict."""
-    if getattr(model, "fused", False):
+    """Load the official checkpoint (file or dict; 2023 or 2026 key spelling; `module.` or not). Strict.
+
+    `model.info` then says what the released weights expect: the NYUv2 normalisation they were
+    trained with and, for 40 / 37 classes, the NYUv2 / SUNRGBD class names and colours.
+    """
+    if model.info.fused:
         raise ValueError("load weights before model.fuse(), not after")
     if isinstance(path_or_state_dict, dict):
         what, obj = "the given state dict", path_or_state_dict
@@ -124,7 +128,18 @@ def load_official_state_dict(model: AsymFormer, path_or_state_dict) -> AsymForme
     sd = official_to_ours(extract_state_dict(obj, what))
     check_state_dict(model, sd, what)
     model.load_state_dict(sd, strict=True)
+    model.info = model.info.replace(**official_info_fields(model.num_classes))
     return model
+
+
+def official_info_fields(num_classes: int | None) -> dict:
+    """ModelInfo fields of the released weights: 40 classes are NYUv2's, 37 SUNRGBD's."""
+    from asymformer.data.classes import NYU40_CLASSES, NYU40_COLORS, SUN37_CLASSES, SUN37_COLORS
+
+    sets = {40: (NYU40_CLASSES, NYU40_COLORS), 37: (SUN37_CLASSES, SUN37_COLORS)}
+    names, colors = sets.get(num_classes, (None, None))
+    return {"normalization": "nyuv2_official", "class_names": names, "source": "official checkpoint",
+            "colors": None if colors is None else colors.tolist()}
 
 
 def infer_official_config(sd: dict, source: str) -> tuple[str, int]:
@@ -198,7 +213,7 @@ def _load_part(model: AsymFormer, mapped: dict, prefix_re: str, path: str, kind:
               for k in wanted if k in mapped and mapped[k].shape != own[k].shape]
     if missing or shapes:
         detail = "; ".join((missing + shapes)[:5])
-        raise ValueError(f"{path} does not fit the {kind} branch of {model.model_name or 'this model'} "
+        raise ValueError(f"{path} does not fit the {kind} branch of {model.info.name or 'this model'} "
                          f"({len(missing)} missing, {len(shapes)} mis-shaped: {detail})")
     model.load_state_dict({k: mapped[k] for k in wanted}, strict=False)
     return len(wanted)
