@@ -59,7 +59,7 @@ def main():
     p.add_argument("--model", default="asymformer_b0_t")
     p.add_argument("--cpu-model", default="asymformer_b0_a")
     p.add_argument("--cpu-size", default="96x128")
-    p.add_argument("--cpu-batch", type=int, default=4)
+    p.add_argument("--cpu-batch-size", type=int, default=4)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cpu-bf16", action="store_true", help="also time CPU bf16 autocast (slow without AMX)")
@@ -77,7 +77,7 @@ def main():
     h, w = (int(v) for v in args.cpu_size.split("x"))
     cpu = torch.device("cpu")
     for amp in ("none", "bf16") if args.cpu_bf16 else ("none",):
-        results["runs"].append(bench(args.cpu_model, cpu, args.cpu_batch, (h, w), amp, args.steps, warmup=2))
+        results["runs"].append(bench(args.cpu_model, cpu, args.cpu_batch_size, (h, w), amp, args.steps, warmup=2))
     print(json.dumps(results, indent=1))
 
 

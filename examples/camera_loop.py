@@ -4,7 +4,7 @@
 
 Neither pyrealsense2 nor OpenCV is a dependency of asymformer; install the one you need
 (`pip install pyrealsense2 opencv-python`). RealSense depth is uint16 in millimetres (the
-default depth scale 0.001) and is aligned to the colour stream before segmentation.
+default depth unit 0.001 m) and is aligned to the colour stream before segmentation.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from asymformer.viz import colorize, overlay
 
 
 def realsense_frames(height: int, width: int):
-    """Yield (rgb uint8 H×W×3, depth uint16 mm H×W, depth scale) from the first RealSense camera."""
+    """Yield (rgb uint8 H×W×3, depth uint16 H×W, depth unit in metres) from the first RealSense camera."""
     try:
         import pyrealsense2 as rs
     except ImportError:
@@ -28,14 +28,14 @@ def realsense_frames(height: int, width: int):
     cfg.enable_stream(rs.stream.color, width, height, rs.format.rgb8, 30)
     cfg.enable_stream(rs.stream.depth, width, height, rs.format.z16, 30)
     profile = pipe.start(cfg)
-    scale = profile.get_device().first_depth_sensor().get_depth_scale()  # metres per unit
+    unit = profile.get_device().first_depth_sensor().get_depth_scale()  # metres per stored value
     align = rs.align(rs.stream.color)
     try:
         while True:
             frames = align.process(pipe.wait_for_frames())
             color, depth = frames.get_color_frame(), frames.get_depth_frame()
             if color and depth:
-                yield np.asanyarray(color.get_data()), np.asanyarray(depth.get_data()), scale
+                yield np.asanyarray(color.get_data()), np.asanyarray(depth.get_data()), unit
     finally:
         pipe.stop()
 
@@ -57,15 +57,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("checkpoint")
     p.add_argument("--size", default="480x640", help="camera stream HxW")
-    p.add_argument("--optimize", action="store_true", help="measure backends first, keep the fastest")
+    p.add_argument("--optimize", action=argparse.BooleanOptionalAction, default=False,
+                   help="measure backends first, keep the fastest")
     args = p.parse_args()
     h, w = (int(v) for v in args.size.split("x"))
 
     seg = None
     last = time.perf_counter()
-    for rgb, depth, scale in realsense_frames(h, w):
-        if seg is None:  # the depth scale comes from the camera, so build once we know it
-            seg = Segmenter(args.checkpoint, depth_scale=scale, size=(h, w), optimize=args.optimize)
+    for rgb, depth, unit in realsense_frames(h, w):
+        if seg is None:  # the depth unit comes from the camera, so build once we know it
+            seg = Segmenter(args.checkpoint, depth_unit=unit, size=(h, w), optimize=args.optimize)
         result = seg(rgb, depth)
         now = time.perf_counter()
         fps, last = 1.0 / max(now - last, 1e-9), now

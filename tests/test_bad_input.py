@@ -88,7 +88,7 @@ def test_damaged_model_files_name_the_file(tmp_path, capsys, case):
 
 def test_cli_argument_mistakes_are_one_line(tmp_path, capsys):
     cases = [
-        (["info", "--height", "-5"], "info", "--height: must be >= 1, got -5"),
+        (["info", "--size", "0x640"], "info", "--size: sizes must be positive, got '0x640'"),
         (["benchmark", "--threads", "-1", "--iters", "1"], "benchmark", "--threads: must be >= 1"),
         (["benchmark", "--out", str(tmp_path), "--iters", "1"], "benchmark", "is a folder; give a file name"),
         (["train", "--data", "synthetic:4:2", "--out", str(tmp_path / "r"), "--device", "gpu"], "train",

@@ -12,6 +12,7 @@ import os
 import sys
 
 from asymformer import __version__
+from asymformer.deprecation import notice
 
 
 class CLIError(Exception):
@@ -72,13 +73,86 @@ def _parse_hw(text: str) -> tuple[int, int]:
     return h, w
 
 
+# --------------------------------------------------------------------------- one vocabulary
+# Every command spells a concept the same way: --size HxW, --batch-size, --depth-unit, on/off
+# options as --x / --no-x, --progress / --no-progress on every long command. The 0.1 spellings
+# are hidden aliases that print one deprecation line to stderr and set the new option's value.
+_OLD_ON_OFF = ("--expect-counts",)  # 0.1 took `on` / `off` values; now --x / --no-x
+
+
+def _deprecated(old: str, new: str) -> None:
+    print(f"asymformer: {notice(old, new)}", file=sys.stderr)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that also reads 0.1's `--expect-counts on|off` (now --expect-counts / --no-expect-counts).
+
+    Subparsers are built with the same class, so each rewrites only the options it owns.
+    """
+
+    def parse_known_args(self, args=None, namespace=None):
+        args, i = list(sys.argv[1:] if args is None else args), 0
+        while i < len(args):
+            name, _, value = args[i].partition("=")
+            if name in _OLD_ON_OFF and name in self._option_string_actions:
+                if not value and i + 1 < len(args) and args[i + 1] in ("on", "off"):
+                    value = args.pop(i + 1)
+                if value in ("on", "off"):
+                    args[i] = name if value == "on" else f"--no-{name[2:]}"
+                    _deprecated(f"{name} {value}", args[i])
+            i += 1
+        return super().parse_known_args(args, namespace)
+
+
+class _OldName(argparse.Action):
+    """A 0.1 spelling of another option: hidden from --help; prints the notice, then sets its value."""
+
+    def __init__(self, option_strings, dest, new: str, **kwargs):
+        super().__init__(option_strings, dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        _deprecated(option_string, self.new)
+        setattr(namespace, self.dest, values)
+
+
+class _OldSide(_OldName):
+    """0.1's --height / --width: one side of --size HxW."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        _deprecated(option_string, self.new)
+        h, w = getattr(namespace, self.dest)
+        setattr(namespace, self.dest, (values, w) if option_string == "--height" else (h, values))
+
+
+def _flag(p, name: str, help: str, default=False) -> None:
+    """An on/off option as --x / --no-x; default None means "the config file's value"."""
+    help += " (default on)" if default is True else ""
+    p.add_argument(name, action=argparse.BooleanOptionalAction, default=default, help=help)
+
+
+def _add_progress(p, default=True) -> None:
+    _flag(p, "--progress", "progress bars (--no-progress for logs and scripts)", default)
+
+
+def _add_size(p, default: tuple[int, int], help: str) -> None:
+    p.add_argument("--size", type=_parse_hw, default=default, metavar="HxW",
+                   help=f"{help} (default {default[0]}x{default[1]})")
+    for old in ("--height", "--width"):
+        p.add_argument(old, dest="size", type=_positive, action=_OldSide, new="--size HxW")
+
+
+def _add_batch_size(p, help: str) -> None:
+    p.add_argument("--batch-size", type=_positive, default=1, help=f"{help} (default 1)")
+    p.add_argument("--batch", dest="batch_size", type=_positive, action=_OldName, new="--batch-size")
+
+
 # --------------------------------------------------------------------------- info (models)
 def _add_info(sub):
     p = sub.add_parser("info", help="list model variants with parameters and GMACs")
-    p.add_argument("--height", type=_positive, default=480)
-    p.add_argument("--width", type=_positive, default=640)
+    _add_size(p, (480, 640), "input size the GMACs are counted at")
     p.add_argument("--num-classes", type=_positive, default=40)
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _flag(p, "--json", "print JSON instead of a table")
     p.set_defaults(func=_run_info)
 
 
@@ -87,11 +161,12 @@ def _run_info(args):
 
     from asymformer.models import model_info
 
-    rows = model_info(height=args.height, width=args.width, num_classes=args.num_classes)
+    (h, w) = args.size
+    rows = model_info(height=h, width=w, num_classes=args.num_classes)
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    print(f"{'variant':<28}{'params':>14}{'GMACs':>10}{'G (+attn)':>12}   @ {args.height}x{args.width}")
+    print(f"{'variant':<28}{'params':>14}{'GMACs':>10}{'G (+attn)':>12}   @ {h}x{w}")
     for r in rows:
         print(f"{r['name']:<28}{r['params']:>14,}{r['gmacs']:>10.2f}{r['gmacs_with_attention']:>12.2f}")
     return 0
@@ -117,8 +192,9 @@ def _add_prepare_nyuv2(psub):
     p.add_argument("--classes", type=int, choices=(40, 13), default=40,
                    help="label set: 40 (default) or 13 (NYUv2-13, needs --mapping13)")
     p.add_argument("--mapping13", help="class13Mapping.mat (40 -> 13 classes, with the 13 names)")
-    p.add_argument("--raw-depth", action="store_true", help="also write raw_depths/ (not in-painted)")
-    p.add_argument("--overwrite", action="store_true", help="rewrite frames that already exist")
+    _flag(p, "--raw-depth", "also write raw_depths/ (not in-painted)")
+    _flag(p, "--overwrite", "rewrite frames that already exist")
+    _add_progress(p)
     p.set_defaults(func=_run_prepare_nyuv2)
 
 
@@ -126,7 +202,8 @@ def _run_prepare_nyuv2(args):
     from asymformer.data.prepare_nyuv2 import prepare_nyuv2
 
     stats = prepare_nyuv2(args.mat, args.splits, args.mapping, args.out, raw_depth=args.raw_depth,
-                          overwrite=args.overwrite, classes=args.classes, mapping13=args.mapping13)
+                          overwrite=args.overwrite, classes=args.classes, mapping13=args.mapping13,
+                          progress=args.progress)
     print(f"NYUv2 ready in {stats['out']}: {stats['train']} train / {stats['test']} test "
           f"({stats['written']} frames written, {stats['skipped']} already done)")
     return 0
@@ -144,9 +221,9 @@ def _add_prepare_sunrgbd(psub):
     p.add_argument("--depth", choices=("filled", "raw"), default="filled",
                    help="filled: the toolbox's depth_bfx/ (like NYUv2's in-painted depths, default); "
                         "raw: depth/")
-    p.add_argument("--expect-counts", choices=("on", "off"), default="on",
-                   help="check the official 5285 / 5050 split sizes (default on)")
-    p.add_argument("--overwrite", action="store_true", help="rewrite samples that already exist")
+    _flag(p, "--expect-counts", "check the official 5285 / 5050 split sizes", default=True)
+    _flag(p, "--overwrite", "rewrite samples that already exist")
+    _add_progress(p)
     p.set_defaults(func=_run_prepare_sunrgbd)
 
 
@@ -154,8 +231,8 @@ def _run_prepare_sunrgbd(args):
     from asymformer.data.prepare_sunrgbd import prepare_sunrgbd
 
     stats = prepare_sunrgbd(args.root, args.meta, args.seg, args.split, args.out,
-                            depth=args.depth, expect_counts=args.expect_counts == "on",
-                            overwrite=args.overwrite)
+                            depth=args.depth, expect_counts=args.expect_counts,
+                            overwrite=args.overwrite, progress=args.progress)
     print(f"SUNRGBD ready in {stats['out']}: {stats['train']} train / {stats['test']} test "
           f"({stats['written']} samples written, {stats['skipped']} already done)")
     return 0
@@ -167,26 +244,27 @@ def _add_prepare_synthetic(psub):
                                     "one-based, classes.json, train.txt, test.txt). Frames depend only "
                                     "on (seed, index).")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--num", type=int, required=True, help="number of training frames")
-    p.add_argument("--num-test", type=int, default=None, help="test frames (default max(1, num // 4))")
-    p.add_argument("--height", type=int, default=240)
-    p.add_argument("--width", type=int, default=320)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true", help="write into a folder that holds a dataset")
+    p.add_argument("--train-frames", type=_positive, help="number of training frames (required)")
+    p.add_argument("--num", dest="train_frames", type=_positive, action=_OldName, new="--train-frames")
+    p.add_argument("--test-frames", type=_non_negative, help="test frames (default max(1, train frames // 4))")
+    p.add_argument("--num-test", dest="test_frames", type=_non_negative, action=_OldName, new="--test-frames")
+    _add_size(p, (240, 320), "frame size")
+    p.add_argument("--seed", type=_non_negative, default=0)
+    _flag(p, "--overwrite", "write into a folder that holds a dataset")
+    _add_progress(p)
     p.set_defaults(func=_run_prepare_synthetic)
 
 
 def _run_prepare_synthetic(args):
     from asymformer.data.synthetic import GEOMETRY_ONLY_CLASSES, write_synthetic_dataset
 
-    if args.num < 1:
-        raise ValueError(f"--num must be >= 1, got {args.num}")
-    num_test = max(1, args.num // 4) if args.num_test is None else args.num_test
-    if num_test < 0 or args.height < 1 or args.width < 1 or args.seed < 0:
-        raise ValueError("--num-test, --seed must be >= 0 and --height, --width >= 1")
-    info = write_synthetic_dataset(args.out, args.num, num_test, args.height, args.width, args.seed,
-                                   overwrite=args.overwrite)
-    print(f"wrote {info['train']} train + {info['test']} test frames ({args.height}x{args.width}, "
+    if args.train_frames is None:
+        raise CLIError("--train-frames N is required (the number of training frames)")
+    num_test = max(1, args.train_frames // 4) if args.test_frames is None else args.test_frames
+    (h, w) = args.size
+    info = write_synthetic_dataset(args.out, args.train_frames, num_test, h, w, args.seed,
+                                   overwrite=args.overwrite, progress=args.progress)
+    print(f"wrote {info['train']} train + {info['test']} test frames ({h}x{w}, "
           f"seed {args.seed}) to {info['root']}")
     print(f"classes ({len(info['classes'])}): {', '.join(info['classes'])}; depth-only to tell apart: "
           f"{', '.join(GEOMETRY_ONLY_CLASSES)}")
@@ -236,19 +314,21 @@ def _add_train(sub):
     p.add_argument("--val-every", type=int, help="validate every K epochs (0: never)")
     p.add_argument("--save-every", type=int, help="keep checkpoints/epoch_NNN every K epochs (0: never)")
     p.add_argument("--amp", choices=("none", "bf16", "fp16"))
-    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
-    p.add_argument("--channels-last", action="store_true", default=None)
+    _flag(p, "--compile", "torch.compile the model (default: the config's, else off)", None)
+    _flag(p, "--channels-last", "channels-last memory format for model and inputs (default: the config's, "
+          "else off)", None)
     p.add_argument("--grad-clip", type=float, help="max gradient norm (0: off)")
     p.add_argument("--pretrained-rgb", help="ImageNet ConvNeXt weights for the RGB branch")
     p.add_argument("--pretrained-depth", help="weights for the depth (MiT) branch")
-    p.add_argument("--zero-depth", action="store_true", default=None, help="ablation: feed zeros as depth")
+    _flag(p, "--zero-depth", "ablation: feed zeros as depth (default: the config's, else off)", None)
     p.add_argument("--seed", type=int)
-    p.add_argument("--deterministic", action="store_true", default=None)
+    _flag(p, "--deterministic", "deterministic algorithms where torch has them (default: the config's, "
+          "else off)", None)
     p.add_argument("--stop-after", type=int, help="stop resumably after this global iteration (this "
                    "invocation only)")
     p.add_argument("--time-limit", type=float, metavar="MINUTES",
                    help="stop resumably after this much wall time (e.g. a cluster job's limit)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    _add_progress(p, None)
     p.set_defaults(func=_run_train)
 
 
@@ -292,21 +372,21 @@ def _add_evaluate(sub):
     _add_data_options(p)
     p.add_argument("--out", help="directory for results.json, per-class IoU and confusion-matrix PNGs")
     p.add_argument("--scales", default="1.0", help="comma-separated, e.g. 1.0,1.2,1.4 (default: official 1.0)")
-    p.add_argument("--flip", action="store_true", help="add horizontally flipped passes")
+    _flag(p, "--flip", "add horizontally flipped passes")
     p.add_argument("--size", type=_parse_hw, default=None,
                    help="HxW input size (default: the size the checkpoint was validated at, else 480x640)")
-    p.add_argument("--native-resolution", action="store_true",
-                   help="score at each label's own size (logits upsampled) instead of at --size")
-    p.add_argument("--batch-size", type=_positive, default=1)
+    _flag(p, "--native-resolution", "score at each label's own size (logits upsampled) instead of at --size")
+    _add_batch_size(p, "images per forward pass")
     p.add_argument("--workers", type=_non_negative, default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none")
-    p.add_argument("--zero-depth", action="store_true", help="feed zeros as depth (ablation)")
+    _flag(p, "--zero-depth", "feed zeros as depth (ablation)")
     p.add_argument("--precision", choices=("fp32", "int8", "bf16"), default="fp32",
                    help="int8 / bf16: evaluate through that CPU deployment path (measure its accuracy cost)")
     p.add_argument("--save-predictions", type=_non_negative, default=0, metavar="N",
                    help="write <name>.png (dataset colours) and <name>_labels.png (class indices, as "
                         "predict --save-labels) of the first N images to OUT/predictions")
+    _add_progress(p)
     p.set_defaults(func=_run_evaluate)
 
 
@@ -335,7 +415,7 @@ def _run_evaluate(args):
                                   workers=args.workers, device=args.device, amp=args.amp,
                                   zero_depth=args.zero_depth, save_predictions=args.save_predictions,
                                   data_options=_data_options(args), native_resolution=args.native_resolution,
-                                  wrap=wrap)
+                                  wrap=wrap, progress=args.progress)
     print(format_table(results))
     if args.out:
         print(f"reports in {args.out}")
@@ -360,12 +440,13 @@ def _add_predict(sub):
     p.add_argument("--normalization", help="preset name (default: the checkpoint's)")
     p.add_argument("--size", type=_parse_hw, help="run the model at HxW (default: each image's own size)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
-    p.add_argument("--optimize", action="store_true", help="pick the fastest exact backend first (slower start)")
-    p.add_argument("--overlay", action="store_true", help="also write <name>_overlay.png")
+    _flag(p, "--optimize", "pick the fastest exact backend first (slower start)")
+    _flag(p, "--overlay", "also write <name>_overlay.png")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay weight of the prediction")
-    p.add_argument("--panel", action="store_true", help="also write <name>_panel.png (rgb|depth|pred|gt)")
-    p.add_argument("--attention", action="store_true", help="also write <name>_attention.png (LAFS maps)")
-    p.add_argument("--save-labels", action="store_true", help="also write <name>_labels.png (class indices)")
+    _flag(p, "--panel", "also write <name>_panel.png (rgb|depth|pred|gt)")
+    _flag(p, "--attention", "also write <name>_attention.png (LAFS maps)")
+    _flag(p, "--save-labels", "also write <name>_labels.png (class indices)")
+    _add_progress(p)
     p.set_defaults(func=_run_predict)
 
 
@@ -384,7 +465,7 @@ def _run_predict(args):
                     size=args.size, optimize=args.optimize)
     s = predict_files(seg, pairs, args.out, depth_unit=args.depth_unit, overlay=args.overlay,
                       panel=args.panel, attention=args.attention, save_labels=args.save_labels,
-                      alpha=args.alpha, labels_base=args.labels_base)
+                      alpha=args.alpha, labels_base=args.labels_base, progress=args.progress)
     print(f"{s['frames']} frames -> {s['outputs']}  segmenter {s['segmenter_fps']} FPS "
           f"({s['segmenter_ms_per_frame']} ms/frame incl. pre/post-processing, {s['backend']} on {s['device']}), "
           f"with file I/O {s['end_to_end_fps']} FPS; model-only speed: asymformer benchmark")
@@ -396,16 +477,16 @@ def _add_export(sub):
     p.add_argument("--checkpoint", required=True, help="our .safetensors or the official .pth")
     p.add_argument("--format", choices=("onnx",), default="onnx")
     p.add_argument("--out", required=True, help="output .onnx file")
-    p.add_argument("--height", type=int, default=480)
-    p.add_argument("--width", type=int, default=640)
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--dynamic", action="store_true", help="dynamic batch, height and width")
+    _add_size(p, (480, 640), "input size of the exported graph, >= 32 a side")
+    _add_batch_size(p, "input batch of the exported graph")
+    _flag(p, "--dynamic", "dynamic batch, height and width")
     p.add_argument("--opset", type=int, default=17)
-    p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime comparison")
-    p.add_argument("--int8", action="store_true", help="write an INT8-quantised model (ONNX Runtime quantisation)")
+    _flag(p, "--check", "compare the file with PyTorch in ONNX Runtime", default=True)
+    _flag(p, "--int8", "write an INT8-quantised model (ONNX Runtime quantisation)")
     p.add_argument("--calibration-data", metavar="DIR",
                    help="with --int8: dataset folder for calibration frames (default: synthetic rooms)")
-    p.add_argument("--calibration-frames", type=int, default=32, help="with --int8: frames to use (default 32)")
+    p.add_argument("--calibration-frames", type=_positive, default=32, help="with --int8: frames to use (default 32)")
+    _add_progress(p)
     p.set_defaults(func=_run_export)
 
 
@@ -413,16 +494,16 @@ def _run_export(args):
     from asymformer.deploy.export import export_onnx
     from asymformer.models import load_model
 
-    if args.height < 32 or args.width < 32 or args.batch < 1:
-        raise ValueError("--height/--width must be >= 32 and --batch >= 1")
+    if min(args.size) < 32:
+        raise CLIError(f"--size must be at least 32x32, got {args.size[0]}x{args.size[1]}")
     model = load_model(args.checkpoint)
     if args.int8:
         return _run_export_int8(args, model)
     if args.calibration_data:
         raise CLIError("--calibration-data is for --int8 exports")
     try:
-        r = export_onnx(model, args.out, height=args.height, width=args.width, batch=args.batch,
-                        dynamic=args.dynamic, opset=args.opset, check=not args.no_check)
+        r = export_onnx(model, args.out, height=args.size[0], width=args.size[1], batch=args.batch_size,
+                        dynamic=args.dynamic, opset=args.opset, check=args.check)
     except ImportError as exc:
         raise CLIError(str(exc)) from None
     shape = "dynamic batch/height/width" if r["dynamic"] else "x".join(map(str, r["export_shape"]))
@@ -437,11 +518,11 @@ def _run_export_int8(args, model):
     from asymformer.deploy.quantize import export_int8
 
     if args.dynamic:
-        raise CLIError("--int8 exports a static shape; drop --dynamic and pass --height/--width")
+        raise CLIError("--int8 exports a static shape; drop --dynamic and pass --size HxW")
     try:
-        r = export_int8(model, args.out, height=args.height, width=args.width, batch=args.batch,
+        r = export_int8(model, args.out, height=args.size[0], width=args.size[1], batch=args.batch_size,
                         calibration_data=args.calibration_data, calibration_frames_num=args.calibration_frames,
-                        check=not args.no_check, progress=True)
+                        check=args.check, progress=args.progress)
     except ImportError as exc:
         raise CLIError(str(exc)) from None
     print(f"wrote {r['path']} ({r['bytes'] / 1e6:.1f} MB, INT8, {'x'.join(map(str, r['shape']))}; "
@@ -456,9 +537,8 @@ def _add_benchmark(sub):
     p = sub.add_parser("benchmark", help="measure latency of inference backends")
     p.add_argument("--checkpoint", help="weights to time (default: an untrained --model, same speed)")
     p.add_argument("--model", default="asymformer_b0_t", help="variant when no checkpoint is given")
-    p.add_argument("--height", type=_positive, default=480)
-    p.add_argument("--width", type=_positive, default=640)
-    p.add_argument("--batch", type=_positive, default=1)
+    _add_size(p, (480, 640), "input size")
+    _add_batch_size(p, "input batch")
     p.add_argument("--backends", default=None,
                    help="comma list (eager, fused, channels_last, jit, compile, onnxruntime, onnxruntime-int8, "
                         "cpu-bf16, openvino, openvino-int8, openvino-bf16, cuda-fp32, cuda-fp16, cuda-bf16, "
@@ -466,9 +546,10 @@ def _add_benchmark(sub):
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--iters", type=_positive, default=10)
     p.add_argument("--threads", type=_positive, help="torch / ONNX Runtime CPU threads (default: torch's)")
-    p.add_argument("--compare", action="store_true", help="print a table with ratios to eager")
+    _flag(p, "--compare", "print a table with ratios to eager instead of the JSON")
     p.add_argument("--device", help="GPU for the CUDA backends, e.g. cuda:1 (default cuda:0)")
     p.add_argument("--out", help="also write the JSON here")
+    _add_progress(p)
     p.set_defaults(func=_run_benchmark)
 
 
@@ -492,8 +573,8 @@ def _run_benchmark(args):
         from asymformer.models import create_model
 
         model = create_model(args.model)
-    report = run_benchmark(model, args.backends or DEFAULT_BACKENDS, height=args.height, width=args.width,
-                           batch=args.batch, warmup=args.warmup, iters=args.iters, progress=args.compare,
+    report = run_benchmark(model, args.backends or DEFAULT_BACKENDS, height=args.size[0], width=args.size[1],
+                           batch=args.batch_size, warmup=args.warmup, iters=args.iters, progress=args.progress,
                            device=args.device)
     if args.out:
         from asymformer.files import write_json
@@ -520,8 +601,8 @@ def _add_demo(sub):
     p.add_argument("--train-frames", type=int, help="number of training rooms (default 320)")
     p.add_argument("--test-frames", type=int, help="number of test rooms (default 64)")
     p.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--quick", action="store_true", help="seconds-long smoke run (tiny data, no b0_t timing)")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    _flag(p, "--quick", "seconds-long smoke run (tiny data, no b0_t timing)")
+    _add_progress(p)
     p.set_defaults(func=_run_demo)
 
 
@@ -546,13 +627,9 @@ def _run_demo(args):
     return 0
 
 
-def _not_yet(args):
-    raise CLIError("this command is not implemented yet")
-
-
 # --------------------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="asymformer", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="asymformer", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"asymformer {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_info, _add_prepare, _add_train, _add_evaluate, _add_predict, _add_export,

@@ -88,7 +88,7 @@ def test_raw_depth_resume_and_counts(toolbox):
     (toolbox["out"] / "labels" / "00003.png").unlink()
     stats = prepare_sunrgbd(**toolbox, depth="raw", expect_counts=False)
     assert stats["written"] == 1 and stats["skipped"] == 3
-    with pytest.raises(ValueError, match="expected {'train': 5285, 'test': 5050}.*--expect-counts off"):
+    with pytest.raises(ValueError, match="expected {'train': 5285, 'test': 5050}.*--no-expect-counts"):
         prepare_sunrgbd(**toolbox)
 
 
@@ -106,7 +106,7 @@ def test_bad_inputs(toolbox, tmp_path):
 
 
 def test_cli_runs(toolbox, capsys):
-    args = ["prepare", "sunrgbd", "--expect-counts", "off"]
+    args = ["prepare", "sunrgbd", "--no-expect-counts"]
     for k in ("root", "meta", "seg", "split", "out"):
         args += [f"--{k}", str(toolbox[k])]
     assert main(args) == 0

@@ -140,12 +140,12 @@ def test_write_synthetic_dataset(tmp_path):
 
 def test_cli_prepare_synthetic(tmp_path, capsys):
     out = tmp_path / "cli"
-    rc = main(["prepare", "synthetic", "--out", str(out), "--num", "5", "--height", "20", "--width", "28",
+    rc = main(["prepare", "synthetic", "--out", str(out), "--train-frames", "5", "--size", "20x28",
                "--seed", "1"])
     assert rc == 0
     text = capsys.readouterr().out
     assert "5 train + 1 test" in text
     assert len(list((out / "rgb").glob("*.png"))) == 6
     assert (out / "test.txt").read_text().split() == ["room_000005"]
-    assert main(["prepare", "synthetic", "--out", str(out), "--num", "1"]) == 2
+    assert main(["prepare", "synthetic", "--out", str(out), "--train-frames", "1"]) == 2
     assert "overwrite" in capsys.readouterr().err

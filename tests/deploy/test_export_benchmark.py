@@ -37,7 +37,7 @@ def test_export_bad_arguments(small_model, tmp_path):
 def test_benchmark_json_lists_every_backend(tmp_path, capsys):
     out = tmp_path / "bench.json"
     backends = "eager,fused,channels_last,jit,cuda-fp32,cuda-fp16,cuda-bf16,cuda-graphs,tensorrt"
-    rc = main(["benchmark", "--model", "asymformer_b0_a", "--height", "64", "--width", "96",
+    rc = main(["benchmark", "--model", "asymformer_b0_a", "--size", "64x96",
                "--backends", backends, "--warmup", "1", "--iters", "2", "--out", str(out)])
     assert rc == 0
     report = json.loads(out.read_text())
@@ -76,7 +76,7 @@ def test_optimize_for_inference_picks_a_matching_path(small_model):
 def test_export_cli_reports_the_check(checkpoint, tmp_path, capsys):
     out = tmp_path / "m.onnx"
     rc = main(["export", "--checkpoint", str(checkpoint), "--format", "onnx", "--out", str(out),
-               "--height", "64", "--width", "96"])
+               "--size", "64x96"])
     text = capsys.readouterr().out
     assert rc == 0 and out.is_file()
     assert "opset 17" in text and "ONNX Runtime check at 1x64x96" in text and "OK" in text

@@ -229,7 +229,7 @@ def test_benchmark_exits_non_zero_when_nothing_was_measured(tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("GPU present: the CUDA backends would be measured")
     out = tmp_path / "b.json"
-    rc = main(["benchmark", "--model", "asymformer_b0_a", "--height", "64", "--width", "96",
+    rc = main(["benchmark", "--model", "asymformer_b0_a", "--size", "64x96",
                "--backends", "cuda-fp32,tensorrt", "--iters", "1", "--warmup", "0", "--out", str(out)])
     assert rc == 1
     report = json.loads(out.read_text())

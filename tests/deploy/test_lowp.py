@@ -173,8 +173,8 @@ def test_cli_export_int8_evaluate_and_benchmark(trained_model, tmp_path, capsys)
     ckpt = tmp_path / "tiny.safetensors"
     asymformer.save_model(trained_model, ckpt, class_names=list(CLASS_NAMES), normalization="nyuv2_official")
     out = tmp_path / "m_int8.onnx"
-    assert main(["export", "--checkpoint", str(ckpt), "--out", str(out), "--int8", "--height", "64",
-                 "--width", "96", "--calibration-frames", "3"]) == 0
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(out), "--int8", "--size", "64x96",
+                 "--calibration-frames", "3"]) == 0
     text = capsys.readouterr().out
     assert out.is_file() and "INT8" in text and "synthetic rooms" in text and "pixel agreement" in text
     assert main(["export", "--checkpoint", str(ckpt), "--out", str(out), "--calibration-data", str(tmp_path)]) == 2
@@ -194,7 +194,7 @@ def test_cli_export_int8_evaluate_and_benchmark(trained_model, tmp_path, capsys)
     assert abs(results["int8"]["miou"] - results["fp32"]["miou"]) <= 0.005
 
     bench = tmp_path / "bench.json"
-    assert main(["benchmark", "--checkpoint", str(ckpt), "--height", "64", "--width", "96", "--backends",
+    assert main(["benchmark", "--checkpoint", str(ckpt), "--size", "64x96", "--backends",
                  "eager,onnxruntime-int8,cpu-bf16", "--warmup", "0", "--iters", "1", "--out", str(bench)]) == 0
     report = json.loads(bench.read_text())
     assert set(report["environment"]["cpu"]["features"]) >= {"avx2", "avx512_vnni", "avx512_bf16", "amx_bf16"}

@@ -143,7 +143,7 @@ def test_api_agrees_with_cli_on_units(small_model, make_frame):
     rgb, mm = make_frame(40, 56)
     a = seg(rgb, mm).labels                                # uint16: millimetres
     b = seg(rgb, mm.astype(np.float32) / 1000).labels      # float: metres
-    c = seg(rgb, (mm // 40).astype(np.uint8), depth_scale=0.04).labels
+    c = seg(rgb, (mm // 40).astype(np.uint8), depth_unit=0.04).labels
     np.testing.assert_array_equal(a, b)
     assert c.shape == a.shape
     with pytest.raises(ValueError, match="8-bit depth"):
@@ -151,8 +151,8 @@ def test_api_agrees_with_cli_on_units(small_model, make_frame):
     with pytest.raises(ValueError, match="8-bit depth"):
         resolve_depth_unit(np.dtype(np.uint8), None, "x")
     for bad in (0, -1.0):
-        with pytest.raises(ValueError, match="depth_scale must be a positive number"):
-            Segmenter(small_model, device="cpu", depth_scale=bad)
+        with pytest.raises(ValueError, match="depth_unit must be a positive number"):
+            Segmenter(small_model, device="cpu", depth_unit=bad)
 
 
 def test_predict_and_evaluate_give_identical_labels(checkpoint, make_frame, tmp_path):

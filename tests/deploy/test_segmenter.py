@@ -75,9 +75,9 @@ def test_resize_option_runs_at_size_and_returns_frame_size(small_model, make_fra
 def test_bad_inputs_raise_clear_errors(small_model, tmp_path, make_frame):
     seg = Segmenter(small_model, device="cpu")
     rgb, depth = make_frame(40, 40)
-    with pytest.raises(ValueError, match="depth_scale"):
+    with pytest.raises(ValueError, match="depth_unit"):
         seg(rgb, depth.astype(np.uint8))  # 8-bit depth: unit unknown
-    with pytest.raises(ValueError, match="depth_scale=0.001"):
+    with pytest.raises(ValueError, match="depth_unit=0.001"):
         seg(rgb, depth.astype(np.float32))  # millimetres stored as floats
     with pytest.raises(ValueError, match="uint8"):
         seg(rgb.astype(np.float32), depth)

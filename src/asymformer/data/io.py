@@ -2,7 +2,7 @@
 
 Every reader names the offending path, so a broken file deep inside a 10k-image dataset is
 found without a debugger. Depth is returned in metres; the unit of the stored integers is
-the caller's (layout's) knowledge, passed as `unit`.
+the caller's (layout's) knowledge, passed as `depth_unit` (metres per stored value).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from asymformer.deprecation import renamed_keyword
 from asymformer.files import atomic_write_bytes  # noqa: F401 - the one atomic writer, re-exported
 
 # The file kinds each reader accepts: the one list per role that layouts (which file of a frame
@@ -120,46 +121,47 @@ def greys_r_table() -> tuple[np.ndarray, np.ndarray]:
     return forward, inverse
 
 
-def resolve_depth_unit(dtype, unit, path, arg: str = "depth_unit") -> float:
-    """Metres per stored value: `unit` when given (> 0), else float = metres, 16-bit = mm; 8-bit refused.
+def resolve_depth_unit(dtype, depth_unit, path, arg: str = "depth_unit") -> float:
+    """Metres per stored value: `depth_unit` when given (> 0), else float = metres, 16-bit = mm; 8-bit refused.
 
-    The one rule for files (read_depth, `predict --depth-unit`) and arrays (Segmenter's
-    depth_scale), so the CLI and the API agree on every input.
+    The one rule for files (read_depth, `--depth-unit`) and arrays (Segmenter's depth_unit), so
+    the CLI and the API agree on every input.
     """
-    flag = "--depth-unit" if arg in ("depth_unit", "--depth-unit") else "depth_scale"
-    if unit is not None:
-        if isinstance(unit, bool) or not isinstance(unit, int | float | np.integer | np.floating) or not unit > 0:
+    if depth_unit is not None:
+        if (isinstance(depth_unit, bool) or not isinstance(depth_unit, int | float | np.integer | np.floating)
+                or not depth_unit > 0):
             raise ValueError(f"{arg} must be a positive number of metres per stored value "
-                             f"(0.001 for millimetres, 1 for metres), got {unit!r}")
-        return float(unit)
+                             f"(0.001 for millimetres, 1 for metres), got {depth_unit!r}")
+        return float(depth_unit)
     if dtype is None or np.issubdtype(dtype, np.floating):
         return 1.0
     if dtype == np.uint8 or dtype == np.int8 or dtype == np.bool_:
         raise ValueError(f"{path} is 8-bit depth: its unit is unknown (usually a visualisation, not a "
                          f"measurement). Use the camera's 16-bit or float depth, or state the unit with "
-                         f"{flag} <metres per value> ({arg}=... in Python)")
+                         f"--depth-unit <metres per value> (depth_unit=... in Python)")
     return 0.001
 
 
-def check_float_metres(max_value: float, path, arg: str = "depth_unit") -> None:
+def check_float_metres(max_value: float, path) -> None:
     """Float depth is metres by default; values past 100 are millimetres, which would be 1000× off."""
     if max_value > 100.0:
-        flag = "--depth-unit 0.001 (depth_unit=0.001)" if arg == "depth_unit" else "depth_scale=0.001"
         raise ValueError(f"{path}: float depth reaches {max_value:.1f}, which is not metres; float depth is "
-                         f"read as metres unless told otherwise: pass {flag} for millimetres (or the "
-                         f"right metres-per-value factor)")
+                         f"read as metres unless told otherwise: pass --depth-unit 0.001 (depth_unit=0.001) "
+                         f"for millimetres (or the right metres-per-value factor)")
 
 
-def read_depth(path, unit: float | None = None, expect_16bit: bool = True, encoding: str = "linear") -> np.ndarray:
+def read_depth(path, depth_unit: float | None = None, expect_16bit: bool = True, encoding: str = "linear", *,
+               unit: float | None = None) -> np.ndarray:
     """H×W float32 metres (0 = invalid) from any of DEPTH_SUFFIXES (png / tiff / npy / npz).
 
-    unit: metres per stored value; None = float files are metres, integer files millimetres,
-    8-bit files an error (their unit cannot be known). encoding: "linear" (value × unit),
+    depth_unit: metres per stored value; None = float files are metres, integer files millimetres,
+    8-bit files an error (their unit cannot be known). encoding: "linear" (value × depth_unit),
     "sunrgbd_rotated" (the SUNRGBD toolbox PNG: 16-bit mm rotated left by 3 bits, decoded and
     clipped at 8 m as read3dPoints.m does) or "matplotlib_greys_r" (DFormer's plt.imsave PNGs:
     relative depth in [0, 1], not metres). An 8-bit PNG where 16-bit is expected loads with a
-    warning naming the file.
+    warning naming the file. `unit` is the deprecated name of depth_unit (0.1).
     """
+    depth_unit = renamed_keyword("read_depth", "unit", "depth_unit", unit, depth_unit)
     if encoding not in DEPTH_ENCODINGS:
         raise ValueError(f"unknown depth encoding {encoding!r}; use one of {', '.join(DEPTH_ENCODINGS)}")
     arr, mode = _load(path, "depth")
@@ -174,13 +176,13 @@ def read_depth(path, unit: float | None = None, expect_16bit: bool = True, encod
         v = arr.astype(np.uint32)
         mm = ((v >> 3) | (v << 13)) & 0xFFFF
         return (np.minimum(mm, SUNRGBD_MAX_MM).astype(np.float32) * np.float32(0.001))
-    if expect_16bit and arr.dtype == np.uint8 and unit is not None:
+    if expect_16bit and arr.dtype == np.uint8 and depth_unit is not None:
         warnings.warn(f"depth file {path} is 8-bit; expected 16-bit depth, metric precision is lost",
                       stacklevel=2)
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise ValueError(f"depth file {path} holds {arr.dtype} values; expected numbers")
-    scale = resolve_depth_unit(arr.dtype, unit, f"depth file {path}")
-    if unit is None and np.issubdtype(arr.dtype, np.floating):
+    scale = resolve_depth_unit(arr.dtype, depth_unit, f"depth file {path}")
+    if depth_unit is None and np.issubdtype(arr.dtype, np.floating):
         finite = arr[np.isfinite(arr)]
         check_float_metres(float(finite.max()) if finite.size else 0.0, f"depth file {path}")
     depth = arr.astype(np.float32) * np.float32(scale)

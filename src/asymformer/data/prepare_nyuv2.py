@@ -152,7 +152,7 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def prepare_nyuv2(mat, splits, mapping, out, raw_depth: bool = False, overwrite: bool = False,
-                  expect_counts: bool = True, classes: int = 40, mapping13=None) -> dict:
+                  expect_counts: bool = True, classes: int = 40, mapping13=None, progress: bool = True) -> dict:
     """Convert the labeled NYUv2 .mat; returns {"train", "test", "written", "skipped", "out"}.
 
     classes=13 maps the 40 classes on to NYUv2-13 with `mapping13` (class13Mapping.mat) and
@@ -181,7 +181,7 @@ def prepare_nyuv2(mat, splits, mapping, out, raw_depth: bool = False, overwrite:
             raise ValueError(f"--splits {splits} indexes frames {wanted[0]}..{wanted[-1]} but --mat "
                              f"{mat} has {frames} frames")
         data = {k: f[k] for k in ("images", "depths", "labels", "rawDepths") if k in f}
-        for index1 in tqdm(wanted, desc="prepare nyuv2", unit="frame"):
+        for index1 in tqdm(wanted, desc="prepare nyuv2", unit="frame", disable=not progress):
             files = _outputs(out, frame_name(index1), raw_depth)
             if not overwrite and all(p.is_file() for p in files.values()):
                 skipped += 1

@@ -168,7 +168,7 @@ def _sources(root: Path, entries, indices, depth: str) -> dict[int, tuple[Path, 
 
 
 def prepare_sunrgbd(root, meta, seg, split, out, depth: str = "filled", expect_counts: bool = True,
-                    overwrite: bool = False) -> dict:
+                    overwrite: bool = False, progress: bool = True) -> dict:
     """Convert SUNRGBD; returns {"train", "test", "written", "skipped", "out"}."""
     if depth not in ("filled", "raw"):
         raise ValueError(f"depth must be 'filled' (depth_bfx/) or 'raw' (depth/), got {depth!r}")
@@ -178,7 +178,7 @@ def prepare_sunrgbd(root, meta, seg, split, out, depth: str = "filled", expect_c
     counts = {k: len(v) for k, v in split_idx.items()}
     if expect_counts and counts != SUN_SPLIT_SIZES:
         raise ValueError(f"matched {counts} frames of --meta {meta} to --split {split}, expected "
-                         f"{SUN_SPLIT_SIZES}; check the files (or pass --expect-counts off for a subset)")
+                         f"{SUN_SPLIT_SIZES}; check the files (or pass --no-expect-counts for a subset)")
     if not counts["train"] and not counts["test"]:
         raise ValueError(f"no frame of --meta {meta} belongs to a sequence listed in --split {split}")
     wanted = sorted(set(split_idx["train"]) | set(split_idx["test"]))
@@ -189,7 +189,7 @@ def prepare_sunrgbd(root, meta, seg, split, out, depth: str = "filled", expect_c
     with f:
         if len(refs) != len(entries):
             raise ValueError(f"--seg {seg} has {len(refs)} labels but --meta {meta} has {len(entries)} frames")
-        for i in tqdm(wanted, desc="prepare sunrgbd", unit="frame"):
+        for i in tqdm(wanted, desc="prepare sunrgbd", unit="frame", disable=not progress):
             files = _outputs(out, sample_name(i), sources[i][0])
             if not overwrite and all(p.is_file() for p in files.values()):
                 skipped += 1

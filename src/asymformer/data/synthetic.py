@@ -265,11 +265,11 @@ class SyntheticRooms(RGBDDataset):
 
 
 def write_synthetic_dataset(out, num_train: int, num_test: int, height: int = 240, width: int = 320,
-                            seed: int = 0, overwrite: bool = False) -> dict:
+                            seed: int = 0, overwrite: bool = False, progress: bool = True) -> dict:
     """Write frames 0..num_train-1 (train) and the next num_test (test) in the custom layout.
 
     Depth: uint16 millimetres (depth_unit 0.001, 0 = invalid); labels: one_based uint8 PNGs.
-    Returns a summary dict (root, counts, classes).
+    Returns a summary dict (root, counts, classes). progress: show a tqdm bar.
     """
     from asymformer.files import write_json
 
@@ -283,7 +283,7 @@ def write_synthetic_dataset(out, num_train: int, num_test: int, height: int = 24
                               f"pass overwrite=True (--overwrite)")
     splits = {"train": range(int(num_train)), "test": range(int(num_train), int(num_train) + int(num_test))}
     total = int(num_train) + int(num_test)
-    with tqdm(total=total, desc="prepare synthetic", unit="frame") as bar:
+    with tqdm(total=total, desc="prepare synthetic", unit="frame", disable=not progress) as bar:
         for idxs in splits.values():
             for i in idxs:
                 s = render_frame(seed, i, height, width)

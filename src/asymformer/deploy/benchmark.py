@@ -9,6 +9,7 @@ load from other processes hits every backend alike instead of whichever ran at t
 from __future__ import annotations
 
 import platform
+import sys
 import time
 
 import torch
@@ -77,7 +78,7 @@ def run_benchmark(model: torch.nn.Module, backends=DEFAULT_BACKENDS, height: int
     built, results = {}, {}
     for name in backends:  # build everything first, then time round-robin (fair on a noisy machine)
         if progress:
-            print(f"benchmark: building {name} ...", flush=True)
+            print(f"benchmark: building {name} ...", file=sys.stderr, flush=True)
         entry = _build(name, model, rgb, depth, reference, atol, device)
         if "fn" in entry:
             built[name] = entry
@@ -99,7 +100,7 @@ def run_benchmark(model: torch.nn.Module, backends=DEFAULT_BACKENDS, height: int
         if "skipped" not in results[name]:
             results[name] = {**summarize(times[name], batch), **entry["stats"]}
         if progress:
-            print(f"benchmark: {name}: {results[name]}", flush=True)
+            print(f"benchmark: {name}: {results[name]}", file=sys.stderr, flush=True)
     info = info_of(model)
     config = {"model": info.name if info is not None else None, "height": height, "width": width, "batch": batch,
               "warmup": warmup, "iters": iters, "atol": atol}

@@ -64,8 +64,8 @@ def depth_to_batch(depth, is_tensor_layout: bool) -> torch.Tensor:
     return t
 
 
-def depth_scale_for(depth: torch.Tensor, depth_scale) -> float:
-    """Metres per stored unit: the same rule as files (data.io.resolve_depth_unit) for arrays.
+def depth_unit_for(depth: torch.Tensor, depth_unit) -> float:
+    """Metres per stored value: the same rule as files (data.io.resolve_depth_unit) for arrays.
 
     Given: must be > 0. Not given: float = metres (refused when it reaches past 100, which is
     millimetres), integer = millimetres, 8-bit refused (its unit is unknown).
@@ -78,11 +78,11 @@ def depth_scale_for(depth: torch.Tensor, depth_scale) -> float:
         dtype = np.dtype(np.uint8)
     else:
         dtype = np.dtype(np.int32)
-    scale = resolve_depth_unit(dtype, depth_scale, "depth_scale", arg="depth_scale")
-    if depth_scale is None and depth.dtype.is_floating_point:
+    unit = resolve_depth_unit(dtype, depth_unit, "depth")
+    if depth_unit is None and depth.dtype.is_floating_point:
         finite = depth[torch.isfinite(depth)]
-        check_float_metres(float(finite.max()) if finite.numel() else 0.0, "depth", arg="depth_scale")
-    return scale
+        check_float_metres(float(finite.max()) if finite.numel() else 0.0, "depth")
+    return unit
 
 
 def depth_to_metres(depth: torch.Tensor, scale: float) -> torch.Tensor:

@@ -172,7 +172,7 @@ def predict_files(segmenter, pairs, out_dir, depth_unit: float | None = None, ov
             raise ValueError(f"{depth_path} is {depth.shape[0]}×{depth.shape[1]} but {rgb_path} is "
                              f"{rgb.shape[0]}×{rgb.shape[1]}; register depth to the colour image first")
         t0 = time.perf_counter()
-        res = segmenter(rgb, depth, return_attention=attention, depth_scale=1.0)
+        res = segmenter(rgb, depth, return_attention=attention, depth_unit=1.0)
         model_s += time.perf_counter() - t0
         color = viz.colorize(res.labels, colors)
         (out / name).parent.mkdir(parents=True, exist_ok=True)

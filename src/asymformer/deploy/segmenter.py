@@ -8,6 +8,7 @@ the model's device, so a GPU loop uploads raw bytes and downloads two small maps
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,12 +17,13 @@ import torch
 import torch.nn.functional as F
 
 from asymformer.data.transforms import normalization_values, normalize_planar, prepare_frame
+from asymformer.deprecation import notice, renamed_keyword
 from asymformer.devices import resolve_device
 from asymformer.models.info import info_of
 from asymformer.viz import palette
 
 from .common import fused_copy
-from .inputs import depth_scale_for, depth_to_batch, depth_to_metres, resize_on_device, rgb_to_batch
+from .inputs import depth_to_batch, depth_to_metres, depth_unit_for, resize_on_device, rgb_to_batch
 
 
 @dataclass
@@ -51,8 +53,9 @@ def _load(model_or_path) -> torch.nn.Module:
 class Segmenter:
     """Semantic segmentation of RGB-D frames with an AsymFormer model or checkpoint file.
 
-    depth_scale: metres per stored depth unit (0.001 for uint16 millimetres, 1.0 for float
-    metres); None infers it where unambiguous (integer -> mm, float <= 100 -> m).
+    depth_unit: metres per stored depth value (0.001 for uint16 millimetres, 1.0 for float
+    metres, as `--depth-unit` and dataset files); None infers it where unambiguous (integer ->
+    mm, float <= 100 -> m). `depth_scale` is its deprecated 0.1 name.
     normalization: preset name or dict; default the checkpoint's (else "nyuv2_official").
     size: (H, W) to resize frames to before the model (labels come back at the frame size);
     None runs at the frame's own size.
@@ -63,8 +66,10 @@ class Segmenter:
     other sizes build another (slow), so pass `size` for a camera stream.
     """
 
-    def __init__(self, model_or_path, device="auto", normalization=None, depth_scale=None,
-                 size: tuple[int, int] | None = None, optimize=False, precision: str = "fp32"):
+    def __init__(self, model_or_path, device="auto", normalization=None, depth_unit=None,
+                 size: tuple[int, int] | None = None, optimize=False, precision: str = "fp32", *,
+                 depth_scale=None):
+        depth_unit = renamed_keyword("Segmenter", "depth_scale", "depth_unit", depth_scale, depth_unit)
         self.device = resolve_device(device)
         model = _load(model_or_path)
         info = info_of(model)
@@ -76,15 +81,15 @@ class Segmenter:
         self.colors = _colors(self.num_classes, info.colors)
         self.normalization = normalization or info.normalization or "nyuv2_official"
         self._norm = normalization_values(self.normalization)
-        self.depth_scale = depth_scale
-        if depth_scale is not None:
-            depth_scale_for(torch.zeros(1), depth_scale)  # validate now, not on the first frame
+        self.depth_unit = depth_unit
+        if depth_unit is not None:
+            depth_unit_for(torch.zeros(1), depth_unit)  # validate now, not on the first frame
         if size is not None and (len(size) != 2 or min(size) < 32):
             raise ValueError(f"size must be (H, W) with both >= 32, got {size}")
         self.size = tuple(size) if size is not None else None
         self.model = fused_copy(model, self.device)  # the caller's model stays where it is
         self.dtype = next(self.model.parameters()).dtype
-        self._inferred_scale = {}  # depth dtype -> metres per unit, for frames already on a GPU
+        self._inferred_unit = {}  # depth dtype -> metres per unit, for frames already on a GPU
         self.backend = "fused"
         self._fn = self.model
         self.precision = precision
@@ -100,7 +105,14 @@ class Segmenter:
         return (f"Segmenter(device={self.device}, backend={self.backend!r}, precision={self.precision!r}, "
                 f"normalization={self.normalization!r}, classes={self.num_classes})")
 
-    def preprocess(self, rgb, depth, depth_scale=None) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int], bool]:
+    @property
+    def depth_scale(self):
+        """Deprecated 0.1 name of `depth_unit`."""
+        warnings.warn(f"Segmenter.{notice('depth_scale', 'depth_unit')}", DeprecationWarning, stacklevel=2)
+        return self.depth_unit
+
+    def preprocess(self, rgb, depth, depth_unit=None, *,
+                   depth_scale=None) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int], bool]:
         """Frames -> normalised B×3×H×W / B×1×H×W float tensors on the device (+ frame size).
 
         numpy / PIL frames that need resizing go through `data.transforms.prepare_frame`, the
@@ -109,13 +121,14 @@ class Segmenter:
         the same arithmetic (`normalize_planar`). Tensor frames (a GPU loop) stay on their
         device and resize with the torch port of the same rules (`resize_on_device`).
         """
+        depth_unit = renamed_keyword("Segmenter.preprocess", "depth_scale", "depth_unit", depth_scale, depth_unit)
         is_tensor = isinstance(rgb, torch.Tensor)
         r = rgb_to_batch(rgb, is_tensor)
         d = depth_to_batch(depth, isinstance(depth, torch.Tensor))
         if r.shape[0] != d.shape[0] or r.shape[2:] != d.shape[2:]:
             raise ValueError(f"rgb {tuple(r.shape)} and depth {tuple(d.shape)} (as B×C×H×W) differ in "
                              f"batch or size; register depth to the colour image first")
-        scale = self._depth_scale(d, self.depth_scale if depth_scale is None else depth_scale)
+        scale = self._depth_unit(d, self.depth_unit if depth_unit is None else depth_unit)
         frame = (r.shape[2], r.shape[3])
         size = self.size if self.size is not None and self.size != frame else None
         if min(size or frame) < 32:
@@ -133,25 +146,28 @@ class Segmenter:
         x = torch.stack([p[0] for p in pairs]).to(self.device, self.dtype)
         return x, torch.stack([p[1] for p in pairs]).to(self.device, self.dtype), frame, is_tensor
 
-    def _depth_scale(self, d: torch.Tensor, depth_scale) -> float:
+    def _depth_unit(self, d: torch.Tensor, depth_unit) -> float:
         """Metres per stored unit. Host frames are checked every time; for frames already on a
         GPU the unit is inferred on the first frame of each dtype, since checking float depth for
         millimetres needs its maximum, which would stall the GPU pipeline on every frame."""
-        if depth_scale is not None or d.device.type == "cpu":
-            return depth_scale_for(d, depth_scale)
-        if d.dtype not in self._inferred_scale:
-            self._inferred_scale[d.dtype] = depth_scale_for(d, None)
-        return self._inferred_scale[d.dtype]
+        if depth_unit is not None or d.device.type == "cpu":
+            return depth_unit_for(d, depth_unit)
+        if d.dtype not in self._inferred_unit:
+            self._inferred_unit[d.dtype] = depth_unit_for(d, None)
+        return self._inferred_unit[d.dtype]
 
     @torch.inference_mode()
     def __call__(self, rgb, depth, return_logits: bool = False, return_attention: bool = False,
-                 depth_scale=None) -> Segmentation:
+                 depth_unit=None, *, depth_scale=None) -> Segmentation:
         """Segment one frame or a batch; outputs keep the batch dimension only if the input had it.
 
-        depth_scale overrides the Segmenter's for this call (e.g. 1.0 for metres read from files).
+        depth_unit overrides the Segmenter's for this call (e.g. 1.0 for metres read from files);
+        depth_scale is its deprecated 0.1 name.
         """
+        depth_unit = renamed_keyword("Segmenter", "depth_scale", "depth_unit", depth_scale, depth_unit,
+                                     stacklevel=4)  # past inference_mode's wrapper, to the caller
         single = _is_single(rgb, isinstance(rgb, torch.Tensor))
-        r, d, frame, is_tensor = self.preprocess(rgb, depth, depth_scale)
+        r, d, frame, is_tensor = self.preprocess(rgb, depth, depth_unit)
         maps = None
         if return_attention:
             logits, maps = self.model(r, d, return_attention=True)
