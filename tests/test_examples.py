@@ -66,7 +66,7 @@ def test_camera_loop_shows_the_overlay_of_each_frame(checkpoint, tmp_path):
                   extra_path=[FAKE_CAMERA])
     assert stdout == ""  # drawn on the image, not printed, when OpenCV is there
     assert (tmp_path / "stopped").read_text() == "2"  # q after the second frame releases the camera
-    seg = Segmenter(checkpoint, device="cpu", size=(48, 64), depth_scale=0.0005)  # the camera's scale
+    seg = Segmenter(checkpoint, device="cpu", size=(48, 64), depth_unit=0.0005)  # the camera's depth unit
     captions = (tmp_path / "captions.txt").read_text().splitlines()
     assert len(captions) == 2 and all(re.fullmatch(r"\d+\.\d FPS \(fused\)", c) for c in captions), captions
     for i in range(2):

@@ -132,7 +132,7 @@ def test_save_every_keeps_a_checkpoint_per_epoch(run_cli):
     names = sorted(p.name for p in (run / "checkpoints").glob("epoch_*.safetensors"))
     assert names == ["epoch_001.safetensors", "epoch_002.safetensors"]
     first, second = (asymformer.load_model(run / "checkpoints" / n) for n in names)
-    assert first.metadata["epoch"] == 1 and second.metadata["epoch"] == 2
+    assert first.info.training["epoch"] == 1 and second.info.training["epoch"] == 2
     last = asymformer.load_model(run / "checkpoints" / "last.safetensors").state_dict()
     assert all(torch.equal(v, last[k]) for k, v in second.state_dict().items())  # epoch 2 is the end
     assert any(not torch.equal(v, last[k]) for k, v in first.state_dict().items() if v.is_floating_point())
