@@ -54,6 +54,16 @@ def test_int8_matches_fp32_accuracy(trained_model, synthetic_eval_set, fp32_scor
     _check_close(fn, trained_model, synthetic_eval_set, fp32_score)
 
 
+def test_openvino_int8_matches_fp32_accuracy(trained_model, synthetic_eval_set, fp32_score):
+    """OpenVINO's static INT8 (NNCF, calibrated on synthetic rooms) keeps the accuracy, and the logits
+    come back as an NCHW view of NHWC memory (no reorder inside the engine)."""
+    fn = optimize_for_inference(trained_model, "cpu", H, W, precision="int8", candidates=["openvino-int8"], iters=1)
+    assert fn.backend == "openvino-int8" and "NNCF" in fn.report["openvino-int8"]["quantization"]
+    out = fn(synthetic_eval_set[0]["rgb"][None], synthetic_eval_set[0]["depth"][None])
+    assert out.shape == (1, trained_model.num_classes, H, W) and out.permute(0, 2, 3, 1).is_contiguous()
+    _check_close(fn, trained_model, synthetic_eval_set, fp32_score)
+
+
 @pytest.mark.skipif(not cpu.has_native_bf16(), reason="this CPU has no native bf16 (tested via monkeypatch below)")
 def test_bf16_matches_fp32_accuracy(trained_model, synthetic_eval_set, fp32_score):
     fn = optimize_for_inference(trained_model, "cpu", H, W, precision="bf16", candidates=["cpu-bf16"], iters=1)

@@ -1,22 +1,31 @@
 """OpenVINO as an optional CPU engine (`pip install asymformer[openvino]`), FP32, INT8 and bf16.
 
-It reads the same ONNX files as ONNX Runtime, so the two run side by side in one benchmark.
-FP32 sets INFERENCE_PRECISION_HINT=f32 explicitly: on CPUs with bf16 hardware OpenVINO would
-otherwise switch to bf16 on its own and stop matching eager. INT8 runs the ONNX Runtime INT8
-file (OpenVINO's own post-training quantisation needs NNCF, which this project does not use).
-Whether its FP32 beats ONNX Runtime's depends on the CPU and its load (benchmarks/RESULTS.md), so
-`optimize_for_inference` measures it as an FP32 candidate when it is installed.
+It reads the same ONNX files as ONNX Runtime (exported channels-first, `export_onnx`), so the
+two run side by side in one benchmark. FP32 sets INFERENCE_PRECISION_HINT=f32 explicitly: on
+CPUs with bf16 hardware OpenVINO would otherwise switch to bf16 on its own and stop matching
+eager. The logits leave the engine in NHWC, the layout its kernels produce, and are handed back
+as an NCHW view: converting a 40×480×640 map to NCHW inside the engine was a tenth of the run.
+
+INT8 is OpenVINO's own static quantisation through NNCF (calibrated on synthetic rooms, or the
+frames given), restricted to the layers where INT8 costs no accuracy: ConvNeXt's pointwise
+convolutions, the MiT and CMA linear layers and the attention products. Depthwise convolutions,
+stems and patch embeddings, LAFS, the fusion convolutions, the decoder and the classifier stay
+FP32. Measured speed and accuracy: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from .common import BackendUnavailable, PerShape
+from .common import BackendUnavailable, PerShape, stdout_to_stderr
 from .export import remove_onnx, temp_onnx_file
-from .quantize import ort_int8_file
 
 HINTS = {"fp32": "f32", "int8": "f32", "bf16": "bf16"}
+# Node-name patterns (of our ONNX export) that INT8 leaves in float: see the module docstring.
+INT8_FLOAT_PATTERNS = (".*fus_atten.*", ".*linear_pred.*", ".*rgb_stem.*", ".*depth_stem.*", ".*/sr/.*",
+                       ".*SCC/conv.*", ".*Decoder.*")
+INT8_CALIBRATION_FRAMES = 8
 
 
 def _core():
@@ -27,15 +36,61 @@ def _core():
     return ov.Core()
 
 
-def compile_onnx(path, precision: str = "fp32", threads: int | None = None):
-    """An OpenVINO CPU compiled model for the ONNX file at `path`, latency mode, `threads` threads."""
+def _nhwc_output(ov_model):
+    """The same model with its (NCHW) logits delivered in NHWC: no reorder at the end of the graph."""
+    import openvino as ov
+    from openvino.preprocess import PrePostProcessor
+
+    ppp = PrePostProcessor(ov_model)
+    ppp.output(0).tensor().set_layout(ov.Layout("NHWC"))
+    ppp.output(0).model().set_layout(ov.Layout("NCHW"))
+    return ppp.build()
+
+
+def quantize_int8(ov_model, frames):
+    """NNCF static INT8 of an OpenVINO model, calibrated on `frames` [(rgb, depth) float32 arrays]."""
+    try:
+        import nncf
+    except ImportError:
+        raise BackendUnavailable("openvino-int8 needs NNCF: pip install asymformer[openvino]") from None
+    import logging
+
+    nncf.set_log_level(logging.ERROR)  # its progress bars would land in the JSON on stdout
+    scope = nncf.IgnoredScope(patterns=list(INT8_FLOAT_PATTERNS), types=["GroupConvolution"], validate=False)
+    dataset = nncf.Dataset(list(frames), lambda f: {"rgb": f[0], "depth": f[1]})
+    with stdout_to_stderr():
+        return nncf.quantize(ov_model, dataset, subset_size=len(frames), model_type=nncf.ModelType.TRANSFORMER,
+                             preset=nncf.QuantizationPreset.MIXED, ignored_scope=scope)
+
+
+def compile_onnx(path, precision: str = "fp32", threads: int | None = None, frames=None):
+    """An OpenVINO CPU compiled model for the ONNX file at `path`, latency mode, `threads` threads.
+
+    precision="int8" quantises first, calibrated on `frames` (needed then)."""
     core = _core()
     config = {"INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()), "PERFORMANCE_HINT": "LATENCY",
               "NUM_STREAMS": 1, "INFERENCE_PRECISION_HINT": HINTS[precision]}
     try:
-        return core.compile_model(core.read_model(str(path)), "CPU", config)
+        ov_model = core.read_model(str(path))
+        if precision == "int8":
+            ov_model = quantize_int8(ov_model, frames)
+        return core.compile_model(_nhwc_output(ov_model), "CPU", config)
+    except BackendUnavailable:
+        raise
     except Exception as exc:  # noqa: BLE001 - conversion/compilation errors come in many types
         raise BackendUnavailable(f"OpenVINO cannot compile {path}: {type(exc).__name__}: {str(exc)[:300]}") from None
+
+
+def _calibration(model, r, d) -> list:
+    """Synthetic-room frames at the model's input shape, normalised as the model expects."""
+    from asymformer.models.info import info_of
+
+    from .quantize import calibration_frames
+
+    info = info_of(model)
+    frames, _ = calibration_frames(None, INT8_CALIBRATION_FRAMES, r.shape[-2], r.shape[-1],
+                                   info.normalization if info is not None else None)
+    return [(np.repeat(a, r.shape[0], 0), np.repeat(b, r.shape[0], 0)) for a, b in frames]
 
 
 def build_openvino(model, rgb, depth, precision: str = "fp32"):
@@ -43,9 +98,10 @@ def build_openvino(model, rgb, depth, precision: str = "fp32"):
     _core()  # fail fast, before any export, when openvino is missing
 
     def build(r, d):
-        path = ort_int8_file(model, r, d) if precision == "int8" else temp_onnx_file(model, r, d)
+        frames = _calibration(model, r, d) if precision == "int8" else None
+        path = temp_onnx_file(model, r, d)
         try:
-            compiled = compile_onnx(path, precision)
+            compiled = compile_onnx(path, precision, frames=frames)
         finally:
             remove_onnx(path)
         request = compiled.create_infer_request()
@@ -53,10 +109,13 @@ def build_openvino(model, rgb, depth, precision: str = "fp32"):
 
         def run(r2, d2):
             res = request.infer({"rgb": r2.detach().cpu().numpy(), "depth": d2.detach().cpu().numpy()})
-            return torch.from_numpy(res[output].copy())
+            return torch.from_numpy(res[output].copy()).permute(0, 3, 1, 2)  # NCHW view of NHWC memory
         return run
     import openvino as ov
 
     info = {"device": "cpu", "precision": precision, "engine": f"openvino {ov.__version__}",
-            "inference_precision_hint": HINTS[precision]}
+            "inference_precision_hint": HINTS[precision], "output_memory": "NHWC (an NCHW view)"}
+    if precision == "int8":
+        info["quantization"] = (f"NNCF static INT8 (per-channel weights, {INT8_CALIBRATION_FRAMES} synthetic rooms): "
+                                "pointwise convolutions, linear layers and attention products; the rest FP32")
     return PerShape(build, rgb, depth), info

@@ -182,7 +182,8 @@ def export_int8(model: torch.nn.Module, path, height: int = 480, width: int = 64
     os.close(fd)
     try:
         with atomic_path(path, suffix=".tmp.onnx") as tmp:
-            export_onnx(model, fp32, height=height, width=width, batch=batch, check=False)
+            export_onnx(model, fp32, height=height, width=width, batch=batch, check=False,
+                        channels_first=False)  # the recipe quantises MatMul (Linear form)
             report = quantize_onnx(fp32, tmp, frames, batch, conv=conv)
             report.update({"calibration": source, "shape": [batch, height, width]})
             if check:
@@ -201,7 +202,7 @@ def export_int8(model: torch.nn.Module, path, height: int = 480, width: int = 64
 
 def ort_int8_file(model, rgb, depth) -> str:
     """A temporary INT8 ONNX file for `model` at the shape of rgb/depth (caller deletes it)."""
-    fp32 = temp_onnx_file(model, rgb, depth)
+    fp32 = temp_onnx_file(model, rgb, depth, channels_first=False)  # dynamic INT8 quantises MatMul, not Conv
     out = fp32[:-5] + ".int8.onnx"
     try:
         quantize_onnx(fp32, out)

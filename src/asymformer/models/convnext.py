@@ -23,6 +23,53 @@ class LayerNorm2d(nn.LayerNorm):
         return x.permute(0, 3, 1, 2)
 
 
+class ChannelLayerNorm(nn.Module):
+    """LayerNorm over dim 1 of an NCHW map, written with reductions instead of permutes.
+
+    The graph form of LayerNorm2d and of a ConvNeXt block's norm: an ONNX graph built from it has
+    no Transpose around each norm, which ONNX Runtime and OpenVINO otherwise pay as layout
+    reorders (see `ConvNeXtBlock.to_channels_first`).
+    """
+
+    def __init__(self, dim: int, eps: float, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None):
+        super().__init__()
+        self.eps = eps
+        self.weight = None if weight is None else nn.Parameter(weight.detach().reshape(1, dim, 1, 1).clone())
+        self.bias = None if bias is None else nn.Parameter(bias.detach().reshape(1, dim, 1, 1).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x - x.mean(1, keepdim=True)
+        y = y * torch.rsqrt(y.pow(2).mean(1, keepdim=True) + self.eps)
+        if self.weight is not None:
+            y = y * self.weight
+        return y + self.bias if self.bias is not None else y
+
+
+class ChannelScale(nn.Module):
+    """x * gamma over dim 1 of an NCHW map (the layer scale of a channels-first block)."""
+
+    def forward(self, x: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+        return x * gamma.reshape(1, -1, 1, 1)
+
+
+class Permute(nn.Module):
+    def __init__(self, *dims: int):
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(*self.dims)
+
+
+def _conv1x1(linear: nn.Linear) -> nn.Conv2d:
+    conv = nn.Conv2d(linear.in_features, linear.out_features, 1, bias=linear.bias is not None)
+    conv = conv.to(device=linear.weight.device, dtype=linear.weight.dtype)
+    conv.weight.data.copy_(linear.weight.detach()[:, :, None, None])
+    if linear.bias is not None:
+        conv.bias.data.copy_(linear.bias.detach())
+    return conv
+
+
 class ConvNeXtBlock(nn.Module):
     """dwconv 7x7 -> LayerNorm -> Linear 4x -> GELU -> Linear -> layer scale, residual."""
 
@@ -36,12 +83,30 @@ class ConvNeXtBlock(nn.Module):
         self.gamma = nn.Parameter(torch.full((dim,), layer_scale_init))
         self.layer_scale = ScaleBy()
         self.drop_path = DropPath(drop_path)
+        self.to_tokens, self.to_map = Permute(0, 2, 3, 1), Permute(0, 3, 1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x
-        x = self.dwconv(x).permute(0, 2, 3, 1)
-        x = self.layer_scale(self.pwconv2(self.act(self.pwconv1(self.norm(x)))), self.gamma)
-        return shortcut + self.drop_path(x.permute(0, 3, 1, 2))
+        y = self.to_tokens(self.dwconv(x))
+        y = self.layer_scale(self.pwconv2(self.act(self.pwconv1(self.norm(y)))), self.gamma)
+        return x + self.drop_path(self.to_map(y))
+
+    @torch.no_grad()
+    def to_channels_first(self) -> None:
+        """The same block on NCHW maps: norm by reductions over the channels, pwconv1/pwconv2 as
+        1×1 convolutions, no permutes (exact up to float rounding; weights are reshaped, not refit).
+
+        Eager PyTorch runs the Linear form faster, so the model keeps it; ONNX graphs for ONNX
+        Runtime and OpenVINO are exported from this form, which spares them a layout reorder
+        around every block (benchmarks/RESULTS.md). Call after `fuse()`, on a copy.
+        """
+        if isinstance(self.pwconv1, nn.Conv2d):
+            return
+        norm = self.norm
+        self.norm = ChannelLayerNorm(norm.normalized_shape[0], norm.eps, norm.weight, norm.bias)
+        self.pwconv1, self.pwconv2 = _conv1x1(self.pwconv1), _conv1x1(self.pwconv2)
+        if isinstance(self.layer_scale, ScaleBy):
+            self.layer_scale = ChannelScale()
+        self.to_tokens, self.to_map = nn.Identity(), nn.Identity()
 
     @torch.no_grad()
     def fuse(self) -> None:
@@ -56,6 +121,19 @@ class ConvNeXtBlock(nn.Module):
         if self.gamma is not None and fold_scale_after(self.pwconv2, self.gamma):
             self.gamma = None
             self.layer_scale = Passthrough()
+
+
+def convnext_channels_first(module: nn.Module) -> nn.Module:
+    """Switch every ConvNeXt block and LayerNorm2d in `module` to its channels-first graph form
+    (`ConvNeXtBlock.to_channels_first`), in place; returns `module`. Other layers are untouched."""
+    for block in module.modules():
+        if isinstance(block, ConvNeXtBlock):
+            block.to_channels_first()
+    for parent in list(module.modules()):
+        for name, child in parent.named_children():
+            if type(child) is LayerNorm2d:
+                setattr(parent, name, ChannelLayerNorm(child.normalized_shape[0], child.eps, child.weight, child.bias))
+    return module
 
 
 def convnext_stem(in_chans: int, dim: int) -> nn.Sequential:
