@@ -110,3 +110,16 @@ def synthetic_eval_set():
     ds = SyntheticRooms(12, height=64, width=96, seed=7)
     ds.transform = EvalTransform(size=(64, 96), normalization="nyuv2_official")
     return [ds[i] for i in range(len(ds))]
+
+
+def assert_onnx_matches_torch(sess, model, b: int, h: int, w: int) -> None:
+    """An ONNX Runtime session of `model` gives its logits (≤ 1e-4) at batch b, size h×w."""
+    import numpy as np
+
+    g = torch.Generator().manual_seed(b * h + w)
+    rgb, depth = torch.randn(b, 3, h, w, generator=g), torch.randn(b, 1, h, w, generator=g)
+    with torch.no_grad():
+        ref = model(rgb, depth).numpy()
+    out = sess.run(["logits"], {"rgb": rgb.numpy(), "depth": depth.numpy()})[0]
+    assert out.shape == ref.shape == (b, ref.shape[1], h, w)
+    assert np.abs(out - ref).max() <= 1e-4

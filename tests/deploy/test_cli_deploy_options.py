@@ -4,23 +4,14 @@ they produce: ONNX graphs run in ONNX Runtime, benchmark tables and JSON, progre
 import json
 import re
 
-import numpy as np
 import pytest
 import torch
 
 from asymformer.cli import main
 
+from .conftest import assert_onnx_matches_torch
+
 onnxruntime = pytest.importorskip("onnxruntime")
-
-
-def _ort_matches_torch(sess, model, b, h, w):
-    g = torch.Generator().manual_seed(b * h + w)
-    rgb, depth = torch.randn(b, 3, h, w, generator=g), torch.randn(b, 1, h, w, generator=g)
-    with torch.no_grad():
-        ref = model(rgb, depth).numpy()
-    out = sess.run(["logits"], {"rgb": rgb.numpy(), "depth": depth.numpy()})[0]
-    assert out.shape == (b, 5, h, w)
-    assert np.abs(out - ref).max() <= 1e-4
 
 
 def test_export_dynamic_runs_at_other_batches_and_sizes(checkpoint, small_model, tmp_path, capsys):
@@ -33,7 +24,7 @@ def test_export_dynamic_runs_at_other_batches_and_sizes(checkpoint, small_model,
     b, c, h, w = sess.get_inputs()[0].shape
     assert c == 3 and not any(isinstance(d, int) for d in (b, h, w))  # symbolic axes
     for size in ((1, 64, 96), (3, 45, 70)):  # another batch, and sides that are not multiples of 32
-        _ort_matches_torch(sess, small_model, *size)
+        assert_onnx_matches_torch(sess, small_model, *size)
 
 
 def test_export_batch_size_fixes_the_input_batch(checkpoint, small_model, tmp_path, capsys):
@@ -43,9 +34,9 @@ def test_export_batch_size_fixes_the_input_batch(checkpoint, small_model, tmp_pa
     assert "ONNX Runtime check at 2x64x96" in capsys.readouterr().out
     sess = onnxruntime.InferenceSession(str(out))
     assert [i.shape for i in sess.get_inputs()] == [[2, 3, 64, 96], [2, 1, 64, 96]]
-    _ort_matches_torch(sess, small_model, 2, 64, 96)
+    assert_onnx_matches_torch(sess, small_model, 2, 64, 96)
     with pytest.raises(Exception, match="(?i)dimension|shape"):  # static: batch 1 is refused
-        _ort_matches_torch(sess, small_model, 1, 64, 96)
+        assert_onnx_matches_torch(sess, small_model, 1, 64, 96)
 
 
 def test_benchmark_compare_table_and_threads(tmp_path, capsys):

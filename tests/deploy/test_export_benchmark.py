@@ -1,11 +1,12 @@
 import json
 
-import numpy as np
 import pytest
 import torch
 
 from asymformer.cli import main
 from asymformer.deploy import export_onnx, optimize_for_inference, run_benchmark
+
+from .conftest import assert_onnx_matches_torch
 
 onnxruntime = pytest.importorskip("onnxruntime")
 
@@ -18,13 +19,7 @@ def test_dynamic_onnx_runs_at_two_sizes(small_model, tmp_path):
     assert [i.name for i in sess.get_inputs()] == ["rgb", "depth"]
     assert [o.name for o in sess.get_outputs()] == ["logits"]
     for b, h, w in ((1, 64, 96), (2, 45, 70)):  # the second is not a multiple of 32
-        g = torch.Generator().manual_seed(h)
-        rgb, depth = torch.randn(b, 3, h, w, generator=g), torch.randn(b, 1, h, w, generator=g)
-        with torch.no_grad():
-            ref = small_model(rgb, depth).numpy()
-        out = sess.run(["logits"], {"rgb": rgb.numpy(), "depth": depth.numpy()})[0]
-        assert out.shape == (b, 5, h, w)
-        assert np.abs(out - ref).max() <= 1e-4
+        assert_onnx_matches_torch(sess, small_model, b, h, w)
 
 
 def test_export_bad_arguments(small_model, tmp_path):
