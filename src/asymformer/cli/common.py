@@ -1,0 +1,142 @@
+"""Pieces every subcommand's parser shares: errors and exit codes, argument types, the CLI's one
+vocabulary (`--size HxW`, `--batch-size`, `--x/--no-x`, `--progress`) and its deprecated spellings."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from asymformer.deprecation import notice
+
+
+class CLIError(Exception):
+    """An error whose message is meant for the user, printed without a traceback."""
+
+
+# Exit status: 0 finished; EXIT_STOPPED when training stopped resumably (signal, --time-limit,
+# --stop-after) so a job script can requeue `asymformer train --resume RUN`; 2 for bad input or a
+# failed run (the message says what to fix); 130 when a second Ctrl-C aborted.
+EXIT_STOPPED = 75  # EX_TEMPFAIL in sysexits.h: "try again later"
+EXIT_ERROR = 2
+
+
+def _at_least(minimum: int):
+    """argparse type for whole numbers >= minimum, with one message naming the rule."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+_positive = _at_least(1)  # counts and sizes
+_non_negative = _at_least(0)  # data workers, prediction counts
+
+
+def _check_out_file(path: str | None, flag: str = "--out") -> None:
+    """A file output must not be a folder and its folder must be creatable (checked before long work)."""
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise CLIError(f"{flag} {path} is a folder; give a file name, e.g. {os.path.join(path, 'benchmark.json')}")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise CLIError(f"{flag} {path}: {parent} is a file, not a folder")
+
+
+def _check_out_dir(path: str | None, flag: str = "--out") -> None:
+    """A folder output must not be an existing file."""
+    if path is not None and os.path.exists(path) and not os.path.isdir(path):
+        raise CLIError(f"{flag} {path} is an existing file; give a folder")
+
+
+def _parse_hw(text: str) -> tuple[int, int]:
+    """Parse 'HxW' (e.g. 480x640) into (H, W)."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW like 480x640, got {text!r}") from None
+    if h <= 0 or w <= 0:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return h, w
+
+
+# --------------------------------------------------------------------------- one vocabulary
+# Every command spells a concept the same way: --size HxW, --batch-size, --depth-unit, on/off
+# options as --x / --no-x, --progress / --no-progress on every long command. The 0.1 spellings
+# are hidden aliases that print one deprecation line to stderr and set the new option's value.
+_OLD_ON_OFF = ("--expect-counts",)  # 0.1 took `on` / `off` values; now --x / --no-x
+
+
+def _deprecated(old: str, new: str) -> None:
+    print(f"asymformer: {notice(old, new)}", file=sys.stderr)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that also reads 0.1's `--expect-counts on|off` (now --expect-counts / --no-expect-counts).
+
+    Subparsers are built with the same class, so each rewrites only the options it owns.
+    """
+
+    def parse_known_args(self, args=None, namespace=None):
+        args, i = list(sys.argv[1:] if args is None else args), 0
+        while i < len(args):
+            name, _, value = args[i].partition("=")
+            if name in _OLD_ON_OFF and name in self._option_string_actions:
+                if not value and i + 1 < len(args) and args[i + 1] in ("on", "off"):
+                    value = args.pop(i + 1)
+                if value in ("on", "off"):
+                    args[i] = name if value == "on" else f"--no-{name[2:]}"
+                    _deprecated(f"{name} {value}", args[i])
+            i += 1
+        return super().parse_known_args(args, namespace)
+
+
+class _OldName(argparse.Action):
+    """A 0.1 spelling of another option: hidden from --help; prints the notice, then sets its value."""
+
+    def __init__(self, option_strings, dest, new: str, **kwargs):
+        super().__init__(option_strings, dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        _deprecated(option_string, self.new)
+        setattr(namespace, self.dest, values)
+
+
+class _OldSide(_OldName):
+    """0.1's --height / --width: one side of --size HxW."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        _deprecated(option_string, self.new)
+        h, w = getattr(namespace, self.dest)
+        setattr(namespace, self.dest, (values, w) if option_string == "--height" else (h, values))
+
+
+def _flag(p, name: str, help: str, default=False) -> None:
+    """An on/off option as --x / --no-x; default None means "the config file's value"."""
+    help += " (default on)" if default is True else ""
+    p.add_argument(name, action=argparse.BooleanOptionalAction, default=default, help=help)
+
+
+def _add_progress(p, default=True) -> None:
+    _flag(p, "--progress", "progress bars (--no-progress for logs and scripts)", default)
+
+
+def _add_size(p, default: tuple[int, int], help: str) -> None:
+    p.add_argument("--size", type=_parse_hw, default=default, metavar="HxW",
+                   help=f"{help} (default {default[0]}x{default[1]})")
+    for old in ("--height", "--width"):
+        p.add_argument(old, dest="size", type=_positive, action=_OldSide, new="--size HxW")
+
+
+def _add_batch_size(p, help: str) -> None:
+    p.add_argument("--batch-size", type=_positive, default=1, help=f"{help} (default 1)")
+    p.add_argument("--batch", dest="batch_size", type=_positive, action=_OldName, new="--batch-size")

@@ -1,0 +1,183 @@
+"""`asymformer predict`, `export` and `benchmark` (deploy/)."""
+
+from __future__ import annotations
+
+import sys
+
+from .common import (
+    CLIError,
+    _add_batch_size,
+    _add_progress,
+    _add_size,
+    _check_out_dir,
+    _check_out_file,
+    _flag,
+    _parse_hw,
+    _positive,
+)
+
+
+# --------------------------------------------------------------------------- predict / export / benchmark (deploy)
+def _add_predict(sub):
+    p = sub.add_parser("predict", help="segment RGB-D files and write colourised PNGs")
+    p.add_argument("--checkpoint", required=True, help="our .safetensors or the official .pth")
+    p.add_argument("--rgb", required=True, help="RGB image FILE, DIR or GLOB (quote globs)")
+    p.add_argument("--depth", required=True,
+                   help="depth FILE, DIR or GLOB (png/tiff/npy/npz), paired with rgb by name: a glob pairs by "
+                        "what its wildcards match, and a role word (a_rgb / a_depth) is ignored")
+    p.add_argument("--labels", help="ground-truth label FILE|DIR|GLOB for the panel (optional)")
+    p.add_argument("--labels-base", choices=("one_based", "zero_based"), default="one_based",
+                   help="ground truth on disk: one_based (0 = void, i = class i-1) or zero_based (255 void)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--depth-unit", type=float, default=None,
+                   help="metres per stored depth value; default: float files (tiff/npy/npz) are metres, "
+                        "16-bit PNGs millimetres, 8-bit files refused")
+    p.add_argument("--normalization", help="preset name (default: the checkpoint's)")
+    p.add_argument("--size", type=_parse_hw, help="run the model at HxW (default: each image's own size)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
+    _flag(p, "--optimize", "pick the fastest exact backend first (slower start)")
+    _flag(p, "--overlay", "also write <name>_overlay.png")
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay weight of the prediction")
+    _flag(p, "--panel", "also write <name>_panel.png (rgb|depth|pred|gt)")
+    _flag(p, "--attention", "also write <name>_attention.png (LAFS maps)")
+    _flag(p, "--save-labels", "also write <name>_labels.png (class indices)")
+    _add_progress(p)
+    p.set_defaults(func=_run_predict)
+
+
+def _run_predict(args):
+    from asymformer.data.io import resolve_depth_unit
+    from asymformer.deploy.predict import pair_files, predict_files
+    from asymformer.deploy.segmenter import Segmenter
+
+    _check_out_dir(args.out)
+    if not 0.0 <= args.alpha <= 1.0:
+        raise CLIError(f"--alpha must be between 0 and 1 (the prediction's weight in the overlay), got {args.alpha}")
+    if args.depth_unit is not None:
+        resolve_depth_unit(None, args.depth_unit, "--depth-unit", arg="--depth-unit")
+    pairs = pair_files(args.rgb, args.depth, args.labels)
+    seg = Segmenter(args.checkpoint, device=args.device, normalization=args.normalization,
+                    size=args.size, optimize=args.optimize)
+    s = predict_files(seg, pairs, args.out, depth_unit=args.depth_unit, overlay=args.overlay,
+                      panel=args.panel, attention=args.attention, save_labels=args.save_labels,
+                      alpha=args.alpha, labels_base=args.labels_base, progress=args.progress)
+    print(f"{s['frames']} frames -> {s['outputs']}  segmenter {s['segmenter_fps']} FPS "
+          f"({s['segmenter_ms_per_frame']} ms/frame incl. pre/post-processing, {s['backend']} on {s['device']}), "
+          f"with file I/O {s['end_to_end_fps']} FPS; model-only speed: asymformer benchmark")
+    return 0
+
+
+def _add_export(sub):
+    p = sub.add_parser("export", help="export to ONNX (checked with ONNX Runtime)")
+    p.add_argument("--checkpoint", required=True, help="our .safetensors or the official .pth")
+    p.add_argument("--format", choices=("onnx",), default="onnx")
+    p.add_argument("--out", required=True, help="output .onnx file")
+    _add_size(p, (480, 640), "input size of the exported graph, >= 32 a side")
+    _add_batch_size(p, "input batch of the exported graph")
+    _flag(p, "--dynamic", "dynamic batch, height and width")
+    p.add_argument("--opset", type=int, default=17)
+    _flag(p, "--check", "compare the file with PyTorch in ONNX Runtime", default=True)
+    _flag(p, "--int8", "write an INT8-quantised model (ONNX Runtime quantisation)")
+    p.add_argument("--calibration-data", metavar="DIR",
+                   help="with --int8: dataset folder for calibration frames (default: synthetic rooms)")
+    p.add_argument("--calibration-frames", type=_positive, default=32, help="with --int8: frames to use (default 32)")
+    _add_progress(p)
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args):
+    from asymformer.deploy.export import export_onnx
+    from asymformer.models import load_model
+
+    if min(args.size) < 32:
+        raise CLIError(f"--size must be at least 32x32, got {args.size[0]}x{args.size[1]}")
+    model = load_model(args.checkpoint)
+    if args.int8:
+        return _run_export_int8(args, model)
+    if args.calibration_data:
+        raise CLIError("--calibration-data is for --int8 exports")
+    try:
+        r = export_onnx(model, args.out, height=args.size[0], width=args.size[1], batch=args.batch_size,
+                        dynamic=args.dynamic, opset=args.opset, check=args.check)
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+    shape = "dynamic batch/height/width" if r["dynamic"] else "x".join(map(str, r["export_shape"]))
+    print(f"wrote {r['path']} ({r['bytes'] / 1e6:.1f} MB, opset {r['opset']}, {shape}; inputs rgb, depth -> logits)")
+    for c in r.get("checks", []):
+        print(f"ONNX Runtime check at {'x'.join(map(str, c['shape']))}: max |diff| vs PyTorch "
+              f"{c['max_abs_diff']:.2e} <= 1e-4: OK")
+    return 0
+
+
+def _run_export_int8(args, model):
+    from asymformer.deploy.quantize import export_int8
+
+    if args.dynamic:
+        raise CLIError("--int8 exports a static shape; drop --dynamic and pass --size HxW")
+    try:
+        r = export_int8(model, args.out, height=args.size[0], width=args.size[1], batch=args.batch_size,
+                        calibration_data=args.calibration_data, calibration_frames_num=args.calibration_frames,
+                        check=args.check, progress=args.progress)
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+    print(f"wrote {r['path']} ({r['bytes'] / 1e6:.1f} MB, INT8, {'x'.join(map(str, r['shape']))}; "
+          f"calibration: {r['calibration']})")
+    if "check" in r:
+        print(f"INT8 vs FP32 on {r['check']['frames']} calibration frames: pixel agreement "
+              f"{r['check']['pixel_agreement']:.2%}, max |diff| {r['check']['max_abs_diff']:.3g}")
+    return 0
+
+
+def _add_benchmark(sub):
+    p = sub.add_parser("benchmark", help="measure latency of inference backends")
+    p.add_argument("--checkpoint", help="weights to time (default: an untrained --model, same speed)")
+    p.add_argument("--model", default="asymformer_b0_t", help="variant when no checkpoint is given")
+    _add_size(p, (480, 640), "input size")
+    _add_batch_size(p, "input batch")
+    p.add_argument("--backends", default=None,
+                   help="comma list (eager, fused, channels_last, jit, compile, onnxruntime, onnxruntime-int8, "
+                        "cpu-bf16, openvino, openvino-int8, openvino-bf16, cuda-fp32, cuda-fp16, cuda-bf16, "
+                        "cuda-graphs, cuda-compile, tensorrt) or all / cpu / cuda")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--iters", type=_positive, default=10)
+    p.add_argument("--threads", type=_positive, help="torch / ONNX Runtime CPU threads (default: torch's)")
+    _flag(p, "--compare", "print a table with ratios to eager instead of the JSON")
+    p.add_argument("--device", help="GPU for the CUDA backends, e.g. cuda:1 (default cuda:0)")
+    p.add_argument("--out", help="also write the JSON here")
+    _add_progress(p)
+    p.set_defaults(func=_run_benchmark)
+
+
+def _run_benchmark(args):
+    import json
+
+    import torch
+
+    from asymformer.deploy.benchmark import DEFAULT_BACKENDS, compare, measured, run_benchmark
+
+    _check_out_file(args.out)  # before the run, not after minutes of timing
+    if args.warmup < 0:
+        raise CLIError(f"--warmup must be >= 0, got {args.warmup}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.checkpoint:
+        from asymformer.models import load_model
+
+        model = load_model(args.checkpoint)
+    else:
+        from asymformer.models import create_model
+
+        model = create_model(args.model)
+    report = run_benchmark(model, args.backends or DEFAULT_BACKENDS, height=args.size[0], width=args.size[1],
+                           batch=args.batch_size, warmup=args.warmup, iters=args.iters, progress=args.progress,
+                           device=args.device)
+    if args.out:
+        from asymformer.files import write_json
+
+        write_json(args.out, report)
+    print("\n".join(compare(report)) if args.compare else json.dumps(report, indent=1))
+    if not measured(report):
+        print("benchmark: no backend could be measured here (each is listed as skipped with the reason)",
+              file=sys.stderr)
+        return 1
+    return 0
