@@ -136,3 +136,18 @@ def test_user_errors_are_one_line(capsys):
     err = capsys.readouterr().err
     assert rc == 2
     assert "Traceback" not in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--data", "{tmp}/d", "--out", "{tmp}/run", "--depth-unit", "0"], "--depth-unit must be a positive"),
+    (["evaluate", "--checkpoint", "{tmp}/c.safetensors", "--data", "{tmp}/d", "--depth-unit", "-1"],
+     "--depth-unit must be a positive"),
+    (["predict", "--checkpoint", "{tmp}/c.safetensors", "--rgb", "r", "--depth", "d", "--out", "{tmp}/out",
+      "--size", "16x16"], "--size must be at least 32x32, got 16x16"),
+])
+def test_bad_values_are_one_line_naming_the_flag(tmp_path, capsys, argv, message):
+    (tmp_path / "c.safetensors").write_bytes(b"")
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"asymformer {argv[0]}: error: {message}"), err

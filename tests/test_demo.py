@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from PIL import Image
 
 from asymformer import cli
@@ -17,7 +18,9 @@ TINY = ["--quick", "--epochs", "1", "--train-frames", "8", "--test-frames", "2",
 def test_demo_cli_writes_a_complete_report(tmp_path, capsys):
     out = tmp_path / "demo"
     assert cli.main(["demo", "--out", str(out), "--minutes", "1", *TINY]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert "prepare synthetic" not in captured.err  # --no-progress reaches the data step's bar too
     assert re.search(r"mIoU 0\.\d{4} on 2 test rooms \(never trained on; they also picked the best "
                      r"checkpoint\)", printed)
     assert f"report: {out}/report.html" in printed
@@ -50,6 +53,15 @@ def test_demo_cli_writes_a_complete_report(tmp_path, capsys):
 def test_demo_rejects_a_bad_budget(tmp_path, capsys):
     assert cli.main(["demo", "--out", str(tmp_path), "--minutes", "0", *TINY]) == 2
     assert "--minutes must be positive" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--train-frames", "--test-frames", "--epochs"])
+def test_demo_refuses_zero_counts_instead_of_using_the_default(flag, capsys):
+    # 0 once fell through `n or default` to 320 rooms / 64 rooms / a budget-fitted run
+    with pytest.raises(SystemExit) as stop:
+        cli.build_parser().parse_args(["demo", flag, "0"])
+    assert stop.value.code == 2
+    assert f"argument {flag}: must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_plan_epochs_fits_the_budget():

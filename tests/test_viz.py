@@ -110,6 +110,19 @@ def test_panel_places_enlarged_tiles_under_captions():
     assert (img[:, 12:16] == 255).all()  # the gap stays white: the long caption was cut to its tile
 
 
+def test_a_cut_caption_ends_in_dots():
+    from PIL import Image, ImageDraw
+
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    text = "LAFS 2: 0.5 +- 2.9e-05"
+    full = draw.textlength(text, font=viz._font())
+    assert viz._fit(draw, text, int(full) + 1) == text  # fits: unchanged
+    cut = viz._fit(draw, text, int(full) - 4)
+    assert cut.endswith("..") and text.startswith(cut[:-2]) and len(cut) < len(text) + 2
+    assert draw.textlength(cut, font=viz._font()) <= int(full) - 4
+    assert viz._fit(draw, text, 1) == ""  # not even the dots fit
+
+
 def test_prediction_panel_tiles_and_accuracy():
     colors = viz.palette(3)
     rgb = np.full((4, 5, 3), 7, np.uint8)

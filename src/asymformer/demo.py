@@ -33,7 +33,7 @@ def _settings(quick: bool, size, n_train: int | None, n_test: int | None) -> dic
             "n_test": n_test or (4 if quick else 64), "batch_size": 4 if quick else 8}
 
 
-def make_data(out: Path, s: dict, seed: int) -> Path:
+def make_data(out: Path, s: dict, seed: int, progress: bool = True) -> Path:
     """Write the synthetic rooms in the custom layout (reused when the same settings exist)."""
     from asymformer.data import write_synthetic_dataset
 
@@ -48,7 +48,8 @@ def make_data(out: Path, s: dict, seed: int) -> Path:
                   for k in ("train", "test")]
         if same and counts == [s["n_train"], s["n_test"]]:
             return root
-    write_synthetic_dataset(root, s["n_train"], s["n_test"], s["height"], s["width"], seed=seed, overwrite=True)
+    write_synthetic_dataset(root, s["n_train"], s["n_test"], s["height"], s["width"], seed=seed, overwrite=True,
+                            progress=progress)
     return root
 
 
@@ -204,7 +205,7 @@ def run_demo(out, minutes: float = 8.0, seed: int = 0, quick: bool = False, epoc
     out.mkdir(parents=True, exist_ok=True)
     s = _settings(quick, size, n_train, n_test)
     print(f"[1/5] synthetic rooms: {s['n_train']} train + {s['n_test']} test at {s['height']}x{s['width']}")
-    data = make_data(out, s, seed)
+    data = make_data(out, s, seed, progress)
     budget = minutes * 60 - (time.monotonic() - t_start) - (5.0 if quick else _RESERVE_S)
     print(f"[2/5] training {DEMO_MODEL} for about {max(budget, 0) / 60:.1f} min")
     tr = train_demo(out, data, s, seed, max(budget, 10.0), epochs, progress, fixed_threads=bool(threads))

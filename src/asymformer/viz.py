@@ -131,10 +131,13 @@ def overlay(rgb, color_label, alpha: float = 0.5) -> np.ndarray:
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, width: int) -> str:
-    """`text` cut to `width` pixels, so a long caption never runs into its neighbour's."""
-    while text and draw.textlength(text, font=_font()) > width:
+    """`text` cut to `width` pixels, so a long caption never runs into its neighbour's. A cut text
+    ends in "..", so a shortened number ("2.9e-05" -> "2.9e-0..") is not read as another one."""
+    if draw.textlength(text, font=_font()) <= width:
+        return text
+    while text and draw.textlength(text + "..", font=_font()) > width:
         text = text[:-1]
-    return text
+    return text + ".." if text else ""
 
 
 def panel(images, titles, scale: int = 1, gap: int = 4) -> Image.Image:

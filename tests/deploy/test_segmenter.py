@@ -54,6 +54,18 @@ def test_colours_come_from_the_model_file(small_model, tmp_path):
         small_model.info.replace(colors=colors[:4])  # a file can't record colours that don't fit
 
 
+def test_class_names_of_a_model_without_any_are_the_released_sets(small_model):
+    """A fresh 40 / 37-class model is named like the released weights (NYUv2 / SUNRGBD); others stay unnamed."""
+    import asymformer
+    from asymformer.data.classes import NYU40_CLASSES, SUN37_CLASSES
+
+    assert Segmenter(small_model, device="cpu").class_names is None  # 5 classes, none recorded
+    for k, names in ((40, NYU40_CLASSES), (37, SUN37_CLASSES)):
+        model = asymformer.create_model("asymformer_b0_a", num_classes=k)
+        assert model.info.class_names is None
+        assert Segmenter(model, device="cpu").class_names == list(names)
+
+
 def test_resize_option_runs_at_size_and_returns_frame_size(small_model, make_frame):
     """size=(64, 96): the frame goes through prepare_frame at 64×96, and the logits come back
     bilinearly (align_corners=False) at the frame's 30×41 before the argmax."""

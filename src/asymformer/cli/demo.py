@@ -5,6 +5,7 @@ from __future__ import annotations
 from .common import (
     _add_progress,
     _flag,
+    _non_negative,
     _parse_hw,
     _positive,
 )
@@ -17,11 +18,11 @@ def _add_demo(sub):
                                    "bounded time, evaluate, predict test frames and write OUT/report.html.")
     p.add_argument("--out", default="demo_output", help="output folder (default demo_output)")
     p.add_argument("--minutes", type=float, default=8.0, help="total time budget (default 8)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, help="fixed number of epochs instead of fitting the time budget")
+    p.add_argument("--seed", type=_non_negative, default=0)
+    p.add_argument("--epochs", type=_positive, help="fixed number of epochs instead of fitting the time budget")
     p.add_argument("--size", type=_parse_hw, help="HxW of the synthetic rooms (default 96x128)")
-    p.add_argument("--train-frames", type=int, help="number of training rooms (default 320)")
-    p.add_argument("--test-frames", type=int, help="number of test rooms (default 64)")
+    p.add_argument("--train-frames", type=_positive, help="number of training rooms (default 320)")
+    p.add_argument("--test-frames", type=_positive, help="number of test rooms (default 64)")
     p.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's choice)")
     _flag(p, "--quick", "seconds-long smoke run (tiny data, no b0_t timing)")
     _add_progress(p)

@@ -55,6 +55,8 @@ def _run_predict(args):
         raise CLIError(f"--alpha must be between 0 and 1 (the prediction's weight in the overlay), got {args.alpha}")
     if args.depth_unit is not None:
         resolve_depth_unit(None, args.depth_unit, "--depth-unit", arg="--depth-unit")
+    if args.size is not None and min(args.size) < 32:
+        raise CLIError(f"--size must be at least 32x32, got {args.size[0]}x{args.size[1]}")
     pairs = pair_files(args.rgb, args.depth, args.labels)
     seg = Segmenter(args.checkpoint, device=args.device, normalization=args.normalization,
                     size=args.size, optimize=args.optimize)

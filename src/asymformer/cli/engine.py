@@ -26,7 +26,12 @@ def _add_data_options(p):
 
 def _data_options(args) -> dict:
     keys = ("classes", "sensors", "depth_unit", "depth_encoding")
-    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    options = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    if "depth_unit" in options:  # checked here so the message names the flag, as predict's does
+        from asymformer.data.io import resolve_depth_unit
+
+        resolve_depth_unit(None, options["depth_unit"], "--depth-unit", arg="--depth-unit")
+    return options
 
 
 def _add_train(sub):

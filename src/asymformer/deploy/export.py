@@ -130,6 +130,8 @@ def read_onnx_metadata(path) -> dict:
 
     proto = onnx.load(str(path), load_external_data=False)
     return {p.key[len("asymformer."):]: p.value for p in proto.metadata_props if p.key.startswith("asymformer.")}
+
+
 def read_onnx_info(path) -> ModelInfo | None:
     """The `ModelInfo` an exported ONNX file carries (files from 0.1 have only normalisation and
     class names: those are read), or None when it has none."""

@@ -182,10 +182,12 @@ class Segmenter:
 
 
 def _default_names(num_classes) -> list[str] | None:
-    """Official checkpoints carry no names: 40 classes are NYUv2's, 37 SUNRGBD's."""
-    from asymformer.data.classes import NYU40_CLASSES, SUN37_CLASSES
+    """Names for a model that recorded none (a fresh `create_model`, a foreign module): those the
+    released weights get for the same class count (40: NYUv2, 37: SUNRGBD), else None."""
+    from asymformer.models.weights import official_info_fields
 
-    return {40: list(NYU40_CLASSES), 37: list(SUN37_CLASSES)}.get(num_classes)
+    names = official_info_fields(num_classes)["class_names"]
+    return list(names) if names is not None else None
 
 
 def _colors(num_classes: int, colors) -> np.ndarray:
