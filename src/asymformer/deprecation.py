@@ -30,3 +30,18 @@ def renamed_keyword(where: str, old: str, new: str, old_value, new_value, stackl
         raise TypeError(f"{where}: pass {new}= only ({old}= is its deprecated name)")
     warnings.warn(f"{where}: keyword {notice(old, new)}", DeprecationWarning, stacklevel=stacklevel)
     return old_value
+
+
+def moved_names(module: str, names: dict[str, str]):
+    """A module-level `__getattr__` that still serves names moved elsewhere ("pkg.mod:name"), with a
+    DeprecationWarning, for one release; any other missing name is the usual AttributeError."""
+    import importlib
+
+    def __getattr__(name: str):
+        if name not in names:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        target_module, _, target = names[name].partition(":")
+        warnings.warn(notice(f"{module}.{name}", f"{target_module}.{target}"), DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(target_module), target)
+
+    return __getattr__

@@ -7,6 +7,7 @@ disk); SUNRGBD's 37 classes are the first 37 of them. Their colours are the stan
 
 from __future__ import annotations
 
+from asymformer.deprecation import moved_names
 from asymformer.viz import palette
 
 NYU40_CLASSES = (
@@ -28,3 +29,7 @@ NYU13_COLORS = palette(13)
 # label-set size -> (names, colours) of the public NYUv2 / SUNRGBD class sets
 CLASS_SETS = {40: (NYU40_CLASSES, NYU40_COLORS), 37: (SUN37_CLASSES, SUN37_COLORS),
               13: (NYU13_CLASSES, NYU13_COLORS)}
+
+
+# 0.1 drew with these; they live in asymformer.viz since 0.2 (removed in 0.3).
+__getattr__ = moved_names(__name__, {"colorize": "asymformer.viz:colorize", "make_palette": "asymformer.viz:palette"})

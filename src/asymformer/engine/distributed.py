@@ -9,6 +9,7 @@ epoch, and a resumed run can skip the batches it had already consumed.
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -16,6 +17,7 @@ import torch.distributed as dist
 from torch.utils.data import Sampler
 
 from asymformer import devices
+from asymformer.deprecation import notice
 
 
 def rank() -> int:
@@ -94,3 +96,9 @@ class ShardedSampler(Sampler):
 
     def __iter__(self):
         return iter(self.indices)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """0.1's name of `bind_device` (deprecated, removed in 0.3)."""
+    warnings.warn(notice("engine.distributed.resolve_device", "bind_device"), DeprecationWarning, stacklevel=2)
+    return bind_device(name)

@@ -119,14 +119,20 @@ def _entry(entry, name: str, path: str, base: int) -> tuple[torch.dtype, int, in
     return dtype, start, end, shape
 
 
-def save_model(model: AsymFormer, path, class_names=None, normalization=None, info: ModelInfo | None = None) -> None:
+def save_model(model: AsymFormer, path, class_names=None, normalization=None, info: ModelInfo | None = None, *,
+               metadata: dict | None = None) -> None:
     """Save the weights and the model's `info` (what rebuilds it and how to feed it).
 
     `info` replaces `model.info` for this file (the trainer adds run facts); `class_names` and
-    `normalization` (a preset name or values) override those two fields.
+    `normalization` (a preset name or values) override those two fields. `metadata=` is 0.1's
+    free-form dict (colours, sizes, run facts): still read into `info`, deprecated.
     """
     model = unwrap(model)
+    if info is not None and not isinstance(info, ModelInfo):
+        raise TypeError(f"save_model: info must be a ModelInfo (model.info.replace(...)), got {type(info).__name__}")
     info = info if info is not None else info_of(model)
+    if metadata is not None and info is not None:
+        info = _with_v1_metadata(info, metadata)
     if info is None or info.name not in VARIANTS:
         raise ValueError("save_model needs a model built by asymformer.create_model (model.info.name is unset)")
     if info.fused:
@@ -139,6 +145,21 @@ def save_model(model: AsymFormer, path, class_names=None, normalization=None, in
 
     header = {"asymformer_version": __version__, **info.to_dict()}
     save_safetensors(model.state_dict(), path, {"format": FORMAT, FORMAT: json.dumps(header)})
+
+
+def _with_v1_metadata(info: ModelInfo, metadata: dict) -> ModelInfo:
+    import warnings
+
+    from asymformer.deprecation import notice
+
+    warnings.warn(f"save_model: keyword {notice('metadata', 'info=model.info.replace(...)')}", DeprecationWarning,
+                  stacklevel=3)
+    v1 = {"model_name": info.name, "model_kwargs": {**info.kwargs, "num_classes": info.num_classes},
+          "metadata": dict(metadata)}
+    old = ModelInfo.from_dict(v1)  # the 0.1 reader maps the free-form keys onto fields
+    fields = {k: getattr(old, k) for k in ("colors", "train_size", "eval_size", "selected_on_split", "source")}
+    return info.replace(**{k: v for k, v in fields.items() if v is not None},
+                        training={**info.training, **old.training})
 
 
 def is_safetensors(path) -> bool:
