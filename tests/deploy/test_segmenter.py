@@ -50,7 +50,7 @@ def test_colours_come_from_the_model_file(small_model, tmp_path):
     asymformer.save_model(small_model, tmp_path / "a.safetensors",
                           info=small_model.info.replace(class_names=names, colors=colors))
     assert Segmenter(str(tmp_path / "a.safetensors"), device="cpu").colors.tolist() == colors
-    with pytest.raises(ValueError, match=r"colors must be 5 \[r, g, b\] triples"):
+    with pytest.raises(ValueError, match=r"'colors' must be 5 \[r, g, b\] triples"):
         small_model.info.replace(colors=colors[:4])  # a file can't record colours that don't fit
 
 

@@ -46,8 +46,9 @@ def test_record_round_trips_through_json_and_normalises_its_fields():
 
 @pytest.mark.parametrize("bad, match", [
     (dict(num_classes=3, class_names=["a", "b"]), "2 class names given for a model with 3 classes"),
-    (dict(num_classes=2, colors=[[0, 0, 0], [0, 0, 300]]), "colors must be 2"),
-    (dict(num_classes=2, colors=[[0, 0, 0]]), "colors must be 2"),
+    (dict(num_classes=2, colors=[[0, 0, 0], [0, 0, 300]]), "'colors' must be 2"),
+    (dict(num_classes=2, colors=[[0, 0, 0]]), "'colors' must be 2"),
+    (dict(num_classes=2, colors=[[0, 0, 0], [0, 0, 1.5]]), "'colors' must be 2 .* integers"),
     (dict(num_classes=0), "num_classes must be an integer >= 1"),
     (dict(kwargs={"num_classes": 3}), "num_classes is its own field"),
     (dict(eval_size=(64,)), "eval_size must be"),
