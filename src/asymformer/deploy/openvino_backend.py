@@ -15,7 +15,6 @@ FP32. Measured speed and accuracy: benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from .common import BackendUnavailable, PerShape, stdout_to_stderr
@@ -89,8 +88,8 @@ def _calibration(model, r, d) -> list:
 
     info = info_of(model)
     frames, _ = calibration_frames(None, INT8_CALIBRATION_FRAMES, r.shape[-2], r.shape[-1],
-                                   info.normalization if info is not None else None)
-    return [(np.repeat(a, r.shape[0], 0), np.repeat(b, r.shape[0], 0)) for a, b in frames]
+                                   info.normalization if info is not None else None, batch=r.shape[0])
+    return frames
 
 
 def build_openvino(model, rgb, depth, precision: str = "fp32"):

@@ -11,7 +11,6 @@ import copy
 import statistics
 import time
 
-import numpy as np
 import torch
 
 from asymformer import devices
@@ -173,8 +172,8 @@ def pixel_agreement(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def check_frames(height: int, width: int, batch: int, normalization=None, num: int = 2):
     """A few synthetic-room frames at the model size: the reduced-precision checks' inputs."""
-    frames, _ = calibration_frames(None, num, height, width, normalization)
-    return [(torch.from_numpy(np.repeat(r, batch, 0)), torch.from_numpy(np.repeat(d, batch, 0))) for r, d in frames]
+    frames, _ = calibration_frames(None, num, height, width, normalization, batch=batch)
+    return [(torch.from_numpy(r), torch.from_numpy(d)) for r, d in frames]
 
 
 def optimize_reduced(model, precision: str, height: int, width: int, batch: int = 1, candidates=None,

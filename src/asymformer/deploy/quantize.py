@@ -45,8 +45,11 @@ def _require_quantization():
 
 # --------------------------------------------------------------------------- calibration frames
 def calibration_frames(data=None, num: int = DEFAULT_CALIBRATION_FRAMES, height: int = 480, width: int = 640,
-                       normalization=None, seed: int = 0, progress: bool = False) -> tuple[list, str]:
-    """`num` normalised (rgb 1×3×H×W, depth 1×1×H×W) float32 pairs and a description of their source.
+                       normalization=None, seed: int = 0, progress: bool = False,
+                       batch: int = 1) -> tuple[list, str]:
+    """`num` normalised (rgb B×3×H×W, depth B×1×H×W) float32 pairs and a description of their source.
+
+    Each frame is repeated `batch` times, the batch of the graph it feeds (calibration, checks).
 
     `data` is a dataset folder in any layout `open_dataset` reads (train split first, else test;
     frames spread evenly over it) or None for synthetic rooms (frames rendered by seed).
@@ -70,7 +73,8 @@ def calibration_frames(data=None, num: int = DEFAULT_CALIBRATION_FRAMES, height:
     frames = []
     for i in tqdm(idx, desc="calibration frames", disable=not progress, dynamic_ncols=True):
         s = ds[int(i)]
-        frames.append((s["rgb"][None].numpy().astype(np.float32), s["depth"][None].numpy().astype(np.float32)))
+        frames.append((np.repeat(s["rgb"][None].numpy().astype(np.float32), batch, 0),
+                       np.repeat(s["depth"][None].numpy().astype(np.float32), batch, 0)))
     return frames, source
 
 
@@ -91,10 +95,10 @@ def _open_calibration_dataset(data):
 
 
 class _Reader:
-    """onnxruntime.quantization CalibrationDataReader over prepared frames (batch 1 each)."""
+    """onnxruntime.quantization CalibrationDataReader over prepared frames (at the graph's batch)."""
 
-    def __init__(self, frames, batch: int):
-        self.feeds = iter([{"rgb": np.repeat(r, batch, 0), "depth": np.repeat(d, batch, 0)} for r, d in frames])
+    def __init__(self, frames):
+        self.feeds = iter([{"rgb": r, "depth": d} for r, d in frames])
 
     def get_next(self):
         return next(self.feeds, None)
@@ -106,7 +110,7 @@ def float_nodes(model_proto, patterns=EXCLUDE_PATTERNS) -> list[str]:
     return [n.name for n in model_proto.graph.node if any(p in n.name for p in patterns)]
 
 
-def quantize_onnx(fp32_path, out_path, frames=None, batch: int = 1, conv: bool = False) -> dict:
+def quantize_onnx(fp32_path, out_path, frames=None, conv: bool = False) -> dict:
     """Quantise the FP32 ONNX file `fp32_path` into `out_path`; returns what was done.
 
     MatMul/Gemm: dynamic, per-channel INT8 weights, constant weights only. `conv=True` first
@@ -125,7 +129,7 @@ def quantize_onnx(fp32_path, out_path, frames=None, batch: int = 1, conv: bool =
             raise ValueError("static convolution quantisation needs calibration frames")
         fd, tmp = tempfile.mkstemp(suffix=".qdq.onnx", prefix="asymformer_")
         os.close(fd)
-        quantize_static(src, tmp, _Reader(frames, batch), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
+        quantize_static(src, tmp, _Reader(frames), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
                         extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
@@ -177,18 +181,18 @@ def export_int8(model: torch.nn.Module, path, height: int = 480, width: int = 64
     path.parent.mkdir(parents=True, exist_ok=True)
     info = info_of(model)
     frames, source = calibration_frames(calibration_data, calibration_frames_num, height, width,
-                                        info.normalization if info is not None else None, progress=progress)
+                                        info.normalization if info is not None else None, progress=progress,
+                                        batch=batch)
     fd, fp32 = tempfile.mkstemp(suffix=".onnx", prefix="asymformer_fp32_")
     os.close(fd)
     try:
         with atomic_path(path, suffix=".tmp.onnx") as tmp:
             export_onnx(model, fp32, height=height, width=width, batch=batch, check=False,
                         channels_first=False)  # the recipe quantises MatMul (Linear form)
-            report = quantize_onnx(fp32, tmp, frames, batch, conv=conv)
+            report = quantize_onnx(fp32, tmp, frames, conv=conv)
             report.update({"calibration": source, "shape": [batch, height, width]})
             if check:
-                report["check"] = agreement(ort_session(tmp), fused_copy(model, "cpu", torch.float32), [
-                    (np.repeat(r, batch, 0), np.repeat(d, batch, 0)) for r, d in frames[:8]])
+                report["check"] = agreement(ort_session(tmp), fused_copy(model, "cpu", torch.float32), frames[:8])
                 if report["check"]["pixel_agreement"] < min_agreement:
                     raise ValueError(f"INT8 model agrees with FP32 on only {report['check']['pixel_agreement']:.2%} "
                                      f"of calibration pixels (< {min_agreement:.0%}); keep FP32 for this model")
