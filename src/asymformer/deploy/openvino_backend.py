@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from .common import BackendUnavailable, PerShape, stdout_to_stderr
+from .common import BackendUnavailable, PerShape, ReusedOutputs, numpy_feeds, stdout_to_stderr
 from .export import remove_onnx, temp_onnx_file
 
 HINTS = {"fp32": "f32", "int8": "f32", "bf16": "bf16"}
@@ -92,6 +92,18 @@ def _calibration(model, r, d) -> list:
     return frames
 
 
+class _OpenVINOSlot:
+    """An infer request of `compiled`; `array` is its own output memory (NHWC), which each run
+    fills in place (requests do not share output memory)."""
+
+    def __init__(self, compiled):
+        self.request = compiled.create_infer_request()
+        self.array = self.request.get_output_tensor(0).data
+
+    def run(self, feeds):
+        self.request.infer(feeds, share_inputs=True, share_outputs=True)
+
+
 def build_openvino(model, rgb, depth, precision: str = "fp32"):
     """`(fn, info)` running `model` in OpenVINO at the shape of rgb/depth (other shapes compile anew)."""
     _core()  # fail fast, before any export, when openvino is missing
@@ -103,12 +115,10 @@ def build_openvino(model, rgb, depth, precision: str = "fp32"):
             compiled = compile_onnx(path, precision, frames=frames)
         finally:
             remove_onnx(path)
-        request = compiled.create_infer_request()
-        output = compiled.output(0)
+        outputs = ReusedOutputs(lambda: _OpenVINOSlot(compiled))
 
         def run(r2, d2):
-            res = request.infer({"rgb": r2.detach().cpu().numpy(), "depth": d2.detach().cpu().numpy()})
-            return torch.from_numpy(res[output].copy()).permute(0, 3, 1, 2)  # NCHW view of NHWC memory
+            return torch.from_numpy(outputs(numpy_feeds(r2, d2))).permute(0, 3, 1, 2)  # NCHW view of NHWC memory
         return run
     import openvino as ov
 
