@@ -8,9 +8,11 @@ as an NCHW view: converting a 40×480×640 map to NCHW inside the engine was a t
 
 INT8 is OpenVINO's own static quantisation through NNCF (calibrated on synthetic rooms, or the
 frames given), restricted to the layers where INT8 costs no accuracy: ConvNeXt's pointwise
-convolutions, the MiT and CMA linear layers and the attention products. Depthwise convolutions,
-stems and patch embeddings, LAFS, the fusion convolutions, the decoder and the classifier stay
-FP32. Measured speed and accuracy: benchmarks/RESULTS.md.
+convolutions and its stage 2-4 down-sampling convolutions, the MiT and CMA linear layers and the
+attention products, with symmetric activations (NNCF's PERFORMANCE preset: no zero points for the
+kernels to correct). Depthwise convolutions (OpenVINO runs them in FP32 anyway), the image and
+depth patch embeddings (the depth ones cost 0.4 mIoU points), LAFS, the fusion convolutions, the
+decoder and the classifier stay FP32. Measured speed and accuracy: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from .export import remove_onnx, temp_onnx_file
 
 HINTS = {"fp32": "f32", "int8": "f32", "bf16": "bf16"}
 # Node-name patterns (of our ONNX export) that INT8 leaves in float: see the module docstring.
-INT8_FLOAT_PATTERNS = (".*fus_atten.*", ".*linear_pred.*", ".*rgb_stem.*", ".*depth_stem.*", ".*/sr/.*",
-                       ".*SCC/conv.*", ".*Decoder.*")
+INT8_FLOAT_PATTERNS = (".*fus_atten.*", ".*linear_pred.*", ".*down_sample_1/rgb_stem.*", ".*depth_stem.*",
+                       ".*/sr/.*", ".*SCC/conv.*", ".*Decoder.*")
 INT8_CALIBRATION_FRAMES = 8
 
 
@@ -59,7 +61,7 @@ def quantize_int8(ov_model, frames):
     dataset = nncf.Dataset(list(frames), lambda f: {"rgb": f[0], "depth": f[1]})
     with stdout_to_stderr():
         return nncf.quantize(ov_model, dataset, subset_size=len(frames), model_type=nncf.ModelType.TRANSFORMER,
-                             preset=nncf.QuantizationPreset.MIXED, ignored_scope=scope)
+                             preset=nncf.QuantizationPreset.PERFORMANCE, ignored_scope=scope)
 
 
 def compile_onnx(path, precision: str = "fp32", threads: int | None = None, frames=None):
@@ -126,5 +128,6 @@ def build_openvino(model, rgb, depth, precision: str = "fp32"):
             "inference_precision_hint": HINTS[precision], "output_memory": "NHWC (an NCHW view)"}
     if precision == "int8":
         info["quantization"] = (f"NNCF static INT8 (per-channel weights, {INT8_CALIBRATION_FRAMES} synthetic rooms): "
-                                "pointwise convolutions, linear layers and attention products; the rest FP32")
+                                "pointwise and stage 2-4 down-sampling convolutions, linear layers and attention "
+                                "products, symmetric activations; the rest FP32")
     return PerShape(build, rgb, depth), info
