@@ -11,7 +11,7 @@ The public API is small on purpose (timm / segmentation_models_pytorch style):
 import os
 import sys
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"
 
 # The oldest torch with every torch API the package calls; the newest of them are ONNX export's
 # torch.export.Dim.DYNAMIC and torch.onnx.export(dynamo=..., optimize=...), both new in 2.6
