@@ -31,3 +31,29 @@ def test_channels_first_graph_form_is_exact_and_has_no_permutes():
                                   for b in blocks)
             assert not any(type(x) is LayerNorm2d for x in m.modules())
     assert not any(isinstance(b.pwconv1, torch.nn.Conv2d) for b in model.modules() if isinstance(b, ConvNeXtBlock))
+
+
+def test_one_pass_norm_matches_layer_norm_and_exports_one_read():
+    """ChannelLayerNorm(one_pass=True), the reduced-precision graphs' norm: the same numbers as
+    LayerNorm on ConvNeXt-like maps (mean well inside the spread), never a negative variance even
+    on a constant map, and an ONNX graph whose variance reads x once (ReduceL2, no Pow)."""
+    import io
+
+    import onnx
+
+    from asymformer.models.convnext import ChannelLayerNorm
+
+    torch.manual_seed(0)
+    dim = 96
+    w, b = torch.randn(dim), torch.randn(dim)
+    exact, fast = ChannelLayerNorm(dim, 1e-6, w, b), ChannelLayerNorm(dim, 1e-6, w, b, one_pass=True)
+    x = torch.randn(2, dim, 8, 12) * 3 + torch.randn(1, dim, 1, 1)
+    ref = torch.nn.functional.layer_norm(x.permute(0, 2, 3, 1), (dim,), w, b, 1e-6).permute(0, 3, 1, 2)
+    assert (exact(x) - ref).abs().max() < 1e-5
+    assert (fast(x) - ref).abs().max() < 1e-4
+    const = torch.full((1, dim, 4, 4), 17.7)  # E[x²] − E[x]² rounds to −3e-4 here: NaN without the clamp
+    assert torch.isfinite(fast(const)).all() and (fast(const) - b.reshape(1, dim, 1, 1)).abs().max() < 0.05
+    buf = io.BytesIO()
+    torch.onnx.export(fast, (x,), buf, opset_version=17, dynamo=False)
+    ops = [n.op_type for n in onnx.load_from_string(buf.getvalue()).graph.node]
+    assert "ReduceL2" in ops and "Pow" not in ops

@@ -63,12 +63,14 @@ def _export(model, rgb, depth, path: Path, dynamic: bool, opset: int) -> None:
 
 def export_onnx(model: torch.nn.Module, path, height: int = 480, width: int = 640, batch: int = 1,
                 dynamic: bool = False, opset: int = 17, check: bool = True, atol: float = 1e-4,
-                channels_first: bool = True) -> dict:
+                channels_first: bool = True, one_pass_norms: bool = False) -> dict:
     """Export `model` (BN-folded copy) to ONNX at `path`; returns a report (sizes checked, max |Δ|).
 
     `channels_first` exports ConvNeXt's pointwise MLP as 1×1 convolutions on NCHW maps (see
     `convnext_channels_first`): ONNX Runtime and OpenVINO run that graph faster. INT8 dynamic
     quantisation, which quantises MatMul but not Conv, asks for the Linear form instead.
+    `one_pass_norms` (channels-first only) is for graphs that are then quantised: faster norms
+    that give up FP32 exactness (`ChannelLayerNorm(one_pass=)`).
 
     Raises ValueError when the variant cannot be exported or the ONNX Runtime check fails.
     """
@@ -81,7 +83,7 @@ def export_onnx(model: torch.nn.Module, path, height: int = 480, width: int = 64
     path.parent.mkdir(parents=True, exist_ok=True)
     fused = fused_copy(model, "cpu", torch.float32)  # the caller's model stays where it is
     if channels_first:
-        convnext_channels_first(fused)
+        convnext_channels_first(fused, one_pass_norms)
     # A dynamic graph is traced at a size that is not a multiple of 32, so the model's internal
     # pad-and-crop branch is recorded (padding by 0 is exact, so multiples of 32 still work).
     rgb, depth = example_inputs(batch, *((_off32(height), _off32(width)) if dynamic else (height, width)))
@@ -207,14 +209,14 @@ def check_onnx(path, model: torch.nn.Module, sizes, atol: float = 1e-4) -> list[
     return results
 
 
-def temp_onnx_file(model, rgb, depth, dynamic=False, channels_first: bool = True) -> str:
+def temp_onnx_file(model, rgb, depth, dynamic=False, channels_first: bool = True, one_pass_norms: bool = False) -> str:
     """A temporary ONNX file of `model` at the shape of rgb/depth, for a runtime to load (the caller
     deletes it; a failure is BackendUnavailable)."""
     fd, path = tempfile.mkstemp(suffix=".onnx", prefix="asymformer_")
     os.close(fd)
     try:
         export_onnx(model, path, height=rgb.shape[-2], width=rgb.shape[-1], batch=rgb.shape[0],
-                    dynamic=dynamic, check=False, channels_first=channels_first)
+                    dynamic=dynamic, check=False, channels_first=channels_first, one_pass_norms=one_pass_norms)
     except (ValueError, ImportError) as exc:
         remove_onnx(path)
         raise BackendUnavailable(str(exc)) from None

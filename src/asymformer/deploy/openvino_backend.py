@@ -112,7 +112,8 @@ def build_openvino(model, rgb, depth, precision: str = "fp32"):
 
     def build(r, d):
         frames = _calibration(model, r, d) if precision == "int8" else None
-        path = temp_onnx_file(model, r, d)
+        # Reduced precision takes the faster, not bit-exact, norms (ChannelLayerNorm(one_pass=)).
+        path = temp_onnx_file(model, r, d, one_pass_norms=precision != "fp32")
         try:
             compiled = compile_onnx(path, precision, frames=frames)
         finally:
