@@ -12,7 +12,9 @@ convolutions and its stage 2-4 down-sampling convolutions, the MiT and CMA linea
 attention products, with symmetric activations (NNCF's PERFORMANCE preset: no zero points for the
 kernels to correct). Depthwise convolutions (OpenVINO runs them in FP32 anyway), the image and
 depth patch embeddings (the depth ones cost 0.4 mIoU points), LAFS, the fusion convolutions, the
-decoder and the classifier stay FP32. Measured speed and accuracy: benchmarks/RESULTS.md.
+decoder and the classifier stay FP32. INT8 and bf16 graphs take ConvNeXt's channel norms in one
+pass (`ChannelLayerNorm(one_pass=)`): faster, and within their own rounding; FP32 graphs stay
+exact. Measured speed and accuracy: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
