@@ -36,9 +36,8 @@ def test_channels_first_graph_form_is_exact_and_has_no_permutes():
 def test_one_pass_norm_matches_layer_norm_and_exports_one_read():
     """ChannelLayerNorm(one_pass=True), the reduced-precision graphs' norm: the same numbers as
     LayerNorm on ConvNeXt-like maps (mean well inside the spread), never a negative variance even
-    on a constant map, and an ONNX graph whose variance reads x once (ReduceL2, no Pow)."""
-    import io
-
+    on a constant map, and exported graphs whose variance reads x once (ReduceL2, no Pow) only
+    when asked for."""
     import onnx
 
     from asymformer.models.convnext import ChannelLayerNorm
@@ -53,7 +52,17 @@ def test_one_pass_norm_matches_layer_norm_and_exports_one_read():
     assert (fast(x) - ref).abs().max() < 1e-4
     const = torch.full((1, dim, 4, 4), 17.7)  # E[x²] − E[x]² rounds to −3e-4 here: NaN without the clamp
     assert torch.isfinite(fast(const)).all() and (fast(const) - b.reshape(1, dim, 1, 1)).abs().max() < 0.05
-    buf = io.BytesIO()
-    torch.onnx.export(fast, (x,), buf, opset_version=17, dynamo=False)
-    ops = [n.op_type for n in onnx.load_from_string(buf.getvalue()).graph.node]
-    assert "ReduceL2" in ops and "Pow" not in ops
+    from asymformer.deploy.export import remove_onnx, temp_onnx_file
+
+    model = create_model("asymformer_b0_a", num_classes=5).eval()
+    rgb, depth = torch.randn(1, 3, 64, 64), torch.randn(1, 1, 64, 64)
+    counts = {}
+    for one_pass in (False, True):  # what the reduced-precision engines get, and what FP32 gets
+        path = temp_onnx_file(model, rgb, depth, one_pass_norms=one_pass)
+        try:
+            ops = [n.op_type for n in onnx.load(path).graph.node]
+        finally:
+            remove_onnx(path)
+        counts[one_pass] = (ops.count("ReduceL2"), ops.count("Pow"))
+    assert counts[False][0] == 0 and counts[True][0] > 0, counts
+    assert counts[True][1] == counts[False][1] - counts[True][0], "each one-pass norm drops its Pow"
