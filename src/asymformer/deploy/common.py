@@ -107,15 +107,16 @@ def stdout_to_stderr():
 class ReusedOutputs:
     """Engine outputs handed to the caller without a copy; a buffer is rewritten only once free.
 
-    Copying a 40×480×640 logit map (49 MB) out of an engine into new memory cost about a sixth
-    of an OpenVINO INT8 call on a 2-core VM: the copy, and the page faults of fresh memory on
-    every call (benchmarks/RESULTS.md, "Engine outputs"). Instead each slot is an engine run
+    Copying a 40×480×640 logit map (49 MB) out of an engine into new memory cost 6-8 % of an
+    OpenVINO call on a 2-core VM, and 0.2.0 copied twice: the copy, and the page faults of fresh
+    memory on every call (benchmarks/RESULTS.md, benchmarks/engine_outputs.py). Instead each slot is an engine run
     that writes into a buffer it keeps, and the caller gets that buffer. Every tensor, view or
     array made from it holds one Python reference to it (torch.from_numpy keeps its ndarray
     alive), so a buffer whose reference count is back to its count when made is free and is
     written again, and one still held anywhere never is. `capacity` slots cover the usual loop
     (`out = run(frame)` holds the previous result during the next call); beyond that, results
-    are copies from a scratch slot, so memory stays bounded when a caller keeps many.
+    are copies from a scratch slot, so memory stays bounded when a caller keeps many (an
+    OpenVINO slot is one more infer request: +53 MB RSS at 480×640).
 
     `new_slot()` returns an object with `.array` (the buffer) and `.run(feeds)` (fills it).
     """
