@@ -19,7 +19,7 @@ from asymformer.files import atomic_path
 from asymformer.models.convnext import convnext_channels_first
 from asymformer.models.info import ModelInfo, info_of
 
-from .common import BackendUnavailable, example_inputs, fused_copy, ort_session
+from .common import BackendUnavailable, example_inputs, fused_copy, numpy_feeds, ort_session
 
 INPUT_NAMES = ("rgb", "depth")
 OUTPUT_NAMES = ("logits",)
@@ -197,7 +197,7 @@ def check_onnx(path, model: torch.nn.Module, sizes, atol: float = 1e-4) -> list[
         with torch.inference_mode():
             ref = model(rgb, depth).numpy()
         try:
-            out = sess.run(list(OUTPUT_NAMES), {"rgb": rgb.numpy(), "depth": depth.numpy()})[0]
+            out = sess.run(list(OUTPUT_NAMES), numpy_feeds(rgb, depth))[0]
         except Exception as exc:  # noqa: BLE001
             raise ValueError(f"ONNX Runtime failed on {path} at {b}×{h}×{w}: {str(exc)[:300]}") from None
         if out.shape != ref.shape:
