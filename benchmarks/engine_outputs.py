@@ -17,12 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 
 import torch
 
-from asymformer.deploy.backends import build_backend
-from asymformer.deploy.benchmark import environment
+from asymformer.deploy.backends import BackendUnavailable, build_backend
+from asymformer.deploy.benchmark import environment, parse_backends
 from asymformer.deploy.common import example_inputs
 from asymformer.models import create_model
 
@@ -35,14 +36,22 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=15)
     args = ap.parse_args(argv)
+    try:
+        backends = parse_backends(args.backends)
+        h, w = (int(v) for v in args.size.lower().split("x"))
+        rgb, depth = example_inputs(1, h, w)
+    except ValueError as exc:
+        ap.error(f"--backends / --size: {exc} (sizes are HxW, e.g. 480x640)")
     torch.set_num_threads(args.threads)
-    h, w = (int(v) for v in args.size.split("x"))
     torch.manual_seed(0)
     model = create_model(args.model).eval()
-    rgb, depth = example_inputs(1, h, w)
     callers = {}
-    for name in args.backends.split(","):
-        fn, _ = build_backend(name, model, rgb, depth)
+    for name in backends:
+        try:
+            fn, _ = build_backend(name, model, rgb, depth)
+        except BackendUnavailable as exc:
+            print(f"engine_outputs: {name} skipped: {exc}", file=sys.stderr)
+            continue
         state = {"prev": None}
 
         def held(fn=fn, state=state):
