@@ -104,13 +104,17 @@ def test_on_off_values_only_apply_to_the_option_that_took_them(capsys):
 
 def test_info_lists_every_variant_with_its_numbers(capsys):
     assert main(["info", "--size", "64x96"]) == 0
-    header, *lines = capsys.readouterr().out.splitlines()
-    assert header.endswith("@ 64x96")
+    table_text, note = capsys.readouterr().out.split("\n\n")
+    header, *lines = table_text.splitlines()
+    assert header.split() == ["variant", "params", "GMACs", "GMACs+attn"]
+    assert "at 64x96, batch 1, 40 classes, smallest first" in note and "attention products" in note
     table = {cells[0]: cells[1:] for cells in (line.split() for line in lines)}
-    assert list(table) == list_models()
+    assert sorted(table) == sorted(list_models())
+    gmacs = [float(cells[1]) for cells in table.values()]
+    assert gmacs == sorted(gmacs)  # ordered by size, not by name
     assert main(["info", "--size", "128x192", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert list(rows) == list_models()
+    assert list(rows) == list(table)
     # The released network's size (40 classes), as docs/architecture.md lists it.
     assert rows["asymformer_b0_t"]["params"] == 33_059_576 and rows["asymformer_b0_a"]["params"] == 7_697_920
     for name, r in rows.items():

@@ -7,6 +7,7 @@ A leaf module (imports nothing from asymformer), used by engine/ and deploy/ ali
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
@@ -83,3 +84,58 @@ def cuda_math(fp32: bool = True, benchmark: bool = True):
             matmul.fp32_precision, cudnn.conv.fp32_precision = a, b
         else:
             matmul.allow_tf32, cudnn.allow_tf32 = a, b
+
+
+# --------------------------------------------------------------------------- CPU threads
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask: a container's or taskset's limit), not the machine's."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS / Windows have no affinity API
+        return max(1, os.cpu_count() or 1)
+
+
+def default_threads() -> int:
+    """The thread count `auto` means: $OMP_NUM_THREADS when the user set it, else half the usable cores.
+
+    Why half: a robot's CPU is always shared (drivers, SLAM, planners). With one thread per core,
+    each parallel region ends at a barrier that waits for the thread the scheduler parked, and a
+    2-core machine with one busy neighbour ran a frame 40x slower; half the cores lost little on an
+    idle machine and nothing collapsed under load (benchmarks/threads.py, benchmarks/RESULTS.md).
+    """
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, usable_cores() // 2)
+
+
+def resolve_threads(threads) -> int:
+    """None / 'auto' -> `default_threads()`; a whole number >= 1 as is; anything else one clear error."""
+    if threads is None or (isinstance(threads, str) and threads.strip().lower() == "auto"):
+        return default_threads()
+    try:
+        n = int(threads)
+    except (TypeError, ValueError):
+        raise ValueError(f"threads must be a whole number >= 1 or 'auto', got {threads!r}") from None
+    if n < 1 or (isinstance(threads, float) and n != threads):
+        raise ValueError(f"threads must be a whole number >= 1 or 'auto', got {threads!r}")
+    return n
+
+
+def set_threads(threads="auto") -> int:
+    """Apply one CPU thread count to the whole process and return it.
+
+    torch's intra-op pool is set here; ONNX Runtime sessions (`deploy.common.ort_session`) and
+    OpenVINO compiled models (`deploy.openvino_backend.compile_onnx`) read `torch.get_num_threads()`
+    when they are built, so one call covers all three runtimes. torch's inter-op pool can be sized
+    only once, before any parallel work has started: it is set on the first call that can, and
+    later calls leave it as it is (it only matters for TorchScript forks, which the model has none of).
+    """
+    n = resolve_threads(threads)
+    torch.set_num_threads(n)
+    if torch.get_num_interop_threads() != n:
+        try:
+            torch.set_num_interop_threads(n)
+        except RuntimeError:  # parallel work already started, or set before: fixed for this process
+            pass
+    return n

@@ -79,11 +79,36 @@ def _deprecated(old: str, new: str) -> None:
     print(f"asymformer: {notice(old, new)}", file=sys.stderr)
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's help shows its default: appended as "(default X)" unless the text already says
+    it (a default that depends on the input is worded in the help itself, e.g. "default: the
+    checkpoint's"). On/off options read "on" / "off", sizes "HxW". tests/test_cli_help.py checks it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (text is argparse.SUPPRESS or not action.option_strings or action.required or "default" in text
+                or default is None or default is argparse.SUPPRESS
+                or isinstance(action, (argparse._HelpAction, argparse._VersionAction))):
+            return text
+        if isinstance(default, bool):
+            shown = "on" if default else "off"
+        elif isinstance(default, tuple) and len(default) == 2 and all(isinstance(v, int) for v in default):
+            shown = f"{default[0]}x{default[1]}"
+        else:
+            shown = "%(default)s"
+        return f"{text} (default {shown})".strip()
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that also reads 0.1's `--expect-counts on|off` (now --expect-counts / --no-expect-counts).
 
     Subparsers are built with the same class, so each rewrites only the options it owns.
     """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def parse_known_args(self, args=None, namespace=None):
         args, i = list(sys.argv[1:] if args is None else args), 0
@@ -140,3 +165,22 @@ def _add_size(p, default: tuple[int, int], help: str) -> None:
 def _add_batch_size(p, help: str) -> None:
     p.add_argument("--batch-size", type=_positive, default=1, help=f"{help} (default 1)")
     p.add_argument("--batch", dest="batch_size", type=_positive, action=_OldName, new="--batch-size")
+
+
+def _threads(text: str):
+    """argparse type for --threads: 'auto' or a whole number >= 1."""
+    return "auto" if text.strip().lower() == "auto" else _positive(text)
+
+
+def _add_threads(p) -> None:
+    """--threads on every command that computes on the CPU (one setting for torch, ONNX Runtime, OpenVINO)."""
+    p.add_argument("--threads", type=_threads, default="auto", metavar="N|auto",
+                   help="CPU threads for torch, ONNX Runtime and OpenVINO; auto: $OMP_NUM_THREADS if set, else half "
+                        "the usable cores, which stays fast when other processes share the CPU")
+
+
+def _apply_threads(args) -> int:
+    """Apply the command's --threads (before any parallel work) and return the count used."""
+    from asymformer.devices import set_threads
+
+    return set_threads(getattr(args, "threads", "auto"))

@@ -15,9 +15,11 @@ from .common import (
 
 # --------------------------------------------------------------------------- info (models)
 def _add_info(sub):
-    p = sub.add_parser("info", help="list model variants with parameters and GMACs")
+    p = sub.add_parser("info", help="list model variants with parameters and GMACs",
+                       description="Model variants, smallest first: parameters, and multiply-accumulates of one "
+                                   "forward pass (batch 1) at --size, without and with the attention products.")
     _add_size(p, (480, 640), "input size the GMACs are counted at")
-    p.add_argument("--num-classes", type=_positive, default=40)
+    p.add_argument("--num-classes", type=_positive, default=40, help="classes of the classifier counted")
     _flag(p, "--json", "print JSON instead of a table")
     p.set_defaults(func=_run_info)
 
@@ -28,13 +30,16 @@ def _run_info(args):
     from asymformer.models import model_info
 
     (h, w) = args.size
-    rows = model_info(height=h, width=w, num_classes=args.num_classes)
+    rows = sorted(model_info(height=h, width=w, num_classes=args.num_classes), key=lambda r: (r["gmacs"], r["params"]))
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    print(f"{'variant':<28}{'params':>14}{'GMACs':>10}{'G (+attn)':>12}   @ {h}x{w}")
+    print(f"{'variant':<28}{'params':>14}{'GMACs':>10}{'GMACs+attn':>12}")
     for r in rows:
         print(f"{r['name']:<28}{r['params']:>14,}{r['gmacs']:>10.2f}{r['gmacs_with_attention']:>12.2f}")
+    print(f"\nper forward pass at {h}x{w}, batch 1, {args.num_classes} classes, smallest first. GMACs: billions of "
+          "multiply-accumulates in convolutions and linear layers (the usual FLOP count, /2); GMACs+attn adds the "
+          "attention products (QK^T, softmax x V) that most counters skip. asymformer_b0_t is the released network.")
     return 0
 
 
@@ -110,14 +115,17 @@ def _add_prepare_synthetic(psub):
                                     "one-based, classes.json, train.txt, test.txt). Frames depend only "
                                     "on (seed, index).")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--train-frames", type=_positive, help="number of training frames (required)")
+    p.add_argument("--train-frames", type=_positive, metavar="N", help="number of training frames (required)")
     p.add_argument("--num", dest="train_frames", type=_positive, action=_OldName, new="--train-frames")
     p.add_argument("--test-frames", type=_non_negative, help="test frames (default max(1, train frames // 4))")
     p.add_argument("--num-test", dest="test_frames", type=_non_negative, action=_OldName, new="--test-frames")
     _add_size(p, (240, 320), "frame size")
-    p.add_argument("--seed", type=_non_negative, default=0)
+    p.add_argument("--seed", type=_non_negative, default=0, help="rooms depend only on (seed, frame index)")
     _flag(p, "--overwrite", "write into a folder that holds a dataset")
     _add_progress(p)
+    # --train-frames is required, but argparse cannot require it and still accept its 0.1 alias --num:
+    # the handler checks it, and the usage line shows it as required.
+    p.usage = p.format_usage().removeprefix("usage: ").replace("[--train-frames N]", "--train-frames N").rstrip()
     p.set_defaults(func=_run_prepare_synthetic)
 
 

@@ -9,6 +9,8 @@ from .common import (
     _add_batch_size,
     _add_progress,
     _add_size,
+    _add_threads,
+    _apply_threads,
     _check_out_dir,
     _check_out_file,
     _flag,
@@ -41,6 +43,7 @@ def _add_predict(sub):
     _flag(p, "--panel", "also write <name>_panel.png (rgb|depth|pred|gt)")
     _flag(p, "--attention", "also write <name>_attention.png (LAFS maps)")
     _flag(p, "--save-labels", "also write <name>_labels.png (class indices)")
+    _add_threads(p)
     _add_progress(p)
     p.set_defaults(func=_run_predict)
 
@@ -58,6 +61,7 @@ def _run_predict(args):
     if args.size is not None and min(args.size) < 32:
         raise CLIError(f"--size must be at least 32x32, got {args.size[0]}x{args.size[1]}")
     pairs = pair_files(args.rgb, args.depth, args.labels)
+    _apply_threads(args)
     seg = Segmenter(args.checkpoint, device=args.device, normalization=args.normalization,
                     size=args.size, optimize=args.optimize)
     s = predict_files(seg, pairs, args.out, depth_unit=args.depth_unit, overlay=args.overlay,
@@ -72,17 +76,18 @@ def _run_predict(args):
 def _add_export(sub):
     p = sub.add_parser("export", help="export to ONNX (checked with ONNX Runtime)")
     p.add_argument("--checkpoint", required=True, help="our .safetensors or the official .pth")
-    p.add_argument("--format", choices=("onnx",), default="onnx")
+    p.add_argument("--format", choices=("onnx",), default="onnx", help="file format")
     p.add_argument("--out", required=True, help="output .onnx file")
     _add_size(p, (480, 640), "input size of the exported graph, >= 32 a side")
     _add_batch_size(p, "input batch of the exported graph")
     _flag(p, "--dynamic", "dynamic batch, height and width")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset version")
     _flag(p, "--check", "compare the file with PyTorch in ONNX Runtime", default=True)
     _flag(p, "--int8", "write an INT8-quantised model (ONNX Runtime quantisation)")
     p.add_argument("--calibration-data", metavar="DIR",
                    help="with --int8: dataset folder for calibration frames (default: synthetic rooms)")
     p.add_argument("--calibration-frames", type=_positive, default=32, help="with --int8: frames to use (default 32)")
+    _add_threads(p)
     _add_progress(p)
     p.set_defaults(func=_run_export)
 
@@ -93,6 +98,7 @@ def _run_export(args):
 
     if min(args.size) < 32:
         raise CLIError(f"--size must be at least 32x32, got {args.size[0]}x{args.size[1]}")
+    _apply_threads(args)
     model = load_model(args.checkpoint)
     if args.int8:
         return _run_export_int8(args, model)
@@ -133,16 +139,17 @@ def _run_export_int8(args, model):
 def _add_benchmark(sub):
     p = sub.add_parser("benchmark", help="measure latency of inference backends")
     p.add_argument("--checkpoint", help="weights to time (default: an untrained --model, same speed)")
-    p.add_argument("--model", default="asymformer_b0_t", help="variant when no checkpoint is given")
+    p.add_argument("--model", default="asymformer_b0_t", help="variant when no checkpoint is given "
+                   "(`asymformer info` lists them)")
     _add_size(p, (480, 640), "input size")
     _add_batch_size(p, "input batch")
     p.add_argument("--backends", default=None,
                    help="comma list (eager, fused, channels_last, jit, compile, onnxruntime, onnxruntime-int8, "
                         "cpu-bf16, openvino, openvino-int8, openvino-bf16, cuda-fp32, cuda-fp16, cuda-bf16, "
                         "cuda-graphs, cuda-compile, tensorrt) or all / cpu / cuda")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--iters", type=_positive, default=10)
-    p.add_argument("--threads", type=_positive, help="torch / ONNX Runtime CPU threads (default: torch's)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed calls per backend first")
+    p.add_argument("--iters", type=_positive, default=10, help="timed calls per backend")
+    _add_threads(p)
     _flag(p, "--compare", "print a table with ratios to eager instead of the JSON")
     p.add_argument("--device", help="GPU for the CUDA backends, e.g. cuda:1 (default cuda:0)")
     p.add_argument("--out", help="also write the JSON here")
@@ -153,15 +160,12 @@ def _add_benchmark(sub):
 def _run_benchmark(args):
     import json
 
-    import torch
-
     from asymformer.deploy.benchmark import DEFAULT_BACKENDS, compare, measured, run_benchmark
 
     _check_out_file(args.out)  # before the run, not after minutes of timing
     if args.warmup < 0:
         raise CLIError(f"--warmup must be >= 0, got {args.warmup}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    _apply_threads(args)
     if args.checkpoint:
         from asymformer.models import load_model
 
@@ -178,6 +182,8 @@ def _run_benchmark(args):
 
         write_json(args.out, report)
     print("\n".join(compare(report)) if args.compare else json.dumps(report, indent=1))
+    for line in report.get("warnings", []):
+        print(f"benchmark: warning: {line}", file=sys.stderr)
     if not measured(report):
         print("benchmark: no backend could be measured here (each is listed as skipped with the reason)",
               file=sys.stderr)

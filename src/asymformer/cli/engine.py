@@ -7,6 +7,8 @@ from .common import (
     CLIError,
     _add_batch_size,
     _add_progress,
+    _add_threads,
+    _apply_threads,
     _check_out_dir,
     _flag,
     _non_negative,
@@ -46,36 +48,43 @@ def _add_train(sub):
     p.add_argument("--init-from", metavar="CHECKPOINT",
                    help="fine-tune: start from a model file (official .pth or our .safetensors, any class "
                         "count); the classifier is re-initialised when the class count differs")
-    p.add_argument("--model", help="variant name (asymformer list: see `asymformer info`)")
+    p.add_argument("--model", help="variant name, as `asymformer info` lists them (default asymformer_b0_t, the "
+                   "released network; asymformer_b0_a / _p train on a CPU)")
     p.add_argument("--layout", help="dataset layout (default auto)")
     _add_data_options(p)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int, help="global batch (split over processes)")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--warmup-epochs", type=float)
-    p.add_argument("--crop-size", type=_parse_hw, help="HxW, e.g. 480x640")
-    p.add_argument("--base-size", type=_parse_hw, help="HxW the images are resized to before augmentation")
-    p.add_argument("--eval-size", type=_parse_hw, help="HxW for validation")
-    p.add_argument("--workers", type=int)
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--val-every", type=int, help="validate every K epochs (0: never)")
-    p.add_argument("--save-every", type=int, help="keep checkpoints/epoch_NNN every K epochs (0: never)")
-    p.add_argument("--amp", choices=("none", "bf16", "fp16"))
+    # Defaults below are TrainConfig's (the paper recipe); written out so `--help` stays fast
+    # without importing torch, and tests/test_cli_help.py checks they match.
+    p.add_argument("--epochs", type=int, help="epochs to train (default 500)")
+    p.add_argument("--batch-size", type=int, help="global batch, split over processes (default 8)")
+    p.add_argument("--lr", type=float, help="peak learning rate of AdamW (default 5e-05)")
+    p.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0.01)")
+    p.add_argument("--warmup-epochs", type=float, help="linear warm-up before the poly decay (default 4.0)")
+    p.add_argument("--crop-size", type=_parse_hw, help="HxW of the training crops (default 480x640)")
+    p.add_argument("--base-size", type=_parse_hw,
+                   help="HxW the images are resized to before augmentation; smaller trains faster on a CPU "
+                        "(default 480x640)")
+    p.add_argument("--eval-size", type=_parse_hw, help="HxW for validation (default 480x640)")
+    p.add_argument("--workers", type=int, help="data-loading processes (default min(4, CPU count))")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--val-every", type=int, help="validate every K epochs, 0: never (default 10)")
+    p.add_argument("--save-every", type=int, help="keep checkpoints/epoch_NNN every K epochs, 0: never (default 50)")
+    p.add_argument("--amp", choices=("none", "bf16", "fp16"), help="mixed precision on a GPU (default none)")
     _flag(p, "--compile", "torch.compile the model (default: the config's, else off)", None)
     _flag(p, "--channels-last", "channels-last memory format for model and inputs (default: the config's, "
           "else off)", None)
-    p.add_argument("--grad-clip", type=float, help="max gradient norm (0: off)")
-    p.add_argument("--pretrained-rgb", help="ImageNet ConvNeXt weights for the RGB branch")
-    p.add_argument("--pretrained-depth", help="weights for the depth (MiT) branch")
+    p.add_argument("--grad-clip", type=float, help="max gradient norm, 0: off (default 0.0)")
+    p.add_argument("--pretrained-rgb", help="ImageNet ConvNeXt weights for the RGB branch (default: none, "
+                   "random initialisation)")
+    p.add_argument("--pretrained-depth", help="weights for the depth (MiT) branch (default: none)")
     _flag(p, "--zero-depth", "ablation: feed zeros as depth (default: the config's, else off)", None)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=int, help="seed of the initialisation and the data order (default 0)")
     _flag(p, "--deterministic", "deterministic algorithms where torch has them (default: the config's, "
           "else off)", None)
     p.add_argument("--stop-after", type=int, help="stop resumably after this global iteration (this "
                    "invocation only)")
     p.add_argument("--time-limit", type=float, metavar="MINUTES",
                    help="stop resumably after this much wall time (e.g. a cluster job's limit)")
+    _add_threads(p)
     _add_progress(p, None)
     p.set_defaults(func=_run_train)
 
@@ -90,6 +99,7 @@ def _run_train(args):
     from asymformer.engine import resolve_config, train
     from asymformer.engine.distributed import is_main
 
+    _apply_threads(args)
     overrides = {k: getattr(args, k) for k in _TRAIN_FLAGS}
     overrides["data_options"] = _data_options(args) or None
     if args.resume:
@@ -115,8 +125,8 @@ def _add_evaluate(sub):
     p = sub.add_parser("evaluate", help="evaluate a checkpoint: mIoU, accuracy, per-class IoU")
     p.add_argument("--checkpoint", required=True, help="our .safetensors file or the official .pth")
     p.add_argument("--data", required=True, help="dataset root (or synthetic:N_TRAIN:N_TEST)")
-    p.add_argument("--split", default="test")
-    p.add_argument("--layout", default="auto")
+    p.add_argument("--split", default="test", help="split file to score (test, val, train, ...)")
+    p.add_argument("--layout", default="auto", help="dataset layout, auto: detected from the files")
     _add_data_options(p)
     p.add_argument("--out", help="directory for results.json, per-class IoU and confusion-matrix PNGs")
     p.add_argument("--scales", default="1.0", help="comma-separated, e.g. 1.0,1.2,1.4 (default: official 1.0)")
@@ -125,15 +135,16 @@ def _add_evaluate(sub):
                    help="HxW input size (default: the size the checkpoint was validated at, else 480x640)")
     _flag(p, "--native-resolution", "score at each label's own size (logits upsampled) instead of at --size")
     _add_batch_size(p, "images per forward pass")
-    p.add_argument("--workers", type=_non_negative, default=2)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none")
+    p.add_argument("--workers", type=_non_negative, default=2, help="data-loading processes (0: in this process)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none", help="mixed precision on a GPU")
     _flag(p, "--zero-depth", "feed zeros as depth (ablation)")
     p.add_argument("--precision", choices=("fp32", "int8", "bf16"), default="fp32",
                    help="int8 / bf16: evaluate through that CPU deployment path (measure its accuracy cost)")
     p.add_argument("--save-predictions", type=_non_negative, default=0, metavar="N",
                    help="write <name>.png (dataset colours) and <name>_labels.png (class indices, as "
                         "predict --save-labels) of the first N images to OUT/predictions")
+    _add_threads(p)
     _add_progress(p)
     p.set_defaults(func=_run_evaluate)
 
@@ -146,6 +157,7 @@ def _run_evaluate(args):
     if args.save_predictions and not args.out:
         raise CLIError("--save-predictions needs --out DIR")
     _check_out_dir(args.out)
+    _apply_threads(args)
     from asymformer.engine.evaluate import evaluate_checkpoint, format_table
 
     wrap = None

@@ -98,13 +98,45 @@ def run_benchmark(model: torch.nn.Module, backends=DEFAULT_BACKENDS, height: int
                 times[name] += t
     for name, entry in built.items():
         if "skipped" not in results[name]:
-            results[name] = {**summarize(times[name], batch), **entry["stats"]}
-        if progress:
-            print(f"benchmark: {name}: {results[name]}", file=sys.stderr, flush=True)
+            results[name] = {**summarize(times[name], batch), **entry["stats"],
+                             "spread": round(max(times[name]) / max(min(times[name]), 1e-9), 2)}
+        if progress and "median_ms" in results[name]:
+            r = results[name]
+            print(f"benchmark: {name}: median {r['median_ms']:.1f} ms, p90 {r['p90_ms']:.1f} ms "
+                  f"(built in {r.get('build_s', 0):.1f} s)", file=sys.stderr, flush=True)
     info = info_of(model)
     config = {"model": info.name if info is not None else None, "height": height, "width": width, "batch": batch,
               "warmup": warmup, "iters": iters, "atol": atol}
-    return {"config": config, "environment": environment(device), "results": results}
+    return {"config": config, "environment": environment(device), "results": results,
+            "warnings": warnings_for(results)}
+
+
+# A quiet machine repeats a call within a few percent; these bounds leave room for a GPU's clock
+# ramps and still catch what a busy neighbour does (median 2,462 ms against a minimum of 45 ms).
+SPREAD_P90_OVER_MEDIAN = 1.5
+SPREAD_MAX_OVER_MIN = 3.0
+SPREAD_MIN_ITERS = 5  # fewer calls say nothing about a spread
+BUILD_NOTE_S = 5.0  # builds shorter than this are not worth a sentence
+
+
+def warnings_for(results: dict) -> list[str]:
+    """Plain sentences about numbers not to trust or quote: contention (a wide spread between calls)
+    and builds that cost more than the timed calls (what a one-shot user would really wait for)."""
+    out = []
+    for name, r in results.items():
+        if "median_ms" not in r:
+            continue
+        p90 = r["p90_ms"] / max(r["median_ms"], 1e-9)
+        if r["iters"] >= SPREAD_MIN_ITERS and (p90 > SPREAD_P90_OVER_MEDIAN
+                                               or r.get("spread", 1.0) > SPREAD_MAX_OVER_MIN):
+            out.append(f"{name}: calls varied widely (p90/median {p90:.1f}, max/min {r.get('spread', 1.0):.1f}): "
+                       "other processes were competing for the CPU/GPU; rerun on a quiet machine or with fewer "
+                       "--threads before quoting a ratio")
+        run_s = r["mean_ms"] * r["iters"] / 1000.0
+        if r.get("build_s", 0.0) > max(run_s, BUILD_NOTE_S):
+            out.append(f"{name}: building took {r['build_s']:.1f} s, more than its {r['iters']} timed calls "
+                       f"({run_s:.1f} s): it pays off only for a long-running process")
+    return out
 
 
 def measured(report: dict) -> list[str]:

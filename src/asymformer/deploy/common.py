@@ -185,7 +185,8 @@ def ort_runner(sess):
 
 
 def ort_session(path, providers=None, threads: int | None = None, spin: bool = False):
-    """An ONNX Runtime session with full graph optimisation and the thread count torch uses.
+    """An ONNX Runtime session with full graph optimisation and the thread count torch uses
+    (`threads` overrides it; `asymformer.devices.set_threads` sets torch's for every runtime).
 
     Worker spinning is off by default: on a CPU shared with other processes (a robot's other
     nodes, a shared build machine) spinning threads steal the cores the work needs, and turning
@@ -201,4 +202,5 @@ def ort_session(path, providers=None, threads: int | None = None, spin: bool = F
     opts.intra_op_num_threads = threads or torch.get_num_threads()
     opts.inter_op_num_threads = 1
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    opts.log_severity_level = 3  # errors only: its graph-optimiser notes are not the user's to act on
     return ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])

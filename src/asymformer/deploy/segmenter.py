@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from asymformer.data.transforms import normalization_values, normalize_planar, prepare_frame
 from asymformer.deprecation import notice, renamed_keyword
-from asymformer.devices import resolve_device
+from asymformer.devices import resolve_device, set_threads
 from asymformer.models.info import info_of
 from asymformer.viz import palette
 
@@ -64,13 +64,17 @@ class Segmenter:
     precision: "fp32" (default, exact), or on the CPU "int8" / "bf16" (bf16 only where the CPU
     has it natively): the fastest such path is built for `size` (default 480×640); frames of
     other sizes build another (slow), so pass `size` for a camera stream.
+    threads: CPU threads for torch, ONNX Runtime and OpenVINO (an int, or "auto": $OMP_NUM_THREADS
+    if set, else half the usable cores, which stays fast when other processes share the CPU).
+    The count is process-wide (`asymformer.devices.set_threads`); None leaves the process's as is.
     """
 
     def __init__(self, model_or_path, device="auto", normalization=None, depth_unit=None,
                  size: tuple[int, int] | None = None, optimize=False, precision: str = "fp32", *,
-                 depth_scale=None):
+                 threads=None, depth_scale=None):
         depth_unit = renamed_keyword("Segmenter", "depth_scale", "depth_unit", depth_scale, depth_unit)
         self.device = resolve_device(device)
+        self.threads = set_threads(threads) if threads is not None else torch.get_num_threads()
         model = _load(model_or_path)
         info = info_of(model)
         if info is None or info.num_classes is None:
