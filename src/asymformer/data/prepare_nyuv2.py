@@ -16,9 +16,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from asymformer.files import write_json
+from asymformer.progress import progress_bar
 
 from .classes import NYU13_COLORS, NYU40_CLASSES, NYU40_COLORS
 from .io import atomic_write_bytes, write_png
@@ -181,7 +181,7 @@ def prepare_nyuv2(mat, splits, mapping, out, raw_depth: bool = False, overwrite:
             raise ValueError(f"--splits {splits} indexes frames {wanted[0]}..{wanted[-1]} but --mat "
                              f"{mat} has {frames} frames")
         data = {k: f[k] for k in ("images", "depths", "labels", "rawDepths") if k in f}
-        for index1 in tqdm(wanted, desc="prepare nyuv2", unit="frame", disable=not progress):
+        for index1 in progress_bar(wanted, desc="prepare nyuv2", unit="frame", enabled=progress):
             files = _outputs(out, frame_name(index1), raw_depth)
             if not overwrite and all(p.is_file() for p in files.values()):
                 skipped += 1

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from asymformer.files import atomic_path, write_json
+from asymformer.progress import progress_bar
 
 from .classes import SUN37_CLASSES, SUN37_COLORS
 from .io import atomic_write_bytes, write_png
@@ -189,7 +189,7 @@ def prepare_sunrgbd(root, meta, seg, split, out, depth: str = "filled", expect_c
     with f:
         if len(refs) != len(entries):
             raise ValueError(f"--seg {seg} has {len(refs)} labels but --meta {meta} has {len(entries)} frames")
-        for i in tqdm(wanted, desc="prepare sunrgbd", unit="frame", disable=not progress):
+        for i in progress_bar(wanted, desc="prepare sunrgbd", unit="frame", enabled=progress):
             files = _outputs(out, sample_name(i), sources[i][0])
             if not overwrite and all(p.is_file() for p in files.values()):
                 skipped += 1

@@ -17,7 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+
+from asymformer.progress import progress_bar
 
 from . import synthetic_render as R
 from .base import RGBDDataset
@@ -283,7 +284,7 @@ def write_synthetic_dataset(out, num_train: int, num_test: int, height: int = 24
                               f"pass overwrite=True (--overwrite)")
     splits = {"train": range(int(num_train)), "test": range(int(num_train), int(num_train) + int(num_test))}
     total = int(num_train) + int(num_test)
-    with tqdm(total=total, desc="prepare synthetic", unit="frame", disable=not progress) as bar:
+    with progress_bar(total=total, desc="prepare synthetic", unit="frame", enabled=progress) as bar:
         for idxs in splits.values():
             for i in idxs:
                 s = render_frame(seed, i, height, width)

@@ -72,7 +72,10 @@ def _screen_rect(cam: Camera, lo, hi, h: int, w: int):
 def _cast_room(scene: Scene, cam: Camera, d: np.ndarray):
     """Exit distance of every ray from the room box, the axis hit and floor/ceiling/wall id."""
     o = cam.pos.astype(np.float32)
-    ts = [np.where(d[a] > 0, scene.room[a] - o[a], -o[a]) / _safe(d[a]) for a in range(3)]
+    # A ray parallel to a pair of walls never exits through them: +inf, not a division by a stand-in
+    # epsilon whose sign may differ from the ray's (that gave t = -2e9 and NaN texture coordinates).
+    ts = [np.where(np.abs(d[a]) < 1e-9, np.float32(np.inf),
+                   np.where(d[a] > 0, scene.room[a] - o[a], -o[a]) / _safe(d[a])) for a in range(3)]
     t = np.minimum(np.minimum(ts[0], ts[1]), ts[2])
     axis = np.where(t == ts[2], 2, np.where(t == ts[1], 1, 0)).astype(np.int8)
     obj = np.where(axis == 2, np.where(d[2] < 0, 0, 1), 2).astype(np.int16)
@@ -80,7 +83,8 @@ def _cast_room(scene: Scene, cam: Camera, d: np.ndarray):
 
 
 def _safe(x):
-    return np.where(np.abs(x) < 1e-9, np.float32(1e-9), x)
+    """x with magnitudes below 1e-9 raised to 1e-9, keeping the sign (so 1/x keeps the ray's direction)."""
+    return np.where(np.abs(x) < 1e-9, np.where(x < 0, np.float32(-1e-9), np.float32(1e-9)), x)
 
 
 def _cast_box(lo, hi, o, inv, best, axis, obj, oid):

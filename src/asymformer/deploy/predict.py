@@ -154,9 +154,8 @@ def predict_files(segmenter, pairs, out_dir, depth_unit: float | None = None, ov
     files are metres, 16-bit PNGs millimetres, 8-bit refused). Frames are read in metres and
     handed to the Segmenter as such, so files and arrays follow one rule.
     """
-    from tqdm import tqdm
-
     from asymformer.data.io import read_depth, read_label, read_rgb, write_png
+    from asymformer.progress import progress_bar
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -165,7 +164,8 @@ def predict_files(segmenter, pairs, out_dir, depth_unit: float | None = None, ov
         save_image(viz.legend(segmenter.class_names, colors), out / "legend.png")
     model_s, frames = 0.0, []
     t_all = time.perf_counter()
-    for name, rgb_path, depth_path, label_path in tqdm(pairs, desc="predict", unit="frame", disable=not progress):
+    for name, rgb_path, depth_path, label_path in progress_bar(pairs, desc="predict", unit="frame",
+                                                               enabled=progress):
         rgb = read_rgb(rgb_path)
         depth = read_depth(depth_path, depth_unit, expect_16bit=False)
         if depth.shape != rgb.shape[:2]:

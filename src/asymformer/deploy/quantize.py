@@ -54,9 +54,8 @@ def calibration_frames(data=None, num: int = DEFAULT_CALIBRATION_FRAMES, height:
     `data` is a dataset folder in any layout `open_dataset` reads (train split first, else test;
     frames spread evenly over it) or None for synthetic rooms (frames rendered by seed).
     """
-    from tqdm import tqdm
-
     from asymformer.data import EvalTransform
+    from asymformer.progress import progress_bar
 
     if int(num) < 1:
         raise ValueError(f"calibration frames must be >= 1, got {num}")
@@ -71,7 +70,7 @@ def calibration_frames(data=None, num: int = DEFAULT_CALIBRATION_FRAMES, height:
     ds.transform = EvalTransform(size=(height, width), normalization=normalization or ds.normalization)
     idx = np.unique(np.linspace(0, len(ds) - 1, min(int(num), len(ds))).round().astype(int))
     frames = []
-    for i in tqdm(idx, desc="calibration frames", disable=not progress, dynamic_ncols=True):
+    for i in progress_bar(idx, desc="calibration frames", unit="frame", enabled=progress):
         s = ds[int(i)]
         frames.append((np.repeat(s["rgb"][None].numpy().astype(np.float32), batch, 0),
                        np.repeat(s["depth"][None].numpy().astype(np.float32), batch, 0)))

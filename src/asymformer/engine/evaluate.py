@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from asymformer import viz
 from asymformer.files import atomic_write_text, save_image, write_json
+from asymformer.progress import progress_bar
 
 from .metrics import ConfusionMatrix
 
@@ -57,7 +57,7 @@ def evaluate_model(model, loader, num_classes: int, device, *, scales=(1.0,), fl
     """Accumulate the confusion matrix of `model` over `loader` (model left in eval mode)."""
     model.eval()
     cm = ConfusionMatrix(num_classes, device=device)
-    for batch in tqdm(loader, desc="evaluate", disable=not progress, dynamic_ncols=True):
+    for batch in progress_bar(loader, desc="evaluate", unit="batch", enabled=progress):
         rgb, depth = batch["rgb"].to(device), batch["depth"].to(device)
         label = batch["label"].to(device)
         if zero_depth:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from asymformer.models.finetune import checkpoint_normalization, load_matching_weights
+from asymformer.progress import progress_bar
 
 from . import checkpoint as ckpt
 from . import distributed as dist_utils
@@ -355,8 +356,8 @@ class _Run:
         sampler = ShardedSampler(len(self.train_ds), self.rank, self.world, c.seed, epoch, start=skip * self.batch)
         loader = make_loader(self.train_ds, self.batch, sampler, c.workers, self.device, drop_last=True)
         self.wrapped.train()
-        bar = tqdm(loader, total=self.ipe - skip, desc=f"epoch {epoch + 1}/{c.epochs}",
-                   disable=not (self.main and c.progress), dynamic_ncols=True)
+        bar = progress_bar(loader, total=self.ipe - skip, desc=f"epoch {epoch + 1}/{c.epochs}", unit="it",
+                           enabled=bool(self.main and c.progress))
         t0, n = time.perf_counter(), 0
         for batch in bar:
             lr = self.scheduler.get_last_lr()[0]  # the lr this step uses
