@@ -48,9 +48,9 @@ def test_every_option_has_help_that_shows_its_default():
 
 
 def test_defaults_are_rendered_readably():
-    parser = dict(PARSERS)[("asymformer", "export")]
-    text = parser.format_help()
-    assert "(default 480x640)" in text and "(default 17)" in text
+    text = dict(PARSERS)[("asymformer", "export")].format_help()
+    assert "(default 480x640)" in dict(PARSERS)[("asymformer", "benchmark")].format_help()
+    assert "(default 17)" in text and "the size the checkpoint was validated at" in text
     assert "(default off)" in text and "(default on)" in text
     assert "(default False)" not in text and "(default (480, 640))" not in text
 

@@ -141,7 +141,7 @@ class _OldSide(_OldName):
 
     def __call__(self, parser, namespace, values, option_string=None):
         _deprecated(option_string, self.new)
-        h, w = getattr(namespace, self.dest)
+        h, w = getattr(namespace, self.dest) or (480, 640)  # 0.1's default where today's depends on the model
         setattr(namespace, self.dest, (values, w) if option_string == "--height" else (h, values))
 
 
@@ -155,9 +155,10 @@ def _add_progress(p, default=True) -> None:
     _flag(p, "--progress", "progress bars (--no-progress for logs and scripts)", default)
 
 
-def _add_size(p, default: tuple[int, int], help: str) -> None:
-    p.add_argument("--size", type=_parse_hw, default=default, metavar="HxW",
-                   help=f"{help} (default {default[0]}x{default[1]})")
+def _add_size(p, default: tuple[int, int] | None, help: str, default_text: str = "") -> None:
+    """--size HxW; default None means "depends on the input", said in `default_text`."""
+    shown = f"{default[0]}x{default[1]}" if default else default_text
+    p.add_argument("--size", type=_parse_hw, default=default, metavar="HxW", help=f"{help} (default {shown})")
     for old in ("--height", "--width"):
         p.add_argument(old, dest="size", type=_positive, action=_OldSide, new="--size HxW")
 

@@ -50,7 +50,7 @@ def _add_predict(sub):
 
 def _run_predict(args):
     from asymformer.data.io import resolve_depth_unit
-    from asymformer.deploy.predict import pair_files, predict_files
+    from asymformer.deploy.predict import pair_files, predict_files, predict_summary
     from asymformer.deploy.segmenter import Segmenter
 
     _check_out_dir(args.out)
@@ -67,9 +67,7 @@ def _run_predict(args):
     s = predict_files(seg, pairs, args.out, depth_unit=args.depth_unit, overlay=args.overlay,
                       panel=args.panel, attention=args.attention, save_labels=args.save_labels,
                       alpha=args.alpha, labels_base=args.labels_base, progress=args.progress)
-    print(f"{s['frames']} frames -> {s['outputs']}  segmenter {s['segmenter_fps']} FPS "
-          f"({s['segmenter_ms_per_frame']} ms/frame incl. pre/post-processing, {s['backend']} on {s['device']}), "
-          f"with file I/O {s['end_to_end_fps']} FPS; model-only speed: asymformer benchmark")
+    print(predict_summary(s))
     return 0
 
 
@@ -78,7 +76,8 @@ def _add_export(sub):
     p.add_argument("--checkpoint", required=True, help="our .safetensors or the official .pth")
     p.add_argument("--format", choices=("onnx",), default="onnx", help="file format")
     p.add_argument("--out", required=True, help="output .onnx file")
-    _add_size(p, (480, 640), "input size of the exported graph, >= 32 a side")
+    _add_size(p, None, "input size of the exported graph, >= 32 a side",
+              "the size the checkpoint was validated at, else 480x640, as evaluate")
     _add_batch_size(p, "input batch of the exported graph")
     _flag(p, "--dynamic", "dynamic batch, height and width")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset version")
@@ -95,11 +94,15 @@ def _add_export(sub):
 def _run_export(args):
     from asymformer.deploy.export import export_onnx
     from asymformer.models import load_model
+    from asymformer.models.info import input_size
 
-    if min(args.size) < 32:
+    if args.size is not None and min(args.size) < 32:
         raise CLIError(f"--size must be at least 32x32, got {args.size[0]}x{args.size[1]}")
     _apply_threads(args)
     model = load_model(args.checkpoint)
+    args.size, source = input_size(model.info, args.size)
+    if source != "argument":
+        print(f"export size {args.size[0]}x{args.size[1]}: {source}; --size HxW to choose", file=sys.stderr)
     if args.int8:
         return _run_export_int8(args, model)
     if args.calibration_data:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from asymformer import viz
 from asymformer.files import atomic_write_text, save_image, write_json
+from asymformer.models.info import input_size
 from asymformer.progress import progress_bar
 
 from .metrics import ConfusionMatrix
@@ -113,7 +114,7 @@ def evaluate_checkpoint(checkpoint, data, *, split="test", layout="auto", out=No
     scales = parse_scales(scales)
     dev = bind_device(device)
     model = asymformer.load_model(str(checkpoint)).to(dev)
-    size, size_source = _default_size(model, size)
+    size, size_source = input_size(model.info, size)  # the one rule, shared with export
     ds = open_split(str(data), split, layout, seed=0, size=size, options=data_options)
     if model.num_classes != ds.num_classes:
         raise ValueError(f"{checkpoint} predicts {model.num_classes} classes but {data} ({split}) has "
@@ -148,13 +149,6 @@ def evaluate_checkpoint(checkpoint, data, *, split="test", layout="auto", out=No
         write_reports(results, cm.mat.cpu().numpy(), ds.class_names, ds.colors, out)
     return results
 
-
-def _default_size(model, size) -> tuple[tuple[int, int], str]:
-    if size is not None:
-        return tuple(size), "argument"
-    if model.info.eval_size:
-        return model.info.eval_size, "checkpoint (validated at this size)"
-    return (480, 640), "default (official protocol)"
 
 
 class _BatchHooks:

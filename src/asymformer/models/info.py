@@ -149,6 +149,20 @@ def unwrap(model):
             return model
 
 
+DEFAULT_INPUT_SIZE = (480, 640)  # the official protocol's
+
+
+def input_size(info: ModelInfo | None, size=None) -> tuple[tuple[int, int], str]:
+    """The one rule for the size a model runs at when the user gives none (evaluate, export):
+    `size` if given, else the size the checkpoint was validated at, else the official 480×640.
+    Returns (size, where it came from), so a command can say why it chose it."""
+    if size is not None:
+        return tuple(size), "argument"
+    if info is not None and info.eval_size:
+        return tuple(info.eval_size), "checkpoint (validated at this size)"
+    return DEFAULT_INPUT_SIZE, "default (official protocol)"
+
+
 def info_of(model) -> ModelInfo | None:
     """The record of any module: an AsymFormer's own (through the wrappers `unwrap` removes), a bare
     one holding only the class count for a foreign module with an integer `num_classes`, else None.
