@@ -100,3 +100,20 @@ def test_benchmark_warns_on_contention_and_costly_builds():
     assert warnings_for({"few": few_calls, "jit": short_build}) == []
     assert w == ["compile: building took 93.0 s, more than its 10 timed calls (0.4 s): it pays off only for a "
                  "long-running process"]
+
+
+def test_library_chatter_is_held_back_unless_the_block_fails(capsys):
+    import logging
+    import sys
+
+    from asymformer.deploy.common import quiet_libraries
+
+    with quiet_libraries():
+        logging.warning("Please consider to run pre-processing before quantization.")
+        print("Statistics collection 100%", file=sys.stderr)
+        print("progress", flush=True)
+    assert capsys.readouterr() == ("", "")
+    with pytest.raises(RuntimeError), quiet_libraries():
+        print("what led to it", file=sys.stderr)
+        raise RuntimeError("failed")
+    assert "what led to it" in capsys.readouterr().err

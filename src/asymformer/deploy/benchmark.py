@@ -168,12 +168,13 @@ def compare(report: dict, baseline: str = "eager") -> list[str]:
     """Human lines: backend, median, p90, FPS and speed-up over `baseline` (when it was measured)."""
     res = report["results"]
     base = res.get(baseline, {}).get("median_ms")
-    lines = [f"{'backend':<16}{'median ms':>11}{'p90 ms':>10}{'FPS':>9}{'vs ' + baseline:>11}  max|Δ|"]
+    lines = [f"{'backend':<16}{'median ms':>11}{'p90 ms':>10}{'FPS':>9}{'vs ' + baseline:>11}  max|Δ|  {'build s':>8}"]
     for name, r in res.items():
         if "skipped" in r:
             lines.append(f"{name:<16}skipped: {r['skipped']}")
             continue
         ratio = f"{base / r['median_ms']:.2f}x" if base else "-"
+        build = f"{r['build_s']:>8.1f}" if "build_s" in r else f"{'-':>8}"
         lines.append(f"{name:<16}{r['median_ms']:>11.1f}{r['p90_ms']:>10.1f}{r['fps']:>9.2f}{ratio:>11}"
-                     f"  {r['max_abs_diff']:.1e}")
+                     f"  {r.get('max_abs_diff', float('nan')):.1e}  {build}")
     return lines

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
+import logging
 import os
 import sys
 
@@ -102,6 +104,25 @@ def stdout_to_stderr():
         finally:
             os.dup2(saved, 1)
             os.close(saved)
+
+
+@contextlib.contextmanager
+def quiet_libraries():
+    """Hold back what quantisers tell their own developers (ONNX Runtime quantisation's "consider
+    pre-processing" advice on the root logger, NNCF's progress bars): the user did not call those
+    libraries and cannot act on it. The held-back text is shown only if the block fails."""
+    held = io.StringIO()
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(held), contextlib.redirect_stderr(held):
+            yield
+    except BaseException:
+        sys.stderr.write(held.getvalue())
+        raise
+    finally:
+        root.setLevel(level)
 
 
 class ReusedOutputs:

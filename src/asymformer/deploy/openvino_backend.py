@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from .common import BackendUnavailable, PerShape, ReusedOutputs, numpy_feeds, stdout_to_stderr
+from .common import BackendUnavailable, PerShape, ReusedOutputs, numpy_feeds, quiet_libraries, stdout_to_stderr
 from .export import remove_onnx, temp_onnx_file
 
 HINTS = {"fp32": "f32", "int8": "f32", "bf16": "bf16"}
@@ -61,7 +61,7 @@ def quantize_int8(ov_model, frames):
     nncf.set_log_level(logging.ERROR)  # its progress bars would land in the JSON on stdout
     scope = nncf.IgnoredScope(patterns=list(INT8_FLOAT_PATTERNS), types=["GroupConvolution"], validate=False)
     dataset = nncf.Dataset(list(frames), lambda f: {"rgb": f[0], "depth": f[1]})
-    with stdout_to_stderr():
+    with stdout_to_stderr(), quiet_libraries():  # native prints to stderr, Python-level ones held back
         return nncf.quantize(ov_model, dataset, subset_size=len(frames), model_type=nncf.ModelType.TRANSFORMER,
                              preset=nncf.QuantizationPreset.PERFORMANCE, ignored_scope=scope)
 

@@ -27,7 +27,7 @@ import torch
 from asymformer.files import atomic_path
 from asymformer.models.info import info_of
 
-from .common import BackendUnavailable, fused_copy, ort_session
+from .common import BackendUnavailable, fused_copy, ort_session, quiet_libraries
 from .export import export_onnx, remove_onnx, set_onnx_metadata, temp_onnx_file
 
 # Float islands: LAFS (spatial/channel selection, its reductions and gating MLPs) and the classifier.
@@ -128,15 +128,17 @@ def quantize_onnx(fp32_path, out_path, frames=None, conv: bool = False) -> dict:
             raise ValueError("static convolution quantisation needs calibration frames")
         fd, tmp = tempfile.mkstemp(suffix=".qdq.onnx", prefix="asymformer_")
         os.close(fd)
-        quantize_static(src, tmp, _Reader(frames), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+        with quiet_libraries():
+            quantize_static(src, tmp, _Reader(frames), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
+                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
+                            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
         src = tmp
     try:
-        quantize_dynamic(src, str(out_path), op_types_to_quantize=["MatMul", "Gemm"], per_channel=True,
-                         weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
-                         extra_options={"MatMulConstBOnly": True})
+        with quiet_libraries():
+            quantize_dynamic(src, str(out_path), op_types_to_quantize=["MatMul", "Gemm"], per_channel=True,
+                             weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
+                             extra_options={"MatMulConstBOnly": True})
     finally:
         if tmp:
             remove_onnx(tmp)
