@@ -38,7 +38,10 @@ def _records(run, kind=None):
     return [r for r in records if kind is None or r["kind"] == kind]
 
 
-def test_stop_after_then_the_printed_command_finishes_like_an_uninterrupted_run(data32, tmp_path, capsys):
+def test_stop_after_then_the_printed_command_finishes_like_an_uninterrupted_run(data32, tmp_path, capsys, monkeypatch):
+    # The CLI applies --threads auto ($OMP_NUM_THREADS); bit-identical results need the thread count
+    # of the in-process run below (float sums depend on how the work is split).
+    monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))
     full = train(small_config(data32, tmp_path / "full", **SMALL))
     assert full["status"] == "finished" and full["iteration"] == 4
     run = tmp_path / "cut"

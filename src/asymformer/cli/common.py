@@ -185,3 +185,10 @@ def _apply_threads(args) -> int:
     from asymformer.devices import set_threads
 
     return set_threads(getattr(args, "threads", "auto"))
+
+
+def _add_figure_format(p, default, what: str) -> None:
+    """--figure-format png|pdf|svg for the matplotlib figures a command writes (needs asymformer[figures])."""
+    shown = "" if default else " (default: the config's, else png)"
+    p.add_argument("--figure-format", choices=("png", "pdf", "svg"), default=default,
+                   help=f"file format of {what}: png, or pdf / svg for papers{shown}")

@@ -6,6 +6,7 @@ from .common import (
     EXIT_STOPPED,
     CLIError,
     _add_batch_size,
+    _add_figure_format,
     _add_progress,
     _add_threads,
     _apply_threads,
@@ -84,6 +85,9 @@ def _add_train(sub):
                    "invocation only)")
     p.add_argument("--time-limit", type=float, metavar="MINUTES",
                    help="stop resumably after this much wall time (e.g. a cluster job's limit)")
+    _flag(p, "--tensorboard", "also write TensorBoard logs to RUN_DIR/tensorboard: loss, LR, mIoU, per-class IoU "
+          "and prediction panels; open with `tensorboard --logdir RUN_DIR` (default: the config's, else on)", None)
+    _add_figure_format(p, None, "curves.FMT")
     _add_threads(p)
     _add_progress(p, None)
     p.set_defaults(func=_run_train)
@@ -92,7 +96,8 @@ def _add_train(sub):
 _TRAIN_FLAGS = ("data", "out", "model", "layout", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
                 "crop_size", "base_size", "eval_size", "workers", "device", "val_every", "save_every", "amp",
                 "compile", "channels_last", "grad_clip", "pretrained_rgb", "pretrained_depth", "zero_depth",
-                "seed", "deterministic", "stop_after", "time_limit", "progress", "init_from")
+                "seed", "deterministic", "stop_after", "time_limit", "progress", "init_from", "tensorboard",
+                "figure_format")
 
 
 def _run_train(args):
@@ -144,6 +149,7 @@ def _add_evaluate(sub):
     p.add_argument("--save-predictions", type=_non_negative, default=0, metavar="N",
                    help="write <name>.png (dataset colours) and <name>_labels.png (class indices, as "
                         "predict --save-labels) of the first N images to OUT/predictions")
+    _add_figure_format(p, "png", "confusion_matrix.FMT and per_class_iou.FMT")
     _add_threads(p)
     _add_progress(p)
     p.set_defaults(func=_run_evaluate)
@@ -175,7 +181,7 @@ def _run_evaluate(args):
                                   workers=args.workers, device=args.device, amp=args.amp,
                                   zero_depth=args.zero_depth, save_predictions=args.save_predictions,
                                   data_options=_data_options(args), native_resolution=args.native_resolution,
-                                  wrap=wrap, progress=args.progress)
+                                  wrap=wrap, progress=args.progress, figure_format=args.figure_format)
     print(format_table(results))
     if args.out:
         print(f"reports in {args.out}")

@@ -19,9 +19,9 @@ AMP_CHOICES = ("none", "bf16", "fp16")
 # Limits of one invocation (a job's slice), never part of the run: not saved, never inherited.
 PER_INVOCATION = {"stop_after", "time_limit"}
 # What may change when resuming: where and how fast things run, the lr, the clip and the length.
-RESUME_OVERRIDABLE = {"data", "workers", "device", "log_every", "tensorboard", "progress", "lr", "grad_clip",
-                      "epochs", "val_every", "save_every", "val_batch_size", "amp", "compile", "channels_last",
-                      "deterministic"} | PER_INVOCATION
+RESUME_OVERRIDABLE = {"data", "workers", "device", "log_every", "tensorboard", "figure_format", "progress", "lr",
+                      "grad_clip", "epochs", "val_every", "save_every", "val_batch_size", "amp", "compile",
+                      "channels_last", "deterministic"} | PER_INVOCATION
 # Why everything else is fixed once a run has started (shown when a resume tries to change it).
 RESUME_REFUSED_BECAUSE = {
     **dict.fromkeys(("model", "model_kwargs", "num_classes", "sync_bn"),
@@ -86,6 +86,7 @@ class TrainConfig:
     stop_after: int | None = None        # stop resumably after this global iteration
     time_limit: float | None = None      # minutes of wall time for this invocation; then stop resumably
     tensorboard: bool = True
+    figure_format: str = "png"           # curves.FMT: png, pdf or svg
     progress: bool = True
 
     def validate(self) -> TrainConfig:
@@ -98,6 +99,8 @@ class TrainConfig:
             raise ValueError("no dataset: pass --data DIR (or data: in the config file)")
         if not self.out:
             raise ValueError("no run directory: pass --out RUN_DIR")
+        if self.figure_format not in ("png", "pdf", "svg"):
+            raise ValueError(f"--figure-format must be png, pdf or svg, got {self.figure_format!r}")
         if self.amp not in AMP_CHOICES:
             raise ValueError(f"--amp must be one of {AMP_CHOICES}, got {self.amp!r}")
         for name in ("epochs", "batch_size", "val_batch_size"):

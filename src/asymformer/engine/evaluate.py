@@ -8,6 +8,8 @@ gives 480x640, 576x768, 672x896); flip adds mirrored passes.
 
 from __future__ import annotations
 
+import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +93,7 @@ def parse_scales(text) -> tuple[float, ...]:
 def evaluate_checkpoint(checkpoint, data, *, split="test", layout="auto", out=None, scales=(1.0,),
                         flip=False, size=None, batch_size=1, workers=2, device="auto", amp="none",
                         zero_depth=False, save_predictions=0, progress=True, data_options=None,
-                        native_resolution=False, wrap=None) -> dict:
+                        native_resolution=False, wrap=None, figure_format="png") -> dict:
     """Load a checkpoint (ours or the official .pth), evaluate it on `data`, write reports to `out`.
 
     size None: the size the checkpoint was validated at (`model.info.eval_size`), else 480×640.
@@ -99,6 +101,7 @@ def evaluate_checkpoint(checkpoint, data, *, split="test", layout="auto", out=No
     data_options: open_dataset keywords (classes, sensors, depth_unit, depth_encoding).
     `wrap(model, size=(H, W)) -> module` swaps in another inference path (the CLI's --precision
     int8/bf16 passes deploy's); its `precision` and `backend` attributes are recorded in the results.
+    figure_format: png, pdf or svg for the confusion matrix and per-class IoU figures in `out`.
     """
     import asymformer
     from asymformer.data import EvalTransform
@@ -146,7 +149,7 @@ def evaluate_checkpoint(checkpoint, data, *, split="test", layout="auto", out=No
             results["warning"] = (f"this checkpoint was selected as best on the {split} split it is evaluated "
                                   f"on: the score is optimistic, not a held-out result")
     if out:
-        write_reports(results, cm.mat.cpu().numpy(), ds.class_names, ds.colors, out)
+        write_reports(results, cm.mat.cpu().numpy(), ds.class_names, ds.colors, out, figure_format)
     return results
 
 
@@ -206,8 +209,14 @@ class _BatchHooks:
         return {"per_sensor": out}
 
 
-def write_reports(results: dict, confusion: np.ndarray, class_names, colors, out) -> dict:
-    """results.json, per_class_iou.csv, per_class_iou.png and confusion_matrix.png in `out`."""
+def write_reports(results: dict, confusion: np.ndarray, class_names, colors, out, figure_format: str = "png") -> dict:
+    """results.json, per_class_iou.csv and the figures per_class_iou.FMT and confusion_matrix.FMT in `out`.
+
+    Figures are drawn with matplotlib (asymformer.figures: named axes, row-normalised matrix with a
+    colour bar, sorted bars); without it, PNGs from viz.py and one line naming the extra."""
+    from asymformer import figures
+
+    figure_format = figures.check_format(figure_format)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     payload = _no_nan({**results, "confusion_matrix": np.asarray(confusion).astype(int).tolist()})
@@ -217,10 +226,19 @@ def write_reports(results: dict, confusion: np.ndarray, class_names, colors, out
                                                     results["per_class_acc"])]
     atomic_write_text(out / "per_class_iou.csv", "\n".join(lines) + "\n")
     title = f"per-class IoU (mIoU {results['miou']:.4f})"
-    save_image(viz.bar_chart(class_names, results["per_class_iou"], title, colors=colors), out / "per_class_iou.png")
-    save_image(viz.heatmap(confusion, labels=class_names, title="confusion matrix"), out / "confusion_matrix.png")
-    return {"results": out / "results.json", "bar": out / "per_class_iou.png",
-            "confusion": out / "confusion_matrix.png"}
+    bar, confusion_path = out / f"per_class_iou.{figure_format}", out / f"confusion_matrix.{figure_format}"
+    if figures.available():
+        miou = results["miou"] if results["miou"] is not None and math.isfinite(results["miou"]) else None
+        figures.save_figure(figures.iou_bars_figure(class_names, results["per_class_iou"], colors, miou, title), bar)
+        figures.save_figure(figures.confusion_figure(confusion, class_names), confusion_path)
+    else:
+        if figure_format != "png":
+            raise ImportError(f"--figure-format {figure_format}: {figures._MISSING}")
+        print(f"note: plain PNG charts in {out}; {figures._MISSING} for labelled, paper-ready figures",
+              file=sys.stderr)
+        save_image(viz.bar_chart(class_names, results["per_class_iou"], title, colors=colors), bar)
+        save_image(viz.heatmap(confusion, labels=class_names, title="confusion matrix"), confusion_path)
+    return {"results": out / "results.json", "bar": bar, "confusion": confusion_path}
 
 
 def _no_nan(obj):

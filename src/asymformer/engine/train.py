@@ -27,9 +27,11 @@ from .builders import amp_dtype, build_datasets, build_model, build_optimizer, e
 from .config import TrainConfig, load_run_config, save_config
 from .distributed import ShardedSampler
 from .evaluate import evaluate_model
-from .logging import RunLogger, plot_curves
+from .logging import RunLogger, plot_curves, prediction_panels
 from .resume import check_position, check_state_fits, divergence_message, lock_run_dir, resume_command, resume_config
 from .schedule import WarmupPoly
+
+CURVES_EVERY_S = 30.0  # a matplotlib figure costs about a second; short epochs would spend their time drawing
 
 
 def train_step(model, batch, optimizer, device, *, dtype=None, scaler=None, grad_clip=0.0,
@@ -242,6 +244,7 @@ class _Run:
         self.dtype = amp_dtype(config.amp, device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=config.amp == "fp16")
         self.iteration, self.best = 0, -1.0
+        self._plotted, self._plotted_iteration = -math.inf, None  # curves drawn at most every CURVES_EVERY_S
         torch.manual_seed(config.seed + self.rank)  # per-rank dropout / drop-path streams
         if resume:
             self._restore()
@@ -250,7 +253,8 @@ class _Run:
             summary.announce(self)
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
             save_config(config, self.out / "config.json")
-            self.logger = RunLogger(self.out, config.tensorboard, self.iteration if resume else None)
+            self.logger = RunLogger(self.out, config.tensorboard, self.iteration if resume else None,
+                                    class_names=self.val_ds.class_names if self.val_ds is not None else None)
             for note in self.notices:
                 self.logger.log({"kind": "notice", "iteration": self.iteration, "message": note, "time": time.time()})
         dist_utils.barrier()
@@ -408,6 +412,9 @@ class _Run:
                                  **{k: metrics[k] for k in ("miou", "pixel_acc", "mean_acc")},
                                  "per_class_iou": metrics["per_class_iou"], "time": time.time()})
                 tqdm.write(f"epoch {done}: mIoU {metrics['miou']:.4f}  pixel acc {metrics['pixel_acc']:.4f}")
+                if self.logger.tb is not None:
+                    self.logger.log_images(self.iteration, prediction_panels(self.model, self.val_ds, self.device,
+                                                                             zero_depth=c.zero_depth))
             if math.isfinite(metrics["miou"]) and metrics["miou"] > self.best:
                 self.best = metrics["miou"]
                 self.save_model("best", metrics)
@@ -415,9 +422,13 @@ class _Run:
         if c.save_every and done % c.save_every == 0:
             self.save_model(f"epoch_{done:03d}", metrics)
         self.save_state()
-        if self.main:
-            plot_curves(self.out)
+        if self.main and time.monotonic() - self._plotted >= CURVES_EVERY_S:
+            self._plot()
         return metrics
+
+    def _plot(self):
+        plot_curves(self.out, self.config.figure_format)
+        self._plotted, self._plotted_iteration = time.monotonic(), self.iteration
 
     def validate(self) -> dict:
         dist_utils.broadcast_buffers(self.model)  # score with the statistics rank 0 saves
@@ -429,5 +440,6 @@ class _Run:
         return cm.compute()
 
     def _finish(self):
-        plot_curves(self.out)
+        if self._plotted_iteration != self.iteration:
+            self._plot()
         self.logger.close()
