@@ -1,10 +1,14 @@
-"""Live segmentation from an Intel RealSense camera (pyrealsense2), shown with OpenCV when installed.
+"""Live segmentation from an Intel RealSense camera (pyrealsense2), or a folder of recorded frames,
+shown with OpenCV when installed.
 
-    python examples/camera_loop.py CHECKPOINT [--size 480x640] [--optimize]
+    python examples/camera_loop.py CHECKPOINT [--size 480x640] [--optimize]          # a RealSense
+    python examples/camera_loop.py CHECKPOINT --rgb "frames/*_rgb.png" --depth "frames/*_depth.png"
 
 Neither pyrealsense2 nor OpenCV is a dependency of asymformer; install the one you need
 (`pip install pyrealsense2 opencv-python`). RealSense depth is uint16 in millimetres (the
-default depth unit 0.001 m) and is aligned to the colour stream before segmentation.
+default depth unit 0.001 m) and is aligned to the colour stream before segmentation. Without a
+camera, --rgb / --depth replay saved frames (FILE, DIR or quoted GLOB, paired by name as
+`asymformer predict` pairs them; 16-bit PNG depth is millimetres, float files metres).
 """
 
 from __future__ import annotations
@@ -40,6 +44,15 @@ def realsense_frames(height: int, width: int):
         pipe.stop()
 
 
+def folder_frames(rgb: str, depth: str):
+    """Yield (rgb, depth in metres, 1.0) for each saved pair, as `asymformer predict` reads them."""
+    from asymformer.data.io import read_depth, read_rgb
+    from asymformer.deploy.predict import pair_files
+
+    for _, rgb_path, depth_path, _ in pair_files(rgb, depth):
+        yield read_rgb(rgb_path), read_depth(depth_path), 1.0
+
+
 def show(image: np.ndarray, text: str) -> bool:
     """Display with OpenCV when available; returns False when the user pressed q / Esc."""
     try:
@@ -59,12 +72,17 @@ def main() -> None:
     p.add_argument("--size", default="480x640", help="camera stream HxW")
     p.add_argument("--optimize", action=argparse.BooleanOptionalAction, default=False,
                    help="measure backends first, keep the fastest")
+    p.add_argument("--rgb", help="saved colour frames instead of a camera: FILE, DIR or quoted GLOB")
+    p.add_argument("--depth", help="saved depth frames paired with --rgb by name")
     args = p.parse_args()
     h, w = (int(v) for v in args.size.split("x"))
+    if (args.rgb is None) != (args.depth is None):
+        p.error("--rgb and --depth go together (saved frames), or give neither (a RealSense camera)")
+    frames = folder_frames(args.rgb, args.depth) if args.rgb else realsense_frames(h, w)
 
     seg = None
     last = time.perf_counter()
-    for rgb, depth, unit in realsense_frames(h, w):
+    for rgb, depth, unit in frames:
         if seg is None:  # the depth unit comes from the camera, so build once we know it
             seg = Segmenter(args.checkpoint, depth_unit=unit, size=(h, w), optimize=args.optimize)
         result = seg(rgb, depth)

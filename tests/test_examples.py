@@ -76,3 +76,35 @@ def test_camera_loop_shows_the_overlay_of_each_frame(checkpoint, tmp_path):
         shown_rgb = np.load(tmp_path / f"shown_{i}.npy")[:, :, ::-1]  # OpenCV shows BGR
         np.testing.assert_array_equal(shown_rgb, np.rint(rgb * 0.5 + PALETTE[labels].astype(np.float32) * 0.5))
         assert len(np.unique(labels)) > 1
+
+
+def test_camera_loop_replays_saved_frames_without_a_camera(checkpoint, tmp_path):
+    """--rgb / --depth: the frame-folder alternative for users without a RealSense (no pyrealsense2 on the path)."""
+    rng = np.random.default_rng(3)
+    frames = []
+    for name in ("a", "b"):
+        rgb = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        mm = rng.integers(500, 5000, (48, 64), dtype=np.uint16)
+        Image.fromarray(rgb).save(tmp_path / f"{name}_rgb.png")
+        Image.fromarray(mm).save(tmp_path / f"{name}_depth.png")
+        frames.append((rgb, mm))
+    cv2_only = tmp_path / "cv2_only"
+    cv2_only.mkdir()
+    (cv2_only / "cv2.py").write_text((FAKE_CAMERA / "cv2.py").read_text())
+    _run([REPO / "examples" / "camera_loop.py", checkpoint, "--size", "48x64", "--rgb", "*_rgb.png", "--depth",
+          "*_depth.png"], tmp_path, extra_path=[cv2_only])
+    seg = Segmenter(checkpoint, device="cpu", size=(48, 64))
+    for i, (rgb, mm) in enumerate(frames):
+        labels = seg(rgb, mm).labels
+        shown_rgb = np.load(tmp_path / f"shown_{i}.npy")[:, :, ::-1]
+        np.testing.assert_array_equal(shown_rgb, np.rint(rgb * 0.5 + PALETTE[labels].astype(np.float32) * 0.5))
+
+
+def test_segmenter_repr_is_short():
+    seg = Segmenter(asymformer.create_model("asymformer_b0_a", num_classes=5), device="cpu", threads=1)
+    text = repr(seg)
+    assert "normalization='nyuv2_official'" in text and "threads=1" in text
+    assert not re.search(r"\d\.\d{6,}", text), text  # no 16-digit floats
+    seg.normalization = {"rgb_mean": [0.123456789, 0.5, 0.5], "rgb_std": [0.3, 0.3, 0.3], "depth_mean": 2.0,
+                         "depth_std": 1.23456789}
+    assert "0.1235" in repr(seg) and not re.search(r"\d\.\d{6,}", repr(seg))

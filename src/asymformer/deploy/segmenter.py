@@ -107,7 +107,7 @@ class Segmenter:
 
     def __repr__(self) -> str:
         return (f"Segmenter(device={self.device}, backend={self.backend!r}, precision={self.precision!r}, "
-                f"normalization={self.normalization!r}, classes={self.num_classes})")
+                f"normalization={_short(self.normalization)!r}, classes={self.num_classes}, threads={self.threads})")
 
     @property
     def depth_scale(self):
@@ -183,6 +183,16 @@ class Segmenter:
         conf, labels = prob.max(dim=1)
         out = Segmentation(labels, conf, logits if return_logits else None, maps)
         return _finish(out, single, is_tensor)
+
+
+def _short(normalization):
+    """A preset by its name; unnamed values rounded to 4 digits (a repr is read, not computed with)."""
+    if isinstance(normalization, dict):
+        if normalization.get("name"):
+            return normalization["name"]
+        return {k: [round(float(x), 4) for x in v] if isinstance(v, list | tuple) else round(float(v), 4)
+                for k, v in normalization.items()}
+    return normalization
 
 
 def _default_names(num_classes) -> list[str] | None:
