@@ -37,9 +37,12 @@ def _run_info(args):
     print(f"{'variant':<28}{'params':>14}{'GMACs':>10}{'GMACs+attn':>12}")
     for r in rows:
         print(f"{r['name']:<28}{r['params']:>14,}{r['gmacs']:>10.2f}{r['gmacs_with_attention']:>12.2f}")
-    print(f"\nper forward pass at {h}x{w}, batch 1, {args.num_classes} classes, smallest first. GMACs: billions of "
-          "multiply-accumulates in convolutions and linear layers (the usual FLOP count, /2); GMACs+attn adds the "
-          "attention products (QK^T, softmax x V) that most counters skip. asymformer_b0_t is the released network.")
+    import textwrap
+
+    note = (f"per forward pass at {h}x{w}, batch 1, {args.num_classes} classes, smallest first. GMACs: billions of "
+            "multiply-accumulates in convolutions and linear layers (the usual FLOP count, /2); GMACs+attn adds the "
+            "attention products (QK^T, softmax x V) that most counters skip. asymformer_b0_t is the released network.")
+    print("\n" + textwrap.fill(note, 100, break_on_hyphens=False))
     return 0
 
 
