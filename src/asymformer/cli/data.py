@@ -26,6 +26,7 @@ def _add_info(sub):
 
 def _run_info(args):
     import json
+    import textwrap
 
     from asymformer.models import model_info
 
@@ -37,8 +38,6 @@ def _run_info(args):
     print(f"{'variant':<28}{'params':>14}{'GMACs':>10}{'GMACs+attn':>12}")
     for r in rows:
         print(f"{r['name']:<28}{r['params']:>14,}{r['gmacs']:>10.2f}{r['gmacs_with_attention']:>12.2f}")
-    import textwrap
-
     note = (f"per forward pass at {h}x{w}, batch 1, {args.num_classes} classes, smallest first. GMACs: billions of "
             "multiply-accumulates in convolutions and linear layers (the usual FLOP count, /2); GMACs+attn adds the "
             "attention products (QK^T, softmax x V) that most counters skip. asymformer_b0_t is the released network.")
