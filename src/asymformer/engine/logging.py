@@ -43,7 +43,10 @@ class RunLogger:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(str(self.run_dir / "tensorboard"))
+                # On resume, TensorBoard hides what the crashed invocation logged after the saved
+                # iteration, as the JSONL/CSV logs are cut back to it.
+                self.tb = SummaryWriter(str(self.run_dir / "tensorboard"),
+                                        purge_step=None if resume_iteration is None else resume_iteration + 1)
             except ImportError:
                 print("note: no TensorBoard logs (log.jsonl has everything): pip install 'asymformer[figures]' "
                       "for them", file=sys.stderr)
