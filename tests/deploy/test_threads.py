@@ -117,3 +117,15 @@ def test_library_chatter_is_held_back_unless_the_block_fails(capsys):
         print("what led to it", file=sys.stderr)
         raise RuntimeError("failed")
     assert "what led to it" in capsys.readouterr().err
+
+
+def test_compare_table_flags_contended_rows():
+    from asymformer.deploy.benchmark import compare
+
+    quiet, disturbed = _stats(40.0, 42.0, 39.0, 44.0), _stats(80.0, 200.0, 39.0, 300.0)
+    for r in (quiet, disturbed):
+        r.update(fps=1000 / r["median_ms"], max_abs_diff=0.0)
+    lines = compare({"results": {"eager": disturbed, "fused": quiet}})
+    assert lines[1].startswith("eager") and lines[1].endswith("contended")
+    assert not lines[2].endswith("contended") and "do not quote these ratios" in lines[-1]
+    assert "contended" not in "".join(compare({"results": {"fused": quiet}}))

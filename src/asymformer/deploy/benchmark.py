@@ -119,6 +119,14 @@ SPREAD_MIN_ITERS = 5  # fewer calls say nothing about a spread
 BUILD_NOTE_S = 5.0  # builds shorter than this are not worth a sentence
 
 
+def contended(r: dict) -> bool:
+    """A measured result whose calls spread as only competing processes make them spread."""
+    if r.get("iters", 0) < SPREAD_MIN_ITERS:
+        return False
+    return (r["p90_ms"] / max(r["median_ms"], 1e-9) > SPREAD_P90_OVER_MEDIAN
+            or r.get("spread", 1.0) > SPREAD_MAX_OVER_MIN)
+
+
 def warnings_for(results: dict) -> list[str]:
     """Plain sentences about numbers not to trust or quote: contention (a wide spread between calls)
     and builds that cost more than the timed calls (what a one-shot user would really wait for)."""
@@ -127,8 +135,7 @@ def warnings_for(results: dict) -> list[str]:
         if "median_ms" not in r:
             continue
         p90 = r["p90_ms"] / max(r["median_ms"], 1e-9)
-        if r["iters"] >= SPREAD_MIN_ITERS and (p90 > SPREAD_P90_OVER_MEDIAN
-                                               or r.get("spread", 1.0) > SPREAD_MAX_OVER_MIN):
+        if contended(r):
             out.append(f"{name}: calls varied widely (p90/median {p90:.1f}, max/min {r.get('spread', 1.0):.1f}): "
                        "other processes were competing for the CPU/GPU; rerun on a quiet machine or with fewer "
                        "--threads before quoting a ratio")
@@ -175,6 +182,9 @@ def compare(report: dict, baseline: str = "eager") -> list[str]:
             continue
         ratio = f"{base / r['median_ms']:.2f}x" if base else "-"
         build = f"{r['build_s']:>8.1f}" if "build_s" in r else f"{'-':>8}"
+        flag = "  contended" if contended(r) else ""
         lines.append(f"{name:<16}{r['median_ms']:>11.1f}{r['p90_ms']:>10.1f}{r['fps']:>9.2f}{ratio:>11}"
-                     f"  {r.get('max_abs_diff', float('nan')):.1e}  {build}")
+                     f"  {r.get('max_abs_diff', float('nan')):.1e}  {build}{flag}")
+    if any(contended(r) for r in res.values() if "median_ms" in r):
+        lines.append("contended: calls varied widely (other processes competed); do not quote these ratios")
     return lines
