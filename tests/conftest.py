@@ -17,6 +17,15 @@ def pytest_configure(config):
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    """CLI commands apply --threads to the whole process (asymformer.devices.set_threads): keep one
+    test's thread count from leaking into the next."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
 REFERENCE = REPO / "tests" / "fixtures" / "reference"
 
 

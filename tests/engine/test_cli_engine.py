@@ -67,3 +67,18 @@ def test_cli_errors_are_one_line(tiny_data, tmp_path, capsys):
     assert main(["train", "--data", str(tiny_data), "--out", str(tmp_path / "r"), "--config", str(bad)]) == 2
     assert "learning_rate" in capsys.readouterr().err
     assert main(["evaluate", "--checkpoint", str(bad), "--data", str(tiny_data), "--scales", "a,b"]) == 2
+
+
+def test_evaluate_figure_format_reaches_the_reports(tiny_data, tmp_path):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("matplotlib")
+    torch.manual_seed(0)
+    model = asymformer.create_model("asymformer_b0_a", num_classes=4).eval()
+    ckpt = tmp_path / "m.safetensors"
+    asymformer.save_model(model, ckpt, class_names=["a", "b", "c", "d"], normalization="imagenet")
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data), "--size", "64x64", "--workers",
+                 "0", "--out", str(out), "--figure-format", "pdf", "--threads", "1", "--no-progress"]) == 0
+    for name in ("per_class_iou.pdf", "confusion_matrix.pdf"):
+        assert (out / name).read_bytes().startswith(b"%PDF")
+    assert not (out / "confusion_matrix.png").exists()
