@@ -172,12 +172,27 @@ class Segmenter:
         if return_attention:
             logits, maps = self.model(r, d, return_attention=True)
         else:
-            logits = self._fn(r, d).to(self.device)
-        if logits.shape[2:] != frame:
-            logits = F.interpolate(logits, size=frame, mode="bilinear", align_corners=False)
+            logits = self.infer(r, d)
+        return self.postprocess(logits, frame, single, is_tensor, return_logits, maps)
+
+    @torch.inference_mode()
+    def infer(self, rgb: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+        """The model alone, on `preprocess`'s tensors: B×K×h×w logits on the device.
+
+        One of the three stages of `__call__` (preprocess -> infer -> postprocess), public so a
+        streaming runtime (`deploy.stream.StreamRunner`) can overlap them across frames.
+        """
+        return self._fn(rgb, depth).to(self.device)
+
+    @torch.inference_mode()
+    def postprocess(self, logits: torch.Tensor, frame: tuple[int, int], single: bool = True,
+                    is_tensor: bool = False, return_logits: bool = False, attention=None) -> Segmentation:
+        """Logits -> labels and confidence at the frame size (numpy unless the frames were tensors)."""
+        if logits.shape[2:] != tuple(frame):
+            logits = F.interpolate(logits, size=tuple(frame), mode="bilinear", align_corners=False)
         prob = torch.softmax(logits.float(), dim=1)
         conf, labels = prob.max(dim=1)
-        out = Segmentation(labels, conf, logits if return_logits else None, maps)
+        out = Segmentation(labels, conf, logits if return_logits else None, attention)
         return _finish(out, single, is_tensor)
 
 
