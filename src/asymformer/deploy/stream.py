@@ -192,7 +192,7 @@ class StreamRunner:
         """Stop: with `drain`, frames already handed in are processed first; without it they are
         dropped and a frame in the model is finished but its result discarded (an inference
         cannot be interrupted). Waits up to `timeout` s for the threads; returns `stats()`.
-        A worker exception not yet reported is raised here."""
+        A worker exception not yet reported is raised here (once reported, close is quiet)."""
         with self._cv:
             self._closing = True
             if not drain and not self._aborted:
@@ -206,7 +206,8 @@ class StreamRunner:
             self._warn(f"StreamRunner.close: {', '.join(busy)} still busy after {timeout} s (an inference or "
                        f"callback that does not return); left running as daemon threads")
         with self._cv:
-            self._raise_pending("close")
+            if not self._error_raised:  # once reported, closing is quiet cleanup
+                self._raise_pending("close")
             return self.stats()
 
     def __enter__(self) -> StreamRunner:
