@@ -177,6 +177,22 @@ class StreamRunner:
         while (result := self.get()) is not None:
             yield result
 
+    @property
+    def queued(self) -> int:
+        """Frames waiting for the worker now (cheap: a producer may poll it)."""
+        return len(self._inbox)
+
+    @property
+    def processed(self) -> int:
+        """Results delivered so far (cheap, unlike `stats()`)."""
+        return self._stats.processed
+
+    def reset_stats(self) -> None:
+        """Forget the timing windows (latency, stage times, frames/s), e.g. after a warm-up whose
+        first inferences build kernels; the counters keep counting."""
+        with self._cv:
+            self._stats.reset_windows()
+
     def stats(self) -> dict:
         """Counters and the recent window's latency (source stamp -> result; p50 / p99 / max),
         pipeline time (submit -> result), stage times and frames/s; None where nothing was measured."""

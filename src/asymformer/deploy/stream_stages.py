@@ -29,6 +29,7 @@ class Frame:
     meta: Any
     size: tuple[int, int]
     submitted: float  # time.monotonic() at submit
+    ready: float = 0.0  # time.monotonic() when pre-processed
     tensors: tuple | None = None
     logits: Any = None
     stage_ms: dict = field(default_factory=dict)
@@ -39,6 +40,11 @@ class WindowStats:
 
     def __init__(self, window: int):
         self.processed = self.dropped = self.errors = 0
+        self.window = window
+        self.reset_windows()
+
+    def reset_windows(self) -> None:
+        window = self.window
         self.latency = deque(maxlen=window)
         self.pipeline = deque(maxlen=window)
         self.stage = {k: deque(maxlen=window) for k in ("pre_ms", "model_ms", "post_ms")}
@@ -120,15 +126,29 @@ class Stages:
         self.ema[key] = seconds if old is None else 0.8 * old + 0.2 * seconds
 
     def _pre_wait(self) -> float | None:
-        """Seconds to wait before pre-processing the next frame: until the model is about to be
-        free, so the frame it gets is the newest (None: go now)."""
-        if self.prepped is not None:
-            return 0.05  # the model has not taken the last one yet
+        """Seconds to wait before pre-processing the next frame (None: go now).
+
+        Just in time: when the model is about to be free (its running mean time minus ours), so
+        the frame it gets is the newest and not one that waited a whole inference. With a frame
+        already prepared and the model running late, a newer frame replaces it (keep-latest,
+        queue depth 1 only: deeper queues keep their order), at most every 4 pre-processing times
+        so a flat-out producer cannot turn the pre-processing thread into a busy loop.
+        """
+        now = time.monotonic()
         start, model, pre = self.busy_since["model"], self.ema["model"], self.ema["pre"]
-        if start is None or model is None or pre is None:
+        if self.prepped is not None and (start is None or self.r.queue_depth > 1):
+            return 0.05  # the model takes it now, or a deeper queue keeps its order
+        if start is None:
             return None
-        left = start + model - pre - (0.25 * pre + 0.001) - time.monotonic()
-        return left if left > 0 else None
+        if model is None or pre is None:  # no timing yet: wait for the model rather than guess
+            return 0.05
+        left = start + model - pre - (0.25 * pre + 0.001) - now
+        if left > 0:
+            return left
+        if self.prepped is not None:
+            age, every = now - self.prepped.ready, max(4 * pre, 0.005)
+            return every - age if age < every else None
+        return None
 
     # ------------------------------------------------------------------ loops
     def pre_loop(self) -> None:
@@ -169,6 +189,7 @@ class Stages:
                         continue
                     if self.prepped is not None:  # the model never took it: the newer frame wins
                         self.r._stats.dropped += 1
+                    frame.ready = time.monotonic()
                     self.prepped = frame
                     self.r._cv.notify_all()
 
