@@ -37,6 +37,21 @@ class Segmentation:
     logits: np.ndarray | torch.Tensor | None = None
     attention: list | None = None
 
+    def points(self, depth_m, intrinsics, colors=None, max_depth=None):
+        """This single frame's labelled 3-D points (`deploy.points.back_project`): depth_m H×W
+        metres, intrinsics an `Intrinsics` or 'fx,fy,cx,cy'; colors the class colours
+        (`Segmenter.colors`; default the standard palette)."""
+        from .points import Intrinsics, back_project
+
+        labels = self.labels.detach().cpu().numpy() if isinstance(self.labels, torch.Tensor) else self.labels
+        conf = self.confidence
+        conf = conf.detach().cpu().numpy() if isinstance(conf, torch.Tensor) else conf
+        if np.ndim(labels) != 2:
+            raise ValueError(f"Segmentation.points takes one frame; this result has shape {np.shape(labels)} "
+                             "(index the batch first)")
+        depth = depth_m.detach().cpu().numpy() if isinstance(depth_m, torch.Tensor) else depth_m
+        return back_project(np.asarray(depth), Intrinsics.load(intrinsics), labels, conf, colors, max_depth)
+
 
 def _load(model_or_path) -> torch.nn.Module:
     if isinstance(model_or_path, torch.nn.Module):
