@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 from .common import (
@@ -41,8 +42,47 @@ def _add_predict(sub):
     _flag(p, "--panel", "also write <name>_panel.png (rgb|depth|pred|gt)")
     _flag(p, "--attention", "also write <name>_attention.png (LAFS maps)")
     _flag(p, "--save-labels", "also write <name>_labels.png (class indices)")
+    add_rerun_options(p)
     _add_progress(p)
     p.set_defaults(func=_run_predict)
+
+
+def _intrinsics(spec):
+    """--intrinsics 'fx,fy,cx,cy' or a YAML file -> Intrinsics (None when not given)."""
+    if not spec:
+        return None
+    from asymformer.deploy.points import Intrinsics
+
+    try:
+        return Intrinsics.load(spec)
+    except (ValueError, FileNotFoundError) as exc:
+        raise CLIError(str(exc)) from None
+
+
+def add_rerun_options(p) -> None:
+    """--rerun / --rerun-save: the live view of predict (files, bags, --realtime) and the node."""
+    _flag(p, "--rerun", "show every frame in a Rerun viewer (spawned; needs asymformer[viewing])")
+    p.add_argument("--rerun-save", metavar="FILE.rrd",
+                   help="write a Rerun recording (RGB, depth, segmentation, confidence, points, latency)")
+
+
+def open_rerun_view(args, segmenter):
+    """The RerunView the options ask for (None without them); a bad file name or a missing
+    rerun-sdk is one CLI error line."""
+    if not args.rerun and not args.rerun_save:
+        return None
+    from pathlib import Path
+
+    from asymformer.deploy.rerun_view import RerunView
+
+    if args.rerun_save:
+        _check_out_file(args.rerun_save, "--rerun-save")
+        Path(args.rerun_save).parent.mkdir(parents=True, exist_ok=True)
+
+    try:
+        return RerunView(segmenter.class_names, segmenter.colors, save=args.rerun_save, spawn=args.rerun)
+    except (ImportError, ValueError, FileNotFoundError) as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _run_predict(args):
@@ -60,9 +100,12 @@ def _run_predict(args):
     pairs = pair_files(args.rgb, args.depth, args.labels)
     seg = Segmenter(args.checkpoint, device=args.device, normalization=args.normalization,
                     size=args.size, optimize=args.optimize)
-    s = predict_files(seg, pairs, args.out, depth_unit=args.depth_unit, overlay=args.overlay,
-                      panel=args.panel, attention=args.attention, save_labels=args.save_labels,
-                      alpha=args.alpha, labels_base=args.labels_base, progress=args.progress)
+    view = open_rerun_view(args, seg)
+    with view if view is not None else contextlib.nullcontext():
+        s = predict_files(seg, pairs, args.out, depth_unit=args.depth_unit, overlay=args.overlay,
+                          panel=args.panel, attention=args.attention, save_labels=args.save_labels,
+                          alpha=args.alpha, labels_base=args.labels_base, progress=args.progress, view=view,
+                          intrinsics=_intrinsics(getattr(args, "intrinsics", None)))
     print(f"{s['frames']} frames -> {s['outputs']}  segmenter {s['segmenter_fps']} FPS "
           f"({s['segmenter_ms_per_frame']} ms/frame incl. pre/post-processing, {s['backend']} on {s['device']}), "
           f"with file I/O {s['end_to_end_fps']} FPS; model-only speed: asymformer benchmark")

@@ -147,12 +147,14 @@ def _gt_to_zero_based(label: np.ndarray, base: str) -> np.ndarray:
 
 def predict_files(segmenter, pairs, out_dir, depth_unit: float | None = None, overlay: bool = False,
                   panel: bool = False, attention: bool = False, save_labels: bool = False,
-                  alpha: float = 0.5, labels_base: str = "one_based", progress: bool = True) -> dict:
+                  alpha: float = 0.5, labels_base: str = "one_based", progress: bool = True, view=None,
+                  intrinsics=None) -> dict:
     """Run `segmenter` on each pair and write the pictures; returns (and writes) the summary.
 
     depth_unit: metres per stored value; None = the file's own rule (data.io.read_depth: float
     files are metres, 16-bit PNGs millimetres, 8-bit refused). Frames are read in metres and
-    handed to the Segmenter as such, so files and arrays follow one rule.
+    handed to the Segmenter as such, so files and arrays follow one rule. view: a
+    `deploy.rerun_view.RerunView` that gets every frame (with `intrinsics`: in 3-D, with points).
     """
     from tqdm import tqdm
 
@@ -173,7 +175,10 @@ def predict_files(segmenter, pairs, out_dir, depth_unit: float | None = None, ov
                              f"{rgb.shape[0]}×{rgb.shape[1]}; register depth to the colour image first")
         t0 = time.perf_counter()
         res = segmenter(rgb, depth, return_attention=attention, depth_unit=1.0)
-        model_s += time.perf_counter() - t0
+        dt = time.perf_counter() - t0
+        model_s += dt
+        if view is not None:
+            view.log(None, rgb, depth, res.labels, res.confidence, intrinsics, model_ms=1000 * dt)
         color = viz.colorize(res.labels, colors)
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         write_png(out / f"{name}.png", color)

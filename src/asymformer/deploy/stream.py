@@ -74,6 +74,8 @@ class StreamRunner:
     node: "colour arrives but no depth"). copy: copy submitted arrays (drivers reuse buffers).
     """
 
+    result_type = StreamResult
+
     def __init__(self, segmenter, queue_depth: int = 1, on_result: Callable | None = None,
                  on_error: Callable | None = None, *, result_depth: int | None = None,
                  clock: Callable[[], int] = time.time_ns, stall_after_s: float = 5.0,

@@ -230,8 +230,6 @@ class Stages:
                     self.r._cv.notify_all()
 
     def post_loop(self) -> None:
-        from .stream import StreamResult
-
         stream = _stream_for(self.device)
         with torch.inference_mode(), (torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()):
             while True:
@@ -256,8 +254,9 @@ class Stages:
                 frame.logits = frame.tensors = None
                 frame.stage_ms["post_ms"] = 1000 * (time.monotonic() - t0)
                 latency = (self.r.clock() - frame.stamp_ns) / 1e6
-                result = StreamResult(frame.stamp_ns, seg, frame.rgb, frame.depth, frame.meta, frame.index,
-                                      round(latency, 3), round(frame.stage_ms.get("model_ms", 0.0), 3), frame.size)
+                result = self.r.result_type(frame.stamp_ns, seg, frame.rgb, frame.depth, frame.meta, frame.index,
+                                            round(latency, 3), round(frame.stage_ms.get("model_ms", 0.0), 3),
+                                            frame.size)
                 with self.r._cv:
                     self.busy_since["post"] = None
                     if self.r._aborted:
