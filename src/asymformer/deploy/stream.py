@@ -341,7 +341,13 @@ def _check_frame(rgb, depth, copy: bool):
     if tuple(dsize) != tuple(size) or len(dshape) not in (2, 3):
         raise ValueError(f"StreamRunner.submit: depth {dshape} does not match rgb {size[0]}×{size[1]}; register "
                          f"depth to the colour image first (e.g. align_depth on RealSense)")
-    if copy:
-        rgb = rgb.clone() if isinstance(rgb, torch.Tensor) else np.array(rgb, copy=True)
-        depth = depth.clone() if isinstance(depth, torch.Tensor) else np.array(depth, copy=True)
+    rgb, depth = _own(rgb, copy), _own(depth, copy)
     return rgb, depth, (int(size[0]), int(size[1]))
+
+
+def _own(a, copy: bool):
+    """A copy when asked (drivers reuse buffers), and always for read-only arrays (decoded
+    images often are), which torch cannot wrap safely."""
+    if isinstance(a, torch.Tensor):
+        return a.clone() if copy else a
+    return np.array(a, copy=True) if copy or not a.flags.writeable else a
