@@ -56,10 +56,14 @@ def make_node(rclpy, segmenter_factory=None, view_factory=None):
     from asymformer.robot.messages import MessageTypes
 
     node = rclpy.node.Node(NODE_NAME)
-    params = {name: _declare(node, name, value) for name, value in NodeSettings.DEFAULTS.items()}
-    settings = NodeSettings.from_params(params)
-    seg = (segmenter_factory or _segmenter)(settings)
-    view = (view_factory or _view)(settings, seg)
+    try:
+        params = {name: _declare(node, name, value) for name, value in NodeSettings.DEFAULTS.items()}
+        settings = NodeSettings.from_params(params)
+        seg = (segmenter_factory or _segmenter)(settings)
+        view = (view_factory or _view)(settings, seg)
+    except BaseException:
+        node.destroy_node()
+        raise
     sensor, out_qos, latched = qos_profiles(rclpy)
     topics = {role: node.resolve_topic_name(name) for role, name in INPUT_TOPICS.items()}
     types = MessageTypes.from_rclpy()
