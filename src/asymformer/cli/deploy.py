@@ -16,14 +16,16 @@ from .common import (
     _parse_hw,
     _positive,
 )
+from .live import add_rerun_options, open_rerun_view
+from .robot import add_robot_args, check_file_mode, run_bags
 
 
 # --------------------------------------------------------------------------- predict / export / benchmark (deploy)
 def _add_predict(sub):
     p = sub.add_parser("predict", help="segment RGB-D files and write colourised PNGs")
     p.add_argument("--checkpoint", required=True, help="our .safetensors or the official .pth")
-    p.add_argument("--rgb", required=True, help="RGB image FILE, DIR or GLOB (quote globs)")
-    p.add_argument("--depth", required=True,
+    p.add_argument("--rgb", help="RGB image FILE, DIR or GLOB (quote globs); or use --bag")
+    p.add_argument("--depth",
                    help="depth FILE, DIR or GLOB (png/tiff/npy/npz), paired with rgb by name: a glob pairs by "
                         "what its wildcards match, and a role word (a_rgb / a_depth) is ignored")
     p.add_argument("--labels", help="ground-truth label FILE|DIR|GLOB for the panel (optional)")
@@ -44,45 +46,8 @@ def _add_predict(sub):
     _flag(p, "--save-labels", "also write <name>_labels.png (class indices)")
     add_rerun_options(p)
     _add_progress(p)
+    add_robot_args(p)
     p.set_defaults(func=_run_predict)
-
-
-def _intrinsics(spec):
-    """--intrinsics 'fx,fy,cx,cy' or a YAML file -> Intrinsics (None when not given)."""
-    if not spec:
-        return None
-    from asymformer.deploy.points import Intrinsics
-
-    try:
-        return Intrinsics.load(spec)
-    except (ValueError, FileNotFoundError) as exc:
-        raise CLIError(str(exc)) from None
-
-
-def add_rerun_options(p) -> None:
-    """--rerun / --rerun-save: the live view of predict (files, bags, --realtime) and the node."""
-    _flag(p, "--rerun", "show every frame in a Rerun viewer (spawned; needs asymformer[viewing])")
-    p.add_argument("--rerun-save", metavar="FILE.rrd",
-                   help="write a Rerun recording (RGB, depth, segmentation, confidence, points, latency)")
-
-
-def open_rerun_view(args, segmenter):
-    """The RerunView the options ask for (None without them); a bad file name or a missing
-    rerun-sdk is one CLI error line."""
-    if not args.rerun and not args.rerun_save:
-        return None
-    from pathlib import Path
-
-    from asymformer.deploy.rerun_view import RerunView
-
-    if args.rerun_save:
-        _check_out_file(args.rerun_save, "--rerun-save")
-        Path(args.rerun_save).parent.mkdir(parents=True, exist_ok=True)
-
-    try:
-        return RerunView(segmenter.class_names, segmenter.colors, save=args.rerun_save, spawn=args.rerun)
-    except (ImportError, ValueError, FileNotFoundError) as exc:
-        raise CLIError(str(exc)) from None
 
 
 def _run_predict(args):
@@ -97,15 +62,18 @@ def _run_predict(args):
         resolve_depth_unit(None, args.depth_unit, "--depth-unit", arg="--depth-unit")
     if args.size is not None and min(args.size) < 32:
         raise CLIError(f"--size must be at least 32x32, got {args.size[0]}x{args.size[1]}")
+    if args.bag:
+        return run_bags(args)
+    check_file_mode(args)
     pairs = pair_files(args.rgb, args.depth, args.labels)
     seg = Segmenter(args.checkpoint, device=args.device, normalization=args.normalization,
-                    size=args.size, optimize=args.optimize)
+                    size=args.size, optimize=args.optimize, precision=args.precision)
     view = open_rerun_view(args, seg)
     with view if view is not None else contextlib.nullcontext():
         s = predict_files(seg, pairs, args.out, depth_unit=args.depth_unit, overlay=args.overlay,
                           panel=args.panel, attention=args.attention, save_labels=args.save_labels,
-                          alpha=args.alpha, labels_base=args.labels_base, progress=args.progress, view=view,
-                          intrinsics=_intrinsics(getattr(args, "intrinsics", None)))
+                          alpha=args.alpha, labels_base=args.labels_base, progress=args.progress,
+                          intrinsics=args.intrinsics, max_depth=args.max_depth, view=view)
     print(f"{s['frames']} frames -> {s['outputs']}  segmenter {s['segmenter_fps']} FPS "
           f"({s['segmenter_ms_per_frame']} ms/frame incl. pre/post-processing, {s['backend']} on {s['device']}), "
           f"with file I/O {s['end_to_end_fps']} FPS; model-only speed: asymformer benchmark")

@@ -79,7 +79,7 @@ def decode_compressed_color(fmt: str, data) -> np.ndarray:
     img = _open_image(as_bytes(data), f"compressed colour ({fmt or 'jpeg'})")
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         return np.repeat((np.asarray(img).astype(np.uint32) >> 8).astype(np.uint8)[..., None], 3, axis=2)
-    return np.asarray(img.convert("RGB"))
+    return np.array(img.convert("RGB"))  # writable (torch warns on read-only arrays)
 
 
 def _png16(payload: np.ndarray, fmt: str) -> np.ndarray:

@@ -73,7 +73,7 @@ def _rows(msg, channels: int, dtype: str) -> np.ndarray:
         raise CorruptFrame(f"{msg.encoding} image {w}x{h}: {buf.size} bytes of data, expected step x height = "
                            f"{step * h} (truncated)")
     rows = np.lib.stride_tricks.as_strided(buf, shape=(h, row), strides=(step, 1))
-    out = np.ascontiguousarray(rows).view(dt).reshape(h, w, channels)
+    out = np.array(rows).view(dt).reshape(h, w, channels)  # a writable copy: torch warns on read-only arrays
     return out.astype(dt.newbyteorder("="), copy=False) if dt.itemsize > 1 else out
 
 
