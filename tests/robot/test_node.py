@@ -14,7 +14,7 @@ import pytest
 from asymformer.robot import node as node_mod
 
 from . import fake_rclpy
-from .live_helpers import H, W, messages, save_checkpoint, wait_for
+from .live_helpers import H, W, messages, rrd_reader, save_checkpoint, wait_for
 
 CAM = "/camera/camera"
 RGB, DEPTH, INFO = f"{CAM}/color/image_raw", f"{CAM}/aligned_depth_to_color/image_raw", f"{CAM}/color/camera_info"
@@ -34,7 +34,7 @@ GRAPH = {RGB: ["sensor_msgs/msg/Image"], DEPTH: ["sensor_msgs/msg/Image"], INFO:
          f"{DEPTH}/compressedDepth": ["sensor_msgs/msg/CompressedImage"], "/tf": ["tf2_msgs/msg/TFMessage"]}
 
 
-def test_the_node_subscribes_by_type_and_publishes_the_chosen_outputs(monkeypatch, checkpoint):
+def test_the_node_subscribes_by_type_and_publishes_the_chosen_outputs(monkeypatch, checkpoint, tmp_path):
     seen = {}
 
     def script(node):
@@ -51,7 +51,9 @@ def test_the_node_subscribes_by_type_and_publishes_the_chosen_outputs(monkeypatc
         seen["pubs"] = {t: p for t, p in node.publishers.items()}
 
     state = fake_rclpy.install(monkeypatch, GRAPH, script)
-    rc = node_mod.main(argv(checkpoint, "-p", "outputs:=[labels, points]", depth=f"{DEPTH}/compressedDepth"))
+    rrd = tmp_path / "node.rrd"
+    rc = node_mod.main(argv(checkpoint, "-p", "outputs:=[labels, points]", "-p", f"rerun_save:={rrd}",
+                            depth=f"{DEPTH}/compressedDepth"))
     assert rc == 0
     assert seen["subs"] == {RGB: ("sensor_msgs/msg/Image", 1, 2), INFO: ("sensor_msgs/msg/CameraInfo", 1, 2),
                             f"{DEPTH}/compressedDepth": ("sensor_msgs/msg/CompressedImage", 1, 2)}
@@ -64,6 +66,11 @@ def test_the_node_subscribes_by_type_and_publishes_the_chosen_outputs(monkeypatc
     assert np.frombuffer(bytes(lab.data), np.uint8).max() < 3
     node = state["nodes"][0]
     assert node.destroyed and state["shutdown"] and node.timers[0].canceled  # all inputs found: no more polling
+    rec = rrd_reader().read_rrd(rrd)  # the rerun_save parameter: one frame per published result
+    assert len(rec["/world/camera/image/segmentation"]) == len(pubs["/labels"].sent)
+    assert len(rec["/stats/latency_ms"]) == len(pubs["/labels"].sent) and "/world/camera/points" in rec
+
+
 
 
 def test_the_node_waits_for_a_topic_then_subscribes(monkeypatch, checkpoint):

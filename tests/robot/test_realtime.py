@@ -14,19 +14,8 @@ from asymformer.deploy.segmenter import Segmenter
 from asymformer.robot.realtime import RealtimeReplay
 
 from . import bagfiles as B
+from .live_helpers import rrd_reader
 from .test_bags import read_bag
-
-
-def _rrd_reader():
-    """tests/deploy/rrd.py (the one .rrd reading helper), loaded by path: another test package."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("rrd_helper", Path(__file__).parents[1] / "deploy" / "rrd.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 TOPICS = ["--rgb-topic", B.RS_COLOR, "--depth-topic", B.RS_DEPTH, "--camera-info-topic", B.RS_INFO]
 
@@ -56,7 +45,7 @@ def test_realtime_replay_writes_only_processed_frames(tmp_path, tiny_checkpoint,
         want = seg(rgb, mm.astype(np.float32) / 1000, depth_unit=1.0).labels
         np.testing.assert_array_equal(np.frombuffer(bytes(msg.data), np.uint8).reshape(64, 96), want)
 
-    rec = _rrd_reader().read_rrd(rrd)
+    rec = rrd_reader().read_rrd(rrd)
     stamps = [row["stamp"] for row in rec["/world/camera/image/segmentation"]]
     assert stamps == [t for t, _ in labels] and len(rec["/stats/latency_ms"]) == r["processed"]
     assert "/world/camera/points" in rec and "/world/camera/image" in rec  # camera info -> pinhole, 3-D
