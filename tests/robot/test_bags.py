@@ -295,3 +295,25 @@ def test_several_recordings_folder_shard_and_distinct_names(tmp_path):
         bag_paths([tmp_path / "empty"])
     with pytest.raises(FileNotFoundError, match="no such file or folder"):
         bag_paths([tmp_path / "nope.bag"])
+
+
+def test_camera_info_topic_without_messages_and_info_of_another_resolution(tmp_path, segmenter):
+    from rosbags.rosbag2 import Writer
+
+    msgs = [m for m in B.realsense(n=2) if m[0] != B.RS_INFO]
+    with Writer(tmp_path / "rec", version=9) as w:
+        conns = {t: w.add_connection(t, typ, typestore=R.TS2) for t, typ in dict((m[0], m[1]) for m in msgs).items()}
+        w.add_connection(B.RS_INFO, B.INFO, typestore=R.TS2)  # the topic exists, never published
+        for t, typ, ts, m in msgs:
+            w.write(conns[t], ts, R.TS2.serialize_cdr(m, typ))
+    r = process_bag(segmenter, tmp_path / "rec", tmp_path / "out", *RS, progress=False)
+    assert r["frames"] == 2 and f"no message on {B.RS_INFO} yet (2 frames)" in r["points"]
+    big = B.realsense(n=1)
+    for t, _, _, m in big:
+        if t == B.RS_INFO:
+            m.width, m.height = 640, 480  # e.g. the unaligned depth camera's info
+    src = B.write_rosbag2(tmp_path / "big", big)
+    with pytest.raises(ValueError, match=r"intrinsics are for 640x480 images but the colour image on "
+                                         r"/camera/camera/color/image_raw is 96x64"):
+        process_bag(segmenter, src, tmp_path / "out2", *RS, progress=False)
+    assert not (tmp_path / "out2").exists()
