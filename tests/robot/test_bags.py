@@ -231,21 +231,52 @@ def test_interrupt_mid_run_leaves_no_half_bag(tmp_path, segmenter):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rec"]
 
 
-def test_pipeline_streams_in_bounded_memory():
-    """Frames in flight (read but not yet written) never exceed the queues, however long the input."""
-    state = {"made": 0, "written": 0, "peak": 0}
+@pytest.mark.parametrize("pools", [False, True])
+def test_pipeline_streams_in_bounded_memory_and_keeps_order(pools):
+    """Items in flight (read but not yet written) never exceed the queues, however long the input;
+    decode / encode pools keep the order."""
+    import threading
 
-    def frames():
+    lock = threading.Lock()
+    state = {"made": 0, "written": [], "peak": 0, "dropped": 0}
+
+    def items():
         for i in range(300):
-            state["made"] += 1
-            state["peak"] = max(state["peak"], state["made"] - state["written"])
+            with lock:
+                state["made"] += 1
+                state["peak"] = max(state["peak"], state["made"] - len(state["written"]) - state["dropped"])
             yield i
 
-    def sink(f, seg):
-        state["written"] += 1
+    def decode(i):
+        if i % 7 == 3:  # a skipped frame
+            with lock:
+                state["dropped"] += 1
+            return None
+        return i
 
-    run_pipeline(frames(), lambda f: f * 2, sink, queue_size=2)
-    assert state["written"] == 300 and state["peak"] <= 2 + 8 + 3
+    def write(*payload):
+        with lock:
+            state["written"].append(payload[0] if pools else payload)
+
+    kw = dict(decode=decode, encode=lambda f, s: (f, s)) if pools else {}
+    run_pipeline(items(), lambda f: f * 2, write, queue_size=2, workers=3, **kw)
+    expect = [(i, 2 * i) for i in range(300) if not (pools and i % 7 == 3)]
+    assert state["written"] == expect
+    assert state["peak"] <= 2 + 4 + 4  # in_q + out_q + one item per stage
+
+
+def test_pipeline_error_in_a_stage_is_raised_and_finish_says_not_ok():
+    done = []
+
+    def bad_decode(i):
+        if i == 5:
+            raise ValueError("frame 5 is broken")
+        return i
+
+    with pytest.raises(ValueError, match="frame 5 is broken"):
+        run_pipeline(iter(range(100)), lambda f: f, lambda *a: None, decode=bad_decode, encode=lambda f, s: s,
+                     finish=done.append)
+    assert done == [False]
 
 
 def test_several_recordings_folder_shard_and_distinct_names(tmp_path):
@@ -264,3 +295,25 @@ def test_several_recordings_folder_shard_and_distinct_names(tmp_path):
         bag_paths([tmp_path / "empty"])
     with pytest.raises(FileNotFoundError, match="no such file or folder"):
         bag_paths([tmp_path / "nope.bag"])
+
+
+def test_camera_info_topic_without_messages_and_info_of_another_resolution(tmp_path, segmenter):
+    from rosbags.rosbag2 import Writer
+
+    msgs = [m for m in B.realsense(n=2) if m[0] != B.RS_INFO]
+    with Writer(tmp_path / "rec", version=9) as w:
+        conns = {t: w.add_connection(t, typ, typestore=R.TS2) for t, typ in dict((m[0], m[1]) for m in msgs).items()}
+        w.add_connection(B.RS_INFO, B.INFO, typestore=R.TS2)  # the topic exists, never published
+        for t, typ, ts, m in msgs:
+            w.write(conns[t], ts, R.TS2.serialize_cdr(m, typ))
+    r = process_bag(segmenter, tmp_path / "rec", tmp_path / "out", *RS, progress=False)
+    assert r["frames"] == 2 and f"no message on {B.RS_INFO} yet (2 frames)" in r["points"]
+    big = B.realsense(n=1)
+    for t, _, _, m in big:
+        if t == B.RS_INFO:
+            m.width, m.height = 640, 480  # e.g. the unaligned depth camera's info
+    src = B.write_rosbag2(tmp_path / "big", big)
+    with pytest.raises(ValueError, match=r"intrinsics are for 640x480 images but the colour image on "
+                                         r"/camera/camera/color/image_raw is 96x64"):
+        process_bag(segmenter, src, tmp_path / "out2", *RS, progress=False)
+    assert not (tmp_path / "out2").exists()

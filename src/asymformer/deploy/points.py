@@ -141,31 +141,34 @@ def back_project(depth_m, intrinsics: Intrinsics, labels, confidence=None, color
     if max_depth is not None and not (math.isfinite(max_depth) and max_depth > 0):
         raise ValueError(f"max_depth must be a positive number of metres, got {max_depth}")
     intrinsics.check(depth.shape[0], depth.shape[1], "depth image")
-    z = depth.astype(np.float32, copy=False).ravel()
+    h, w = depth.shape
+    z_img = depth.astype(np.float32, copy=False)
     with np.errstate(invalid="ignore"):
-        valid = np.isfinite(z) & (z > 0)
+        valid = np.isfinite(z_img) & (z_img > 0)
         if max_depth is not None:
-            valid &= z <= max_depth
+            valid &= z_img <= max_depth
+    # per-column / per-row factors and boolean masks: fancy indexing or u = i % w, v = i // w on
+    # every point cost 5-10x more at 480x640
+    fx_u = (np.arange(w, dtype=np.float32) - np.float32(intrinsics.cx)) / np.float32(intrinsics.fx)
+    fy_v = (np.arange(h, dtype=np.float32) - np.float32(intrinsics.cy)) / np.float32(intrinsics.fy)
+    z = z_img[valid]
+    x = np.broadcast_to(fx_u, (h, w))[valid] * z
+    y = np.broadcast_to(fy_v[:, None], (h, w))[valid] * z
     pixel = np.flatnonzero(valid)
-    z = z[pixel]
-    w = depth.shape[1]
-    u = (pixel % w).astype(np.float32)
-    v = (pixel // w).astype(np.float32)
-    x = (u - np.float32(intrinsics.cx)) * z / np.float32(intrinsics.fx)
-    y = (v - np.float32(intrinsics.cy)) * z / np.float32(intrinsics.fy)
-    lab = labels.ravel()[pixel].astype(np.int64)
-    conf = (np.ones(len(pixel), np.float32) if confidence is None
-            else np.asarray(confidence, dtype=np.float32).ravel()[pixel])
+    lab = labels[valid].astype(np.int64, copy=False)
+    conf = (np.ones(len(z), np.float32) if confidence is None
+            else np.asarray(confidence, dtype=np.float32)[valid])
     if colors is None:
         colors = palette(int(labels.max()) + 1 if labels.size else 0)
     colors = np.asarray(colors, dtype=np.uint8)
-    bad = (lab >= len(colors)) & (lab != VOID)
-    if bad.any():
-        raise ValueError(f"back_project: label {int(lab[bad][0])} has no colour ({len(colors)} colours given)")
-    rgb = np.zeros((len(lab), 3), np.uint8)
-    known = lab < len(colors)
-    rgb[known] = colors[lab[known]]  # void (255) stays black
-    return SemanticPoints(x.astype(np.float32), y.astype(np.float32), z, lab, conf, rgb, pixel)
+    if lab.size and int(lab.max()) >= len(colors):
+        bad = (lab >= len(colors)) & (lab != VOID)
+        if bad.any():
+            raise ValueError(f"back_project: label {int(lab[bad][0])} has no colour ({len(colors)} colours given)")
+    lut = np.zeros((max(len(colors), VOID + 1), 3), np.uint8)  # void (255) stays black
+    lut[:len(colors)] = colors
+    rgb = lut.take(lab, axis=0)
+    return SemanticPoints(x, y, z, lab, conf, rgb, pixel)
 
 
 def ply_vertices(points: SemanticPoints) -> np.ndarray:

@@ -9,6 +9,7 @@ decoded (unknown encoding, colour and depth of different sizes) stops the run wi
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -60,9 +61,18 @@ class BagFrames:
         self.copy_failed = 0
         self.decoded = 0
         self._checked = False
+        self._lock = threading.Lock()
 
     # --------------------------------------------------------------------------------------- iteration
     def __iter__(self) -> Iterator[Frame]:
+        """Decoded frames in order, one thread (the pipeline decodes `pairs()` in a pool instead)."""
+        for i, pair in enumerate(self.pairs()):
+            frame = self.decode(pair, i)
+            if frame is not None:
+                yield frame
+
+    def pairs(self) -> Iterator[Pair]:
+        """Paired messages, not yet decoded (deserialised, so their stamps are known)."""
         wanted = {self.rgb_topic, self.depth_topic} | ({self.info_topic} if self.info_topic else set())
         conns = [c for c in self.reader.connections if c.topic in wanted]
         for conn, t_ns, raw in self.reader.messages(connections=conns):
@@ -75,10 +85,8 @@ class BagFrames:
                 self.pairer.add_info(stamp_ns(msg), msg)
                 continue
             add = self.pairer.add_color if conn.topic == self.rgb_topic else self.pairer.add_depth
-            for pair in add(stamp_ns(msg), msg):
-                yield from self._decode(pair)
-        for pair in self.pairer.flush():
-            yield from self._decode(pair)
+            yield from add(stamp_ns(msg), msg)
+        yield from self.pairer.flush()
 
     def _copy(self, conn, t_ns: int, raw) -> None:
         from .bags import normalize_type, ros2_typestore
@@ -103,11 +111,14 @@ class BagFrames:
             return None
 
     def _skip(self, topic: str, stamp: int, reason: str, kind: str) -> None:
-        self.skipped[kind] += 1
-        if len(self.skipped_frames) < MAX_NAMED:
-            self.skipped_frames.append({"topic": topic, "stamp_ns": int(stamp), "reason": reason})
+        with self._lock:
+            self.skipped[kind] += 1
+            if len(self.skipped_frames) < MAX_NAMED:
+                self.skipped_frames.append({"topic": topic, "stamp_ns": int(stamp), "reason": reason})
 
-    def _decode(self, pair: Pair) -> Iterator[Frame]:
+    def decode(self, pair: Pair, index: int = 0) -> Frame | None:
+        """A pair -> Frame, or None when a message cannot be decoded (skipped, counted, named).
+        Thread-safe: the pipeline decodes several pairs at once."""
         try:
             rgb = decode_color(pair.color)
         except CorruptFrame as exc:
@@ -127,19 +138,22 @@ class BagFrames:
                 "and resampling it here would give wrong points; record the driver's aligned depth instead "
                 "(realsense2_camera: align_depth.enable:=true, topic /camera/camera/aligned_depth_to_color/image_raw)")
         intr = self._intrinsics(pair, rgb.shape[:2])
-        self.decoded += 1
-        yield Frame(self.decoded - 1, pair.stamp_ns, pair.color.header, rgb, depth, intr, pair.depth_stamp_ns)
+        with self._lock:
+            self.decoded += 1
+        return Frame(index, pair.stamp_ns, pair.color.header, rgb, depth, intr, pair.depth_stamp_ns)
 
     def _intrinsics(self, pair: Pair, hw) -> Intrinsics | None:
         intr = self.intrinsics
         if intr is None and self.info_topic:
             if pair.info is None:
-                self.no_intrinsics[f"no message on {self.info_topic} yet"] += 1
+                with self._lock:
+                    self.no_intrinsics[f"no message on {self.info_topic} yet"] += 1
                 return None
             try:
                 intr = camera_intrinsics(pair.info)
             except ValueError as exc:
-                self.no_intrinsics[f"{self.info_topic}: {exc}"] += 1
+                with self._lock:
+                    self.no_intrinsics[f"{self.info_topic}: {exc}"] += 1
                 return None
         if intr is not None and not self._checked:
             source = "--intrinsics" if self.intrinsics is not None else self.info_topic

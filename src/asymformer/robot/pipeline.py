@@ -1,13 +1,16 @@
-"""Recording in, labelled recording out: decode, inference and encode/write overlap.
+"""Recording in, labelled recording out: reading, decoding, inference, encoding and writing overlap.
 
-Three stages joined by small bounded queues, so memory stays flat however long the recording:
+Stages joined by small bounded queues, so memory stays flat however long the recording:
 
-    BagFrames (decode thread)  ->  segment (caller's thread)  ->  ResultWriter (writer thread)
+    BagFrames.pairs (read thread) -> BagFrames.decode (pool) -> segment (caller's thread)
+        -> ResultWriter.encode (pool) -> ResultWriter.write_encoded (writer thread)
 
-Decoding (PNG/JPEG, deserialisation) and writing (overlay, cloud, CDR, MCAP) mostly run in C with
-the GIL released, so they hide behind the model. `run_pipeline(frames, segment, sink)` is the
-transport-free core: a streaming runtime (`--realtime`) can replace `segment` with its own
-submit/result loop and reuse the reading (`BagFrames`) and the writing (`ResultWriter.write`).
+Decoding (JPEG/PNG) and encoding (overlay, point cloud, CDR) run in numpy / Pillow with the GIL
+released, in a small pool, so they hide behind the model even when it is fast (a GPU);
+writing stays in one thread, in order. `run_pipeline` is the transport-free core: a streaming
+runtime (`--realtime`) can replace `segment` with its own submit/result loop and reuse the
+reading (`BagFrames.pairs` / `decode`, or iterate `BagFrames` for decoded frames) and the
+writing (`ResultWriter.write(frame, seg)`, or `encode` + `write_encoded`).
 """
 
 from __future__ import annotations
@@ -33,7 +36,11 @@ class _Stopped(Exception):
 
 class ResultWriter:
     """(frame, segmentation) -> messages under `namespace` in a BagWriter: labels, confidence,
-    overlay, points (for frames with intrinsics), plus the class names/colours once."""
+    overlay, points (for frames with intrinsics), plus the class names/colours once.
+
+    `encode(frame, seg)` builds and serialises the messages (numpy and CDR: thread-safe, run in a
+    pool); `write_encoded(...)` writes them (one writer thread, in order); `write` does both.
+    """
 
     def __init__(self, bag: BagWriter, class_names, colors, namespace: str = "/asymformer", outputs=OUTPUTS,
                  alpha: float = 0.5, max_depth: float | None = None):
@@ -42,25 +49,37 @@ class ResultWriter:
         self.bag, self.names, self.colors = bag, class_names, colors
         self.ns = "/" + namespace.strip("/") if namespace.strip("/") else ""
         self.outputs, self.alpha, self.max_depth = tuple(outputs), alpha, max_depth
-        self.types = MessageTypes.from_typestore(ros2_typestore())
+        self.typestore = ros2_typestore()
+        self.types = MessageTypes.from_typestore(self.typestore)
         self.frames = 0
         self.points_skipped = 0
 
     def topic(self, key: str) -> str:
         return f"{self.ns}/{key}"
 
-    def write(self, frame: Frame, seg) -> None:
-        if self.frames == 0:
-            self.bag.write(self.topic("class_info"), class_info_message(self.names, self.colors, self.types),
-                           frame.stamp_ns)
+    def encode(self, frame: Frame, seg) -> list[tuple[str, str, int, object]]:
+        """[(topic, msgtype, t_ns, CDR bytes)] for one frame; times are the colour stamp."""
         keys = [k for k in self.outputs if k != "points" or frame.intrinsics is not None]
-        self.points_skipped += len(keys) < len(self.outputs)
         msgs = output_messages(seg, frame.header, self.types, rgb=frame.rgb, depth_m=frame.depth_m,
                                intrinsics=frame.intrinsics, outputs=keys, class_colors=self.colors,
                                alpha=self.alpha, max_depth=self.max_depth)
-        for key, msg in msgs.items():
-            self.bag.write(self.topic(key), msg, frame.stamp_ns)
+        out = [(self.topic(k), m.__msgtype__, frame.stamp_ns, self.typestore.serialize_cdr(m, m.__msgtype__))
+               for k, m in msgs.items()]
+        return out + [("points_skipped", "", 0, None)] * (len(keys) < len(self.outputs))
+
+    def write_encoded(self, encoded: list) -> None:
+        if self.frames == 0 and encoded:
+            info = class_info_message(self.names, self.colors, self.types)
+            self.bag.write(self.topic("class_info"), info, encoded[0][2])
+        for topic, msgtype, t_ns, data in encoded:
+            if data is None:
+                self.points_skipped += 1
+            else:
+                self.bag.write_raw(topic, msgtype, t_ns, data)
         self.frames += 1
+
+    def write(self, frame: Frame, seg) -> None:
+        self.write_encoded(self.encode(frame, seg))
 
 
 def _put(q: queue.Queue, item, stop: threading.Event) -> None:
@@ -73,28 +92,34 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> None:
     raise _Stopped
 
 
-def run_pipeline(frames: Iterable[Frame], segment: Callable, sink: Callable, queue_size: int = 4,
+def run_pipeline(items: Iterable, segment: Callable, write: Callable, *, decode: Callable | None = None,
+                 encode: Callable | None = None, workers: int = 2, queue_size: int = 4,
                  on_frame: Callable | None = None, feed: Callable | None = None,
                  finish: Callable[[bool], None] | None = None) -> float:
-    """Decode in a thread, `segment(frame)` here, `sink(frame, seg)` in a writer thread.
+    """items -> decode (pool) -> segment (this thread) -> encode (pool) -> write (writer thread).
 
-    feed(put) is called before reading starts with a function that queues a callable for the
-    writer thread (used to copy input messages). finish(ok) runs last in the writer thread (a
-    writer such as sqlite3 must stay in the thread that opened it): ok is False when any stage
-    failed or the run was interrupted. Returns the seconds spent in `segment`. Any stage's
-    exception stops the others and is re-raised here; so is KeyboardInterrupt.
+    decode(item) returns a frame or None (skipped); encode(frame, seg) returns what write takes
+    (without them: items are frames and write is called as write(frame, seg)). Pools keep the order and at most
+    `queue_size` items in flight per stage, so memory stays flat. feed(put) is called first with a
+    function that queues a callable for the writer thread (copies of input messages). finish(ok)
+    runs last in the writer thread (a writer such as sqlite3 must stay in the thread that opened
+    it); ok is False when a stage failed or the run was interrupted. Returns the seconds spent in
+    `segment`. A stage's exception stops the others and is re-raised here; so is KeyboardInterrupt.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     in_q: queue.Queue = queue.Queue(queue_size)
-    out_q: queue.Queue = queue.Queue(4 * queue_size)
+    out_q: queue.Queue = queue.Queue(2 * queue_size)
     stop = threading.Event()
     errors: list[BaseException] = []
+    pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="asymformer-codec")
     if feed is not None:
         feed(lambda job: _put(out_q, ("job", job), stop))
 
     def produce():
         try:
-            for f in frames:
-                _put(in_q, f, stop)
+            for item in items:
+                _put(in_q, pool.submit(decode, item) if decode else item, stop)
             _put(in_q, _DONE, stop)
         except _Stopped:
             pass
@@ -105,7 +130,10 @@ def run_pipeline(frames: Iterable[Frame], segment: Callable, sink: Callable, que
     def consume():
         try:
             while (item := out_q.get()) is not _DONE:
-                item[1]() if item[0] == "job" else sink(*item[1])
+                if item[0] == "job":
+                    item[1]()
+                else:
+                    write(item[1].result()) if encode else write(*item[1])
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
             stop.set()
@@ -117,7 +145,7 @@ def run_pipeline(frames: Iterable[Frame], segment: Callable, sink: Callable, que
             except BaseException as exc:  # noqa: BLE001
                 errors.append(exc)
 
-    reader = threading.Thread(target=produce, name="asymformer-decode", daemon=True)
+    reader = threading.Thread(target=produce, name="asymformer-read", daemon=True)
     writer = threading.Thread(target=consume, name="asymformer-write", daemon=True)
     reader.start()
     writer.start()
@@ -130,10 +158,13 @@ def run_pipeline(frames: Iterable[Frame], segment: Callable, sink: Callable, que
                 continue
             if f is _DONE:
                 break
+            f = f.result() if decode else f
+            if f is None:
+                continue
             t0 = time.perf_counter()
             seg = segment(f)
             model_s += time.perf_counter() - t0
-            _put(out_q, ("frame", (f, seg)), stop)
+            _put(out_q, ("frame", pool.submit(encode, f, seg) if encode else (f, seg)), stop)
             if on_frame is not None:
                 on_frame(f)
     except BaseException:
@@ -143,6 +174,7 @@ def run_pipeline(frames: Iterable[Frame], segment: Callable, sink: Callable, que
         reader.join()  # it returns promptly once stop is set (puts poll it)
         out_q.put(_DONE)
         writer.join()
+        pool.shutdown(wait=True, cancel_futures=True)
     if errors:
         raise errors[0]
     return model_s
@@ -152,7 +184,7 @@ def process_bag(segmenter, bag, out, rgb_topic: str, depth_topic: str, info_topi
                 intrinsics=None, storage: str = "mcap", namespace: str = "/asymformer", outputs=OUTPUTS,
                 slop_s: float = DEFAULT_SLOP_S, max_depth: float | None = None, alpha: float = 0.5,
                 copy_input: bool = True, overwrite: bool = False, progress: bool = True, queue_size: int = 4,
-                realtime=None, view=None) -> dict:
+                workers: int = 2, realtime=None, view=None) -> dict:
     """Segment every paired frame of `bag` and write a labelled rosbag2 at `out`; returns the report.
 
     Output topics (under `namespace`): labels, confidence, overlay, points (frames with
@@ -186,9 +218,15 @@ def process_bag(segmenter, bag, out, rgb_topic: str, depth_topic: str, info_topi
         total = min(found["rgb"].count, found["depth"].count)
         bar = tqdm(total=total, desc=Path(bag).name, unit="frame", disable=not progress, leave=False)
         try:
-            source, segment, sink = _stages(segmenter, frames, results, realtime, view)
-            model_s = run_pipeline(source, segment, sink, queue_size, on_frame=lambda f: bar.update(1), feed=feed,
-                                   finish=lambda ok: writer.close(commit=ok))
+            if realtime is None and view is None:
+                model_s = run_pipeline(frames.pairs(), lambda f: segmenter(f.rgb, f.depth_m, depth_unit=1.0),
+                                       results.write_encoded, decode=frames.decode, encode=results.encode,
+                                       workers=workers, queue_size=queue_size, on_frame=lambda f: bar.update(1),
+                                       feed=feed, finish=lambda ok: writer.close(commit=ok))
+            else:  # --realtime and/or a Rerun view: decoded frames in, (frame, seg) to the writer thread
+                source, segment, sink = _stages(segmenter, frames, results, realtime, view)
+                model_s = run_pipeline(source, segment, sink, queue_size=queue_size, on_frame=lambda f: bar.update(1),
+                                       feed=feed, finish=lambda ok: writer.close(commit=ok))
         finally:
             bar.close()
             writer.close(commit=False)  # a no-op after the writer thread closed it
