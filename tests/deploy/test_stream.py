@@ -238,3 +238,26 @@ def test_submitted_arrays_are_copied(seg):
     runner.segmenter.gate.set()
     runner.close()
     np.testing.assert_array_equal(runner.latest().labels, want)
+
+
+def test_close_from_the_result_callback_and_reset_stats(seg):
+    holder = {}
+
+    def stop_after_first(result):
+        holder["stats"] = holder["runner"].close(drain=False)
+
+    runner = holder["runner"] = StreamRunner(seg, on_result=stop_after_first, queue_depth=3)
+    for i in range(3):
+        runner.submit(*frame(i), stamp_ns=i + 1)
+    assert wait_until(lambda: "stats" in holder)
+    assert holder["stats"]["processed"] == 1 and runner.closed
+    runner.reset_stats()
+    stats = runner.stats()
+    assert stats["processed"] == 1 and stats["latency_p50_ms"] is None and stats["window"] == 0
+
+
+def wait_until(cond, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return cond()

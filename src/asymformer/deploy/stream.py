@@ -218,8 +218,9 @@ class StreamRunner:
             self._cv.notify_all()
         deadline = None if timeout is None else time.monotonic() + timeout
         for t in self._threads:
-            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        busy = [t.name for t in self._threads if t.is_alive()]
+            if t is not threading.current_thread():  # close() from on_result: the others still stop
+                t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        busy = [t.name for t in self._threads if t.is_alive() and t is not threading.current_thread()]
         if busy:
             self._warn(f"StreamRunner.close: {', '.join(busy)} still busy after {timeout} s (an inference or "
                        f"callback that does not return); left running as daemon threads")

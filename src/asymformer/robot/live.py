@@ -178,6 +178,9 @@ class LiveSegmentation:
                                                                      "intrinsics": self.intrinsics})
             except ValueError as exc:  # a bad frame: say it once per kind of problem, keep going
                 self._once(f"frame:{type(exc).__name__}:{str(exc)[:40]}", "error", f"frame dropped: {exc}")
+            except RuntimeError:
+                if not self.runner.closed:  # a message arriving while the node shuts down is ignored
+                    raise
 
     # ------------------------------------------------------------------ outputs (worker thread)
     def _on_result(self, result) -> None:
