@@ -261,3 +261,25 @@ def wait_until(cond, timeout: float = 10.0) -> bool:
     while not cond() and time.monotonic() < deadline:
         time.sleep(0.01)
     return cond()
+
+
+def test_an_idle_model_holds_out_for_a_fresher_frame_only_when_it_pays(seg):
+    """The rule behind the camera-rate latency: with the model free and the prepared frame old, wait
+    for the camera's next frame if it is due sooner than the prepared one is old (and within half
+    an inference); never for a fresh frame, a far-off one, or with a deeper queue."""
+    from asymformer.deploy.stream_stages import Frame
+
+    runner = StreamRunner(seg)
+    stages = runner._stages
+    stages.ema.update(pre=0.001, model=0.1)
+    f = Frame(0, 1, None, None, None, (H, W), submitted=100.0)
+    runner._last_submit, runner._submit_gap = 100.0, 0.033  # a 30 FPS camera; f is its newest frame
+    assert stages.hold_for_fresher(f, 100.025) == pytest.approx(0.008 + 0.001 + 0.002)  # 25 ms old, next in 8
+    assert stages.hold_for_fresher(f, 100.005) is None  # 5 ms old: fresh enough
+    runner._submit_gap = 0.2
+    assert stages.hold_for_fresher(f, 100.03) is None  # the next frame is further off than this one is old
+    runner._submit_gap, runner._last_submit = 0.033, 100.02  # a newer frame came already
+    assert stages.hold_for_fresher(f, 100.025) == pytest.approx(0.003)  # one pre-processing time
+    runner.queue_depth = 3
+    assert stages.hold_for_fresher(f, 100.025) is None  # a deeper queue keeps its order
+    runner.close()

@@ -8,7 +8,8 @@ blocking; a bounded keep-latest queue drops the oldest waiting frame when a newe
 post-processing of the last one with inference of the current one (the Segmenter's own
 `preprocess` / `infer` / `postprocess`). The next frame is pre-processed "just in time", when
 the model is about to finish, so it is the newest one the camera gave and not one that waited a
-whole inference. Memory is bounded whatever the input rate: at most `queue_depth` waiting
+whole inference (and an idle model holds out briefly for the camera's next frame when that pays:
+`Stages.hold_for_fresher`). Memory is bounded whatever the input rate: at most `queue_depth` waiting
 frames, one per stage, `result_depth` unread results and fixed-size statistics windows.
 
 Latency is measured from the frame's source stamp to the moment its result is available, on
@@ -108,6 +109,7 @@ class StreamRunner:
         self._last_size: tuple[int, int] | None = None
         self._start = time.monotonic()
         self._last_submit = self._last_result = None
+        self._submit_gap: float | None = None  # running mean seconds between submits
         self._stall_warned = False
         self._stages = Stages(self, segmenter, depth_unit)
         self._threads = [threading.Thread(target=fn, name=f"asymformer-stream-{name}", daemon=True)
@@ -138,6 +140,9 @@ class StreamRunner:
             self._last_size = size
             frame = Frame(self._submitted, int(stamp_ns), rgb, depth, meta, size, now)
             self._submitted += 1
+            if self._last_submit is not None:  # the camera's period, for holding out for a fresher frame
+                gap = now - self._last_submit
+                self._submit_gap = gap if self._submit_gap is None else 0.8 * self._submit_gap + 0.2 * gap
             self._last_submit = now
             free = len(self._inbox) < self.queue_depth
             if not free:

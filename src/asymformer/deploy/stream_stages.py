@@ -113,6 +113,7 @@ class Stages:
         self.done = {"pre": False, "model": False, "post": False}
         self.busy_since: dict[str, float | None] = {"pre": None, "model": None, "post": None, "callback": None}
         self.ema = {"pre": None, "model": None}
+        self.holding = False  # the model is idle, waiting for a fresher frame than the prepared one
         self.device = torch.device(getattr(segmenter, "device", "cpu"))
 
     def drop_slots(self) -> None:
@@ -136,6 +137,8 @@ class Stages:
         """
         now = time.monotonic()
         start, model, pre = self.busy_since["model"], self.ema["model"], self.ema["pre"]
+        if self.prepped is not None and self.holding:
+            return None  # the idle model waits for a fresher frame: prepare the one that came
         if self.prepped is not None and (start is None or self.r.queue_depth > 1):
             return 0.05  # the model takes it now, or a deeper queue keeps its order
         if start is None:
@@ -204,6 +207,9 @@ class Stages:
                         self.done["model"] = True
                         self.r._cv.notify_all()
                         return
+                    self._hold(self.hold_for_fresher(self.prepped, time.monotonic()))
+                    if self.r._aborted or self.prepped is None:
+                        continue
                     frame, self.prepped = self.prepped, None
                     self.busy_since["model"] = t0 = time.monotonic()
                     self.r._cv.notify_all()  # the pre stage may start on the next frame
@@ -228,6 +234,41 @@ class Stages:
                         continue
                     self.to_post = frame
                     self.r._cv.notify_all()
+
+    def hold_for_fresher(self, frame: Frame, now: float) -> float | None:
+        """Seconds the idle model should wait for the camera's next frame instead of starting on
+        `frame` (None: start now). Keep-latest only (queue depth 1), and only when the next frame is
+        due sooner than `frame` is old and within half an inference: then its result comes out
+        fresher and the newest label map is younger on average, at the cost of a short idle gap
+        (a camera-rate stream; a flat-out producer always has a fresh frame, so never waits)."""
+        gap, model, last = self.r._submit_gap, self.ema["model"], self.r._last_submit
+        if self.r.queue_depth != 1 or self.r._closing or gap is None or model is None or last is None:
+            return None
+        pre, age = self.ema["pre"] or 0.0, now - frame.submitted
+        if age < 0.1 * model:
+            return None  # fresh enough: a few milliseconds are not worth an idle model
+        if last > frame.submitted + 1e-6:  # a newer frame is already in: worth one pre-processing time
+            return pre + 0.002 if pre < 0.25 * model else None
+        next_in = last + gap - now
+        if next_in <= 0 or next_in >= age or next_in > 0.5 * model:
+            return None
+        return next_in + pre + 0.002
+
+    def _hold(self, seconds: float | None) -> None:
+        """Wait (lock held) up to `seconds` for the pre-processing stage to replace the prepared frame."""
+        if not seconds:
+            return
+        frame, deadline = self.prepped, time.monotonic() + seconds
+        self.holding = True
+        self.r._cv.notify_all()
+        try:
+            while self.prepped is frame and not self.r._aborted and not self.r._closing:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.r._cv.wait(left)
+        finally:
+            self.holding = False
 
     def post_loop(self) -> None:
         stream = _stream_for(self.device)
