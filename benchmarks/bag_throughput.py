@@ -1,20 +1,20 @@
 """Bag processing speed: end-to-end frames/s of `predict --bag` vs the model-only rate (JSON).
 
-    python benchmarks/bag_throughput.py --threads 2 --frames 60 [--precision int8] [--optimize] \\
+    python benchmarks/bag_throughput.py --threads 2 --frames 10 --rounds 3 [--precision int8] [--optimize] \\
         [--color raw|jpeg] [--depth raw|compressedDepth] [--model asymformer_b0_t]
 
 Writes a synthetic realsense2_camera-style recording itself (rendered rooms at 480x640: colour,
 aligned depth in millimetres, camera info; raw or compressed), then measures with ONE Segmenter:
 - model_only_fps: Segmenter calls on frames already decoded in memory (the same pre/post-processing
-  the pipeline runs), measured before and after the bag run and averaged, so machine load drifts
-  hit both sides;
+  the pipeline runs);
 - end_to_end_fps: `robot.pipeline.process_bag` on the recording (reading, pairing, decoding,
   inference, overlay + point cloud + labels + confidence encoding, MCAP writing, input copy);
-- ratio = end_to_end / model_only (the goal: >= 0.85 on the same backend and size);
+- ratio = end_to_end / model_only (the goal: >= 0.85 on the same backend and size); the two are
+  measured in interleaved rounds (--rounds), so load drift on a shared machine hits both alike;
 - pipeline_without_model_fps: the same run with a stand-in that returns a stored result, i.e.
   what reading, decoding, encoding and writing cost on their own (they overlap the model, so
   the ratio stays near 1 while they are much faster than the model and cores are free).
-Peak RSS before and after the run shows that frames stream through. The CPU model is printed.
+Peak RSS after each round stays flat: frames stream through. The CPU model is printed.
 """
 
 from __future__ import annotations
@@ -130,7 +130,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="asymformer_b0_t")
     p.add_argument("--size", default="480x640", help="recording HxW (the model runs at this size)")
-    p.add_argument("--frames", type=int, default=60)
+    p.add_argument("--frames", type=int, default=10, help="frames per round (the recording's length)")
+    p.add_argument("--rounds", type=int, default=3, help="model-only / end-to-end rounds, interleaved")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--precision", choices=("fp32", "int8", "bf16"), default="fp32")
     p.add_argument("--optimize", action="store_true", help="pick the fastest exact backend (as predict --optimize)")
@@ -147,30 +148,35 @@ def main() -> None:
         seg = Segmenter(create_model(args.model).eval(), size=(h, w), optimize=args.optimize,
                         precision=args.precision)
         model_only(seg, frames, 3)  # warm-up
-        n_model = max(10, args.frames // 3)
-        before = model_only(seg, frames, n_model)
-        rss0 = _rss_mb()
-        r = process_bag(seg, tmp / "rec", tmp / "out", COLOR, DEPTH, INFO, outputs=tuple(args.outputs.split(",")),
-                        progress=sys.stderr.isatty())
-        rss1 = _rss_mb()
-        after = model_only(seg, frames, n_model)
+        model_rates, e2e_rates, in_pipeline, rss = [], [], [], []
+        for i in range(args.rounds):  # interleaved, so load drift on a shared machine hits both alike
+            model_rates.append(model_only(seg, frames, args.frames))
+            rss.append(_rss_mb())
+            r = process_bag(seg, tmp / "rec", tmp / f"out{i}", COLOR, DEPTH, INFO,
+                            outputs=tuple(args.outputs.split(",")), progress=sys.stderr.isatty())
+            e2e_rates.append(r["end_to_end_fps"])
+            in_pipeline.append(r["model_fps"])
+            shutil.rmtree(tmp / f"out{i}")
+        rss.append(_rss_mb())
         io = process_bag(_NoModel(seg, frames[0]), tmp / "rec", tmp / "io", COLOR, DEPTH, INFO,
                          outputs=tuple(args.outputs.split(",")), progress=False)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    model_fps = (before + after) / 2
+    model_fps, e2e_fps = sum(model_rates) / len(model_rates), sum(e2e_rates) / len(e2e_rates)
     print(json.dumps({
         "environment": environment(), "command": " ".join(sys.argv),
-        "config": {"model": args.model, "size": [h, w], "frames": args.frames, "precision": args.precision,
-                   "optimize": args.optimize, "backend": seg.backend, "color": args.color, "depth": args.depth,
-                   "outputs": args.outputs, "threads": args.threads},
-        "model_only_fps": round(model_fps, 3), "model_only_fps_before_after": [round(before, 3), round(after, 3)],
-        "end_to_end_fps": r["end_to_end_fps"], "in_pipeline_model_fps": r["model_fps"],
-        "ratio": round(r["end_to_end_fps"] / model_fps, 3),
+        "config": {"model": args.model, "size": [h, w], "frames_per_round": args.frames, "rounds": args.rounds,
+                   "precision": args.precision, "optimize": args.optimize, "backend": seg.backend,
+                   "color": args.color, "depth": args.depth, "outputs": args.outputs, "threads": args.threads},
+        "model_only_fps": round(model_fps, 3), "end_to_end_fps": round(e2e_fps, 3),
+        "ratio": round(e2e_fps / model_fps, 3),
+        "per_round": {"model_only_fps": [round(v, 3) for v in model_rates], "end_to_end_fps": e2e_rates,
+                      "ratio": [round(e / m, 3) for e, m in zip(e2e_rates, model_rates, strict=True)],
+                      "segmenter_fps_inside_pipeline": in_pipeline},
         "pipeline_without_model_fps": io["end_to_end_fps"],
         "pipeline_ms_per_frame": round(1000 / io["end_to_end_fps"], 2),
-        "frames_written": r["frames"], "skipped": r["skipped"],
-        "peak_rss_mb_before_run": round(rss0, 1), "peak_rss_mb_after_run": round(rss1, 1),
+        "frames_written": io["frames"], "skipped": io["skipped"],
+        "peak_rss_mb_after_each_round": [round(v, 1) for v in rss],
     }, indent=1))
 
 
