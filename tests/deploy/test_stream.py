@@ -283,3 +283,17 @@ def test_an_idle_model_holds_out_for_a_fresher_frame_only_when_it_pays(seg):
     runner.queue_depth = 3
     assert stages.hold_for_fresher(f, 100.025) is None  # a deeper queue keeps its order
     runner.close()
+
+
+def test_tensor_frames_come_back_as_tensors(seg):
+    import torch
+
+    rgb, depth = frame(0)
+    rgb_t, depth_t = torch.from_numpy(rgb).permute(2, 0, 1).contiguous(), torch.from_numpy(depth.astype(np.int32))
+    runner = StreamRunner(seg, result_depth=1)
+    runner.submit(rgb_t, depth_t, stamp_ns=1)
+    runner.close()
+    got = runner.latest()
+    want = seg(rgb_t, depth_t)
+    assert isinstance(got.labels, torch.Tensor) and got.frame_size == (H, W)
+    assert torch.equal(got.labels, want.labels)

@@ -138,7 +138,7 @@ class StreamRunner:
                                f"{size[0]}×{size[1]} at stamp {int(stamp_ns)}; frames are segmented at their own "
                                f"size (the first at a new size can be slow where a backend is built per size)")
             self._last_size = size
-            frame = Frame(self._submitted, int(stamp_ns), rgb, depth, meta, size, now)
+            frame = Frame(self._submitted, int(stamp_ns), rgb, depth, meta, size, now, event=_cuda_event(rgb, depth))
             self._submitted += 1
             if self._last_submit is not None:  # the camera's period, for holding out for a fresher frame
                 gap = now - self._last_submit
@@ -349,6 +349,17 @@ def _check_frame(rgb, depth, copy: bool):
                          f"depth to the colour image first (e.g. align_depth on RealSense)")
     rgb, depth = _own(rgb, copy), _own(depth, copy)
     return rgb, depth, (int(size[0]), int(size[1]))
+
+
+def _cuda_event(*tensors):
+    """For frames already on a GPU: an event on the producer's stream, which the pre-processing
+    stage (on its own stream) waits for, so it never reads a frame still being written."""
+    dev = next((t.device for t in tensors if isinstance(t, torch.Tensor) and t.is_cuda), None)
+    if dev is None:
+        return None
+    event = torch.cuda.Event()
+    event.record(torch.cuda.current_stream(dev))
+    return event
 
 
 def _own(a, copy: bool):

@@ -30,6 +30,7 @@ class Frame:
     size: tuple[int, int]
     submitted: float  # time.monotonic() at submit
     ready: float = 0.0  # time.monotonic() when pre-processed
+    event: Any = None  # CUDA frames: recorded on the producer's stream at submit
     tensors: tuple | None = None
     logits: Any = None
     stage_ms: dict = field(default_factory=dict)
@@ -176,6 +177,8 @@ class Stages:
                     frame = self.r._inbox.popleft()
                     self.busy_since["pre"] = t0 = time.monotonic()
                 try:
+                    if frame.event is not None:  # our stage stream (the context above sets it current)
+                        torch.cuda.current_stream().wait_event(frame.event)
                     frame.tensors = self.seg.preprocess(frame.rgb, frame.depth, self.depth_unit)
                     _sync(stream)
                 except Exception as exc:  # noqa: BLE001 - handed to the caller by _fail
