@@ -129,3 +129,26 @@ def test_subscription_kind_follows_the_topic_type():
     with pytest.raises(ValueError, match=r"topic /p \('depth'\) has type sensor_msgs/msg/PointCloud2, expected "
                                          r"sensor_msgs/msg/Image or sensor_msgs/msg/CompressedImage; remap 'depth'"):
         subscription_kind("depth", "/p", ["sensor_msgs/msg/PointCloud2"])
+
+
+def test_a_new_frame_size_mid_stream_keeps_labels_and_stops_points(seg, checkpoint):
+    """The camera switches resolution: labels follow the new size; the old camera info no longer
+    fits, so points stop (one warning) instead of being back-projected wrongly."""
+    live, sent, logs = make_live(seg, checkpoint, queue_depth=4)
+    live.on_info(messages(0)[2])  # calibrated for H×W
+    rng = np.random.default_rng(5)
+    for i in range(3):
+        h, w = (H, W) if i == 0 else (32, 48)
+        rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        mm = rng.integers(500, 4000, (h, w), dtype=np.uint16)
+        live.on_color(R.image(rgb, "rgb8", stamp(i)))
+        live.on_depth(R.image(mm, "16UC1", stamp(i)))
+    assert wait_for(lambda: sum(k == "labels" for k, _ in sent) >= 2)
+    live.close()
+    labels = [m for k, m in sent if k == "labels"]
+    points = [m for k, m in sent if k == "points"]
+    assert (labels[0].height, labels[0].width) == (H, W) and (labels[1].height, labels[1].width) == (32, 48)
+    assert len(points) == 1 and points[0].header.stamp.nanosec == labels[0].header.stamp.nanosec
+    warns = [t for level, t in logs if level == "warn"]
+    assert any("camera info is for another image size" in t for t in warns)
+    assert any("frame size changed from 40×56 to 32×48" in t for t in warns)
