@@ -317,3 +317,20 @@ def test_camera_info_topic_without_messages_and_info_of_another_resolution(tmp_p
                                          r"/camera/camera/color/image_raw is 96x64"):
         process_bag(segmenter, src, tmp_path / "out2", *RS, progress=False)
     assert not (tmp_path / "out2").exists()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "getpriority"), reason="per-thread priorities are a Linux feature")
+def test_pipeline_helper_threads_yield_the_cpu_to_the_model():
+    import os
+    import threading
+
+    seen = set()
+
+    def note(*a):
+        seen.add(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return a[0]
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    run_pipeline(iter(range(6)), lambda f: f, note, decode=note, encode=note, nice=3)
+    assert seen == {min(19, base + 3)}  # decode pool, encode pool and writer; the caller keeps its own
+    assert os.getpriority(os.PRIO_PROCESS, 0) == base

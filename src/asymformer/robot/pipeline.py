@@ -16,6 +16,7 @@ writing (`ResultWriter.write(frame, seg)`, or `encode` + `write_encoded`).
 from __future__ import annotations
 
 import json
+import os
 import queue
 import threading
 import time
@@ -82,6 +83,18 @@ class ResultWriter:
         self.write_encoded(self.encode(frame, seg))
 
 
+def _lower_priority(nice: int, base: int) -> None:
+    """Run this thread at a lower scheduling priority (Linux schedules threads individually), so
+    decoding and encoding take idle CPU time rather than the model's: inference is the bottleneck
+    and its threads (OpenMP, OpenVINO) slow down far more than in proportion when preempted."""
+    if nice <= 0:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, base + nice))
+    except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
+        pass
+
+
 def _put(q: queue.Queue, item, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
@@ -95,7 +108,7 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> None:
 def run_pipeline(items: Iterable, segment: Callable, write: Callable, *, decode: Callable | None = None,
                  encode: Callable | None = None, workers: int = 2, queue_size: int = 4,
                  on_frame: Callable | None = None, feed: Callable | None = None,
-                 finish: Callable[[bool], None] | None = None) -> float:
+                 finish: Callable[[bool], None] | None = None, nice: int = 5) -> float:
     """items -> decode (pool) -> segment (this thread) -> encode (pool) -> write (writer thread).
 
     decode(item) returns a frame or None (skipped); encode(frame, seg) returns what write takes
@@ -103,8 +116,9 @@ def run_pipeline(items: Iterable, segment: Callable, write: Callable, *, decode:
     `queue_size` items in flight per stage, so memory stays flat. feed(put) is called first with a
     function that queues a callable for the writer thread (copies of input messages). finish(ok)
     runs last in the writer thread (a writer such as sqlite3 must stay in the thread that opened
-    it); ok is False when a stage failed or the run was interrupted. Returns the seconds spent in
-    `segment`. A stage's exception stops the others and is re-raised here; so is KeyboardInterrupt.
+    it); ok is False when a stage failed or the run was interrupted. The helper threads run `nice`
+    steps below the caller (0: same priority). Returns the seconds spent in `segment`. A stage's
+    exception stops the others and is re-raised here; so is KeyboardInterrupt.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -112,11 +126,17 @@ def run_pipeline(items: Iterable, segment: Callable, write: Callable, *, decode:
     out_q: queue.Queue = queue.Queue(2 * queue_size)
     stop = threading.Event()
     errors: list[BaseException] = []
-    pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="asymformer-codec")
+    try:
+        base = os.getpriority(os.PRIO_PROCESS, 0)  # this thread's (Linux: per thread)
+    except (AttributeError, OSError):
+        base = 0
+    pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="asymformer-codec", initializer=_lower_priority,
+                              initargs=(nice, base))
     if feed is not None:
         feed(lambda job: _put(out_q, ("job", job), stop))
 
     def produce():
+        _lower_priority(nice, base)
         try:
             for item in items:
                 _put(in_q, pool.submit(decode, item) if decode else item, stop)
@@ -128,6 +148,7 @@ def run_pipeline(items: Iterable, segment: Callable, write: Callable, *, decode:
             stop.set()
 
     def consume():
+        _lower_priority(nice, base)
         try:
             while (item := out_q.get()) is not _DONE:
                 if item[0] == "job":
