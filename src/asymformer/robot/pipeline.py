@@ -246,8 +246,11 @@ def process_bag(segmenter, bag, out, rgb_topic: str, depth_topic: str, info_topi
                                        feed=feed, finish=lambda ok: writer.close(commit=ok))
             else:  # --realtime and/or a Rerun view: decoded frames in, (frame, seg) to the writer thread
                 source, segment, sink = _stages(segmenter, frames, results, realtime, view)
+                # nice=0: with --realtime the runtime's threads start in the reading thread and
+                # inherit its priority; the model must not run below the caller's
                 model_s = run_pipeline(source, segment, sink, queue_size=queue_size, on_frame=lambda f: bar.update(1),
-                                       feed=feed, finish=lambda ok: writer.close(commit=ok))
+                                       feed=feed, finish=lambda ok: writer.close(commit=ok),
+                                       nice=0 if realtime is not None else 5)
         finally:
             bar.close()
             writer.close(commit=False)  # a no-op after the writer thread closed it
