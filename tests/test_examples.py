@@ -62,20 +62,28 @@ def test_predict_pair_writes_the_segmenters_labels(checkpoint, tmp_path):
 
 
 def test_camera_loop_shows_the_overlay_of_each_frame(checkpoint, tmp_path):
+    """On the streaming runtime: each shown image is the overlay of one captured frame (the
+    runtime may drop frames the model cannot keep up with, never show one twice or out of order),
+    captioned with frames/s, latency and drops; q releases the camera."""
     stdout = _run([REPO / "examples" / "camera_loop.py", checkpoint, "--size", "48x64"], tmp_path,
                   extra_path=[FAKE_CAMERA])
     assert stdout == ""  # drawn on the image, not printed, when OpenCV is there
-    assert (tmp_path / "stopped").read_text() == "2"  # q after the second frame releases the camera
+    captured = int((tmp_path / "stopped").read_text())
+    assert captured >= 2  # q after the second shown frame releases the camera
     seg = Segmenter(checkpoint, device="cpu", size=(48, 64), depth_unit=0.0005)  # the camera's depth unit
     captions = (tmp_path / "captions.txt").read_text().splitlines()
-    assert len(captions) == 2 and all(re.fullmatch(r"\d+\.\d FPS \(fused\)", c) for c in captions), captions
+    assert len(captions) == 2, captions
+    assert all(re.fullmatch(r"\d+\.\d FPS \(fused\), latency \d+ ms, \d+ dropped", c) for c in captions), captions
+    expected = []
+    for j in range(captured):
+        rgb = np.load(tmp_path / f"camera_rgb_{j}.npy")
+        labels = seg(rgb, np.load(tmp_path / f"camera_depth_{j}.npy")).labels
+        expected.append(np.rint(rgb * 0.5 + PALETTE[labels].astype(np.float32) * 0.5))
+    shown_from = []
     for i in range(2):
-        rgb = np.load(tmp_path / f"camera_rgb_{i}.npy")
-        depth = np.load(tmp_path / f"camera_depth_{i}.npy")
-        labels = seg(rgb, depth).labels
         shown_rgb = np.load(tmp_path / f"shown_{i}.npy")[:, :, ::-1]  # OpenCV shows BGR
-        np.testing.assert_array_equal(shown_rgb, np.rint(rgb * 0.5 + PALETTE[labels].astype(np.float32) * 0.5))
-        assert len(np.unique(labels)) > 1
+        shown_from.append(next(j for j, e in enumerate(expected) if np.array_equal(shown_rgb, e)))
+    assert shown_from[0] < shown_from[1]
 
 
 def test_camera_loop_replays_saved_frames_without_a_camera(checkpoint, tmp_path):

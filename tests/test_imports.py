@@ -76,7 +76,14 @@ def test_imports_flow_one_way():
                     if m.startswith(("asymformer.engine", "asymformer.deploy")) and d.startswith("asymformer.cli"))
     wrong += sorted((leaf, d) for leaf in ("asymformer.devices", "asymformer.viz", "asymformer.progress")
                     for d in graph[leaf])
+    # robot/ sits above deploy (cli -> robot -> deploy): nothing below imports it, it never imports cli
+    below_robot = ("asymformer.models", "asymformer.data", "asymformer.engine", "asymformer.deploy")
+    wrong += sorted((m, d) for m, deps in graph.items() for d in deps
+                    if m.startswith(below_robot) and d.startswith("asymformer.robot"))
+    wrong += sorted((m, d) for m, deps in graph.items() for d in deps
+                    if m.startswith("asymformer.robot") and d.startswith("asymformer.cli"))
     assert not wrong
+    assert "asymformer.deploy.points" in graph["asymformer.robot.messages"]  # the check sees the package
 
 
 def test_torch_floor_is_the_one_in_pyproject():
@@ -123,7 +130,7 @@ TOP_LEVEL = {
     "load_model": "asymformer.models.serialization", "save_model": "asymformer.models.serialization",
     "Segmenter": "asymformer.deploy.segmenter",
 }
-SUBPACKAGES = ("asymformer.models", "asymformer.data", "asymformer.engine", "asymformer.deploy")
+SUBPACKAGES = ("asymformer.models", "asymformer.data", "asymformer.engine", "asymformer.deploy", "asymformer.robot")
 OPTIONAL = ("onnx", "onnxruntime", "openvino", "tensorrt", "pyrealsense2", "cv2")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 from .common import (
@@ -17,14 +18,16 @@ from .common import (
     _parse_hw,
     _positive,
 )
+from .live import add_rerun_options, open_rerun_view
+from .robot import add_robot_args, check_file_mode, run_bags
 
 
 # --------------------------------------------------------------------------- predict / export / benchmark (deploy)
 def _add_predict(sub):
     p = sub.add_parser("predict", help="segment RGB-D files and write colourised PNGs")
     p.add_argument("--checkpoint", required=True, help="our .safetensors or the official .pth")
-    p.add_argument("--rgb", required=True, help="RGB image FILE, DIR or GLOB (quote globs)")
-    p.add_argument("--depth", required=True,
+    p.add_argument("--rgb", help="RGB image FILE, DIR or GLOB (quote globs); or use --bag")
+    p.add_argument("--depth",
                    help="depth FILE, DIR or GLOB (png/tiff/npy/npz), paired with rgb by name: a glob pairs by "
                         "what its wildcards match, and a role word (a_rgb / a_depth) is ignored")
     p.add_argument("--labels", help="ground-truth label FILE|DIR|GLOB for the panel (optional)")
@@ -44,7 +47,9 @@ def _add_predict(sub):
     _flag(p, "--attention", "also write <name>_attention.png (LAFS maps)")
     _flag(p, "--save-labels", "also write <name>_labels.png (class indices)")
     _add_threads(p)
+    add_rerun_options(p)
     _add_progress(p)
+    add_robot_args(p)
     p.set_defaults(func=_run_predict)
 
 
@@ -60,13 +65,19 @@ def _run_predict(args):
         resolve_depth_unit(None, args.depth_unit, "--depth-unit", arg="--depth-unit")
     if args.size is not None and min(args.size) < 32:
         raise CLIError(f"--size must be at least 32x32, got {args.size[0]}x{args.size[1]}")
-    pairs = pair_files(args.rgb, args.depth, args.labels)
     _apply_threads(args)
+    if args.bag:
+        return run_bags(args)
+    check_file_mode(args)
+    pairs = pair_files(args.rgb, args.depth, args.labels)
     seg = Segmenter(args.checkpoint, device=args.device, normalization=args.normalization,
-                    size=args.size, optimize=args.optimize)
-    s = predict_files(seg, pairs, args.out, depth_unit=args.depth_unit, overlay=args.overlay,
-                      panel=args.panel, attention=args.attention, save_labels=args.save_labels,
-                      alpha=args.alpha, labels_base=args.labels_base, progress=args.progress)
+                    size=args.size, optimize=args.optimize, precision=args.precision)
+    view = open_rerun_view(args, seg)
+    with view if view is not None else contextlib.nullcontext():
+        s = predict_files(seg, pairs, args.out, depth_unit=args.depth_unit, overlay=args.overlay,
+                          panel=args.panel, attention=args.attention, save_labels=args.save_labels,
+                          alpha=args.alpha, labels_base=args.labels_base, progress=args.progress,
+                          intrinsics=args.intrinsics, max_depth=args.max_depth, view=view)
     print(predict_summary(s))
     return 0
 

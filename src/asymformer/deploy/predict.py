@@ -3,7 +3,8 @@
 Outputs per frame <name> in OUT: <name>.png (colourised labels), and on request
 <name>_labels.png (class indices, uint8, 255 = void-free), <name>_overlay.png,
 <name>_panel.png (rgb | depth | prediction | ground truth) and <name>_attention.png
-(LAFS spatial maps, paper Fig. 2); predict.json sums up timing and FPS.
+(LAFS spatial maps, paper Fig. 2), and with intrinsics <name>.ply (semantic point cloud);
+predict.json sums up timing and FPS.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import numpy as np
 from asymformer import viz
 from asymformer.data.io import ANY_SUFFIXES, DEPTH_SUFFIXES, LABEL_SUFFIXES, RGB_SUFFIXES
 from asymformer.files import save_image, write_json
+
+from .points import write_ply
 
 # the files of a folder that --rgb / --depth / --labels take: what the matching reader reads
 _SUFFIXES = {"rgb": RGB_SUFFIXES, "depth": DEPTH_SUFFIXES, "labels": LABEL_SUFFIXES}
@@ -147,12 +150,16 @@ def _gt_to_zero_based(label: np.ndarray, base: str) -> np.ndarray:
 
 def predict_files(segmenter, pairs, out_dir, depth_unit: float | None = None, overlay: bool = False,
                   panel: bool = False, attention: bool = False, save_labels: bool = False,
-                  alpha: float = 0.5, labels_base: str = "one_based", progress: bool = True) -> dict:
+                  alpha: float = 0.5, labels_base: str = "one_based", progress: bool = True,
+                  intrinsics=None, max_depth: float | None = None, view=None) -> dict:
     """Run `segmenter` on each pair and write the pictures; returns (and writes) the summary.
 
     depth_unit: metres per stored value; None = the file's own rule (data.io.read_depth: float
     files are metres, 16-bit PNGs millimetres, 8-bit refused). Frames are read in metres and
     handed to the Segmenter as such, so files and arrays follow one rule.
+    intrinsics (`points.Intrinsics`): also write <name>.ply, the labelled points of the pixels with
+    valid depth (up to max_depth metres). view: a `deploy.rerun_view.RerunView` that gets every
+    frame (in 3-D, with points, when intrinsics are given).
     """
     from asymformer.data.io import read_depth, read_label, read_rgb, write_png
     from asymformer.progress import progress_bar
@@ -178,6 +185,8 @@ def predict_files(segmenter, pairs, out_dir, depth_unit: float | None = None, ov
         t0 = time.perf_counter()
         res = segmenter(rgb, depth, return_attention=attention, depth_unit=1.0)
         call_ms.append(1000 * (time.perf_counter() - t0))
+        if view is not None:
+            view.log(None, rgb, depth, res.labels, res.confidence, intrinsics, model_ms=call_ms[-1])
         color = viz.colorize(res.labels, colors)
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         write_png(out / f"{name}.png", color)
@@ -190,6 +199,8 @@ def predict_files(segmenter, pairs, out_dir, depth_unit: float | None = None, ov
             save_image(viz.prediction_panel(rgb, depth, res.labels, colors, truth=gt), out / f"{name}_panel.png")
         if attention:
             save_image(viz.attention_panel(rgb, res.attention, segmenter.size), out / f"{name}_attention.png")
+        if intrinsics is not None:
+            write_ply(out / f"{name}.ply", res.points(depth, intrinsics, colors, max_depth), segmenter.class_names)
         frames.append({"name": name, "mean_confidence": round(float(res.confidence.mean()), 4)})
     total = time.perf_counter() - t_all
     n = len(frames)

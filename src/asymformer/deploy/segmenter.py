@@ -37,6 +37,21 @@ class Segmentation:
     logits: np.ndarray | torch.Tensor | None = None
     attention: list | None = None
 
+    def points(self, depth_m, intrinsics, colors=None, max_depth=None):
+        """This single frame's labelled 3-D points (`deploy.points.back_project`): depth_m H×W
+        metres, intrinsics an `Intrinsics` or 'fx,fy,cx,cy'; colors the class colours
+        (`Segmenter.colors`; default the standard palette)."""
+        from .points import Intrinsics, back_project
+
+        labels = self.labels.detach().cpu().numpy() if isinstance(self.labels, torch.Tensor) else self.labels
+        conf = self.confidence
+        conf = conf.detach().cpu().numpy() if isinstance(conf, torch.Tensor) else conf
+        if np.ndim(labels) != 2:
+            raise ValueError(f"Segmentation.points takes one frame; this result has shape {np.shape(labels)} "
+                             "(index the batch first)")
+        depth = depth_m.detach().cpu().numpy() if isinstance(depth_m, torch.Tensor) else depth_m
+        return back_project(np.asarray(depth), Intrinsics.load(intrinsics), labels, conf, colors, max_depth)
+
 
 def _load(model_or_path) -> torch.nn.Module:
     if isinstance(model_or_path, torch.nn.Module):
@@ -176,12 +191,27 @@ class Segmenter:
         if return_attention:
             logits, maps = self.model(r, d, return_attention=True)
         else:
-            logits = self._fn(r, d).to(self.device)
-        if logits.shape[2:] != frame:
-            logits = F.interpolate(logits, size=frame, mode="bilinear", align_corners=False)
+            logits = self.infer(r, d)
+        return self.postprocess(logits, frame, single, is_tensor, return_logits, maps)
+
+    @torch.inference_mode()
+    def infer(self, rgb: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+        """The model alone, on `preprocess`'s tensors: B×K×h×w logits on the device.
+
+        One of the three stages of `__call__` (preprocess -> infer -> postprocess), public so a
+        streaming runtime (`deploy.stream.StreamRunner`) can overlap them across frames.
+        """
+        return self._fn(rgb, depth).to(self.device)
+
+    @torch.inference_mode()
+    def postprocess(self, logits: torch.Tensor, frame: tuple[int, int], single: bool = True,
+                    is_tensor: bool = False, return_logits: bool = False, attention=None) -> Segmentation:
+        """Logits -> labels and confidence at the frame size (numpy unless the frames were tensors)."""
+        if logits.shape[2:] != tuple(frame):
+            logits = F.interpolate(logits, size=tuple(frame), mode="bilinear", align_corners=False)
         prob = torch.softmax(logits.float(), dim=1)
         conf, labels = prob.max(dim=1)
-        out = Segmentation(labels, conf, logits if return_logits else None, maps)
+        out = Segmentation(labels, conf, logits if return_logits else None, attention)
         return _finish(out, single, is_tensor)
 
 

@@ -1,0 +1,34 @@
+"""The live-view options shared by `predict` (files, --bag, --realtime): --rerun / --rerun-save.
+
+Kept apart from cli/deploy.py and cli/robot.py, which both use them, so that neither has to
+import the other for them (cli/deploy.py already imports cli/robot.py).
+"""
+
+from __future__ import annotations
+
+from .common import CLIError, _check_out_file, _flag
+
+
+def add_rerun_options(p) -> None:
+    """--rerun / --rerun-save: the live view of predict (files, bags, --realtime) and the node."""
+    _flag(p, "--rerun", "show every frame in a Rerun viewer (spawned; needs asymformer[viewing])")
+    p.add_argument("--rerun-save", metavar="FILE.rrd",
+                   help="write a Rerun recording (RGB, depth, segmentation, confidence, points, latency)")
+
+
+def open_rerun_view(args, segmenter):
+    """The RerunView the options ask for (None without them); a bad file name or a missing
+    rerun-sdk is one CLI error line."""
+    if not args.rerun and not args.rerun_save:
+        return None
+    from pathlib import Path
+
+    from asymformer.deploy.rerun_view import RerunView
+
+    if args.rerun_save:
+        _check_out_file(args.rerun_save, "--rerun-save")
+        Path(args.rerun_save).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return RerunView(segmenter.class_names, segmenter.colors, save=args.rerun_save, spawn=args.rerun)
+    except (ImportError, ValueError, FileNotFoundError) as exc:
+        raise CLIError(str(exc)) from None

@@ -1,0 +1,99 @@
+"""`predict --bag ... --realtime`: replay a recording at its recorded rate through the streaming
+runtime, so a user sees what their machine and backend would do live.
+
+Each paired frame is handed to a `deploy.stream.StreamRunner` at the moment its colour stamp
+says it was captured (relative to the first frame, times `1 / speed`); the runner keeps the
+newest frame and drops what the model cannot keep up with, exactly as on the robot. Latency is
+measured on a replay clock in the recording's own time base (stamp of the first frame + time
+since the replay started), so "latency" means what it means live: from the frame's capture to
+its result. Given a `frames.BagFrames`, each pair is decoded when it is due, as a node decodes a
+message on arrival, so decoding is part of that latency (`decode_ms` in the report); plain
+iterables of decoded frames are paced as they are. The output bag holds only the processed frames.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+
+from asymformer.deploy.stream import StreamResult, StreamRunner
+
+
+class RealtimeReplay:
+    """Turn a stream of `frames.Frame` into the `StreamResult`s a live run would have produced.
+
+    speed: replay rate (1.0 = as recorded, 2.0 = twice as fast: a stress test);
+    queue_depth: the runtime's (1 = keep only the newest frame, as the live node does).
+    """
+
+    def __init__(self, segmenter, speed: float = 1.0, queue_depth: int = 1):
+        if not speed > 0:
+            raise ValueError(f"--realtime speed must be > 0 (1.0 = as recorded), got {speed}")
+        self.segmenter, self.speed, self.queue_depth = segmenter, float(speed), queue_depth
+        self.late = 0  # frames submitted after their time (decoding slower than the recording)
+        self.frames = 0
+        self.seconds = 0.0
+        self._stats: dict = {}
+        self._decode_ms: deque[float] = deque(maxlen=1024)
+
+    def results(self, frames: Iterable) -> Iterator[StreamResult]:
+        """Pace `frames`, submit them, yield results as they become available (in order)."""
+        origin: dict = {}
+
+        def clock() -> int:  # nanoseconds in the recording's time base
+            if not origin:
+                return 0
+            return origin["stamp"] + int((time.monotonic_ns() - origin["wall"]) * self.speed)
+
+        runner = StreamRunner(self.segmenter, queue_depth=self.queue_depth, clock=clock, copy=False,
+                              depth_unit=1.0, result_depth=1024)
+        t0 = time.perf_counter()
+        lazy = hasattr(frames, "pairs") and hasattr(frames, "decode")
+        try:
+            for index, item in enumerate(frames.pairs() if lazy else frames):
+                if not origin:
+                    origin.update(stamp=item.stamp_ns, wall=time.monotonic_ns())
+                wait = (item.stamp_ns - clock()) / 1e9 / self.speed
+                if wait > 0:
+                    time.sleep(wait)
+                elif wait < -0.005:
+                    self.late += 1
+                frame = self._decode(frames, item, index) if lazy else item
+                if frame is None:  # undecodable: skipped and counted by the reader
+                    continue
+                runner.submit(frame.rgb, frame.depth_m, frame.stamp_ns, meta=frame)
+                self.frames += 1
+                yield from self._ready(runner)
+            runner.close(drain=True)
+            yield from runner
+        finally:
+            self._stats = runner.close(drain=False)  # a no-op after the drain; stops it on errors
+            self.seconds = time.perf_counter() - t0
+
+    def _decode(self, frames, pair, index: int):
+        t = time.perf_counter()
+        frame = frames.decode(pair, index)
+        self._decode_ms.append(1000 * (time.perf_counter() - t))
+        return frame
+
+    @staticmethod
+    def _ready(runner: StreamRunner) -> Iterator[StreamResult]:
+        while (r := runner.get(timeout=0)) is not None:
+            yield r
+
+    def report(self) -> dict:
+        """What --report adds: processed, dropped, latency p50/p99 (and the rest of the runtime's
+        statistics under "realtime")."""
+        s = self._stats
+        model = s.get("model_ms")
+        return {"processed": s.get("processed", 0), "dropped": s.get("dropped", 0),
+                "model_ms": model, "model_fps": round(1000 / model, 3) if model else None,
+                "latency_p50_ms": s.get("latency_p50_ms"), "latency_p99_ms": s.get("latency_p99_ms"),
+                "realtime": {"speed": self.speed, "queue_depth": self.queue_depth, "submitted": self.frames,
+                             "late_submits": self.late, "replay_seconds": round(self.seconds, 3),
+                             "decode_ms": round(sum(self._decode_ms) / len(self._decode_ms), 3) if self._decode_ms
+                             else None,
+                             "latency_note": "capture stamp -> result on the replay clock (decoding on arrival "
+                                             "included when reading a recording)",
+                             **{k: v for k, v in s.items() if k not in ("submitted", "queue_depth")}}}
