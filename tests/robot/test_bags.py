@@ -96,8 +96,9 @@ def test_foxglove_mcap_writer_recording(tmp_path, segmenter, short_names):
     _check_output(tmp_path / "out", src, segmenter, RS)
 
 
-def test_ros1_tum_recording_32fc1_with_nan_holes(tmp_path, segmenter):
-    src = B.write_ros1(tmp_path / "tum.bag", B.tum())
+@pytest.mark.parametrize("compression", [None, "bz2", "lz4"])
+def test_ros1_tum_recording_32fc1_with_nan_holes(tmp_path, segmenter, compression):
+    src = B.write_ros1(tmp_path / "tum.bag", B.tum(), compression)
     r = process_bag(segmenter, src, tmp_path / "out", *TUM, progress=False)
     assert r["frames"] == 4 and r["max_stamp_offset_ms"] == 11.0
     _check_output(tmp_path / "out", src, segmenter, TUM)
