@@ -183,6 +183,10 @@ def run_bags(args) -> int:
 def _summary_line(r: dict) -> str:
     skipped = f", {r['skipped']} skipped ({', '.join(f'{k}: {v}' for k, v in r['skipped_by_reason'].items())})" \
         if r["skipped"] else ""
+    if r["frames"] == 0:
+        return (f"{r['bag']} -> {r['out']}: no frames ({r['colour_messages']} colour and {r['depth_messages']} depth "
+                f"messages, {r['pairs']} pairs within --slop {r['slop_ms'] / 1000:g} s{skipped}); check the topics "
+                "and the stamps, or raise --slop")
     return (f"{r['bag']} -> {r['out']}: {r['frames']} frames from {r['pairs']} pairs (unpaired colour "
             f"{r['unpaired_color']}, depth {r['unpaired_depth']}{skipped}); model {r['model_ms']} ms/frame, "
             f"end to end {r['end_to_end_fps']} frames/s ({r['backend']} on {r['device']}); points: {r['points']}")
