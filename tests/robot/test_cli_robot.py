@@ -129,3 +129,13 @@ def test_no_pairs_within_slop_says_so(tmp_path, tiny_checkpoint, capsys):
     line = capsys.readouterr().out
     assert "no frames (2 colour and 2 depth messages, 0 pairs within --slop 0.01 s)" in line and "raise --slop" in line
     assert (tmp_path / "out" / "metadata.yaml").is_file()  # the copies are still written
+
+
+def test_missing_extra_is_one_line_naming_it(tmp_path, tiny_checkpoint, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "rosbags" else real(name, *a))
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--bag", str(tmp_path), "--out",
+                 str(tmp_path / "o")]) == 2
+    assert "predict --bag needs rosbags: pip install 'asymformer[robots]'" in _err(capsys)

@@ -75,6 +75,16 @@ def check_file_mode(args) -> None:
         raise CLIError("predict needs --rgb and --depth (image files), or --bag with --rgb-topic and --depth-topic")
     _check_max_depth(args)
     args.intrinsics = _intrinsics(args)
+    if args.intrinsics is not None:
+        _require("plyfile", "writing PLY point clouds (--intrinsics)")
+
+
+def _require(module: str, what: str) -> None:
+    """An optional dependency, checked before any work: one line naming the extra."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise CLIError(f"{what} needs {module}: pip install 'asymformer[robots]'")
 
 
 def _check_max_depth(args) -> None:
@@ -129,10 +139,8 @@ def run_bags(args) -> int:
     from asymformer.robot.pairing import DEFAULT_SLOP_S
     from asymformer.robot.pipeline import process_bag
 
-    try:
-        bags = bag_paths(args.bag)
-    except ImportError as exc:
-        raise CLIError(str(exc)) from None
+    _require("rosbags", "predict --bag")
+    bags = bag_paths(args.bag)
     _check_bag_args(args, bags)
     single = len(bags) == 1 and args.shard is None and Path(args.bag[0]) == bags[0]
     names = output_names(bags)
