@@ -335,3 +335,20 @@ def test_pipeline_helper_threads_yield_the_cpu_to_the_model():
     run_pipeline(iter(range(6)), lambda f: f, note, decode=note, encode=note, nice=3)
     assert seen == {min(19, base + 3)}  # decode pool, encode pool and writer; the caller keeps its own
     assert os.getpriority(os.PRIO_PROCESS, 0) == base
+
+
+def test_likely_topics_for_common_drivers():
+    from asymformer.robot.bags import TopicSummary, likely_topics
+
+    img, comp, info = B.IMAGE, B.COMPRESSED, B.INFO
+    rs = [TopicSummary(t, typ, 10) for t, typ in [
+        ("/camera/camera/depth/image_rect_raw", img), ("/camera/camera/color/image_raw/compressed", comp),
+        ("/camera/camera/aligned_depth_to_color/image_raw", img), ("/camera/camera/color/image_raw", img),
+        ("/camera/camera/infra1/image_rect_raw", img), ("/camera/camera/depth/camera_info", info),
+        ("/camera/camera/color/camera_info", info), ("/tf", "tf2_msgs/msg/TFMessage")]]
+    got = likely_topics(rs)
+    assert got["color"][:2] == ["/camera/camera/color/image_raw", "/camera/camera/color/image_raw/compressed"]
+    assert got["depth"][0] == "/camera/camera/aligned_depth_to_color/image_raw"
+    assert got["info"][0] == "/camera/camera/color/camera_info"
+    tum = [TopicSummary(t, typ, 10) for t, typ in [(B.TUM_DEPTH, img), (B.TUM_COLOR, img), (B.TUM_INFO, info)]]
+    assert likely_topics(tum) == {"color": [B.TUM_COLOR], "depth": [B.TUM_DEPTH], "info": [B.TUM_INFO]}
