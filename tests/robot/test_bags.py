@@ -181,10 +181,10 @@ def test_unknown_encoding_stops_with_the_accepted_list_and_no_bag(tmp_path, segm
     msgs = B.realsense(n=2)
     for topic, _, _, m in msgs:
         if topic == B.RS_COLOR:
-            m.encoding = "yuv422"
+            m.encoding = "bayer_grbg8"
     src = B.write_rosbag2(tmp_path / "rec", msgs)
     with pytest.raises(ValueError, match=r"--rgb-topic /camera/camera/color/image_raw: colour image encoding "
-                                         r"'yuv422' is not supported; accepted: rgb8"):
+                                         r"'bayer_grbg8' is not supported; accepted: rgb8"):
         process_bag(segmenter, src, tmp_path / "out", *RS, progress=False)
     assert not (tmp_path / "out").exists() and [p.name for p in tmp_path.iterdir()] == ["rec"]
 
