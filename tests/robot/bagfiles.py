@@ -85,10 +85,14 @@ def write_rosbag2(path, messages, storage: str = "mcap"):
     return path
 
 
-def write_ros1(path, messages):
+def write_ros1(path, messages, compression: str | None = None):
+    """A ROS 1 bag; compression 'bz2' or 'lz4' as `rosbag record --bz2/--lz4` (TUM's are bz2)."""
     from rosbags.rosbag1 import Writer
 
-    with Writer(path) as w:
+    w = Writer(path)
+    if compression:
+        w.set_compression(Writer.CompressionFormat[compression.upper()])
+    with w:
         conns = {}
         for topic, msgtype, _, _ in messages:
             if topic not in conns:

@@ -96,8 +96,9 @@ def test_foxglove_mcap_writer_recording(tmp_path, segmenter, short_names):
     _check_output(tmp_path / "out", src, segmenter, RS)
 
 
-def test_ros1_tum_recording_32fc1_with_nan_holes(tmp_path, segmenter):
-    src = B.write_ros1(tmp_path / "tum.bag", B.tum())
+@pytest.mark.parametrize("compression", [None, "bz2", "lz4"])
+def test_ros1_tum_recording_32fc1_with_nan_holes(tmp_path, segmenter, compression):
+    src = B.write_ros1(tmp_path / "tum.bag", B.tum(), compression)
     r = process_bag(segmenter, src, tmp_path / "out", *TUM, progress=False)
     assert r["frames"] == 4 and r["max_stamp_offset_ms"] == 11.0
     _check_output(tmp_path / "out", src, segmenter, TUM)
@@ -180,10 +181,10 @@ def test_unknown_encoding_stops_with_the_accepted_list_and_no_bag(tmp_path, segm
     msgs = B.realsense(n=2)
     for topic, _, _, m in msgs:
         if topic == B.RS_COLOR:
-            m.encoding = "yuv422"
+            m.encoding = "bayer_grbg8"
     src = B.write_rosbag2(tmp_path / "rec", msgs)
     with pytest.raises(ValueError, match=r"--rgb-topic /camera/camera/color/image_raw: colour image encoding "
-                                         r"'yuv422' is not supported; accepted: rgb8"):
+                                         r"'bayer_grbg8' is not supported; accepted: rgb8"):
         process_bag(segmenter, src, tmp_path / "out", *RS, progress=False)
     assert not (tmp_path / "out").exists() and [p.name for p in tmp_path.iterdir()] == ["rec"]
 
@@ -334,3 +335,20 @@ def test_pipeline_helper_threads_yield_the_cpu_to_the_model():
     run_pipeline(iter(range(6)), lambda f: f, note, decode=note, encode=note, nice=3)
     assert seen == {min(19, base + 3)}  # decode pool, encode pool and writer; the caller keeps its own
     assert os.getpriority(os.PRIO_PROCESS, 0) == base
+
+
+def test_likely_topics_for_common_drivers():
+    from asymformer.robot.bags import TopicSummary, likely_topics
+
+    img, comp, info = B.IMAGE, B.COMPRESSED, B.INFO
+    rs = [TopicSummary(t, typ, 10) for t, typ in [
+        ("/camera/camera/depth/image_rect_raw", img), ("/camera/camera/color/image_raw/compressed", comp),
+        ("/camera/camera/aligned_depth_to_color/image_raw", img), ("/camera/camera/color/image_raw", img),
+        ("/camera/camera/infra1/image_rect_raw", img), ("/camera/camera/depth/camera_info", info),
+        ("/camera/camera/color/camera_info", info), ("/tf", "tf2_msgs/msg/TFMessage")]]
+    got = likely_topics(rs)
+    assert got["color"][:2] == ["/camera/camera/color/image_raw", "/camera/camera/color/image_raw/compressed"]
+    assert got["depth"][0] == "/camera/camera/aligned_depth_to_color/image_raw"
+    assert got["info"][0] == "/camera/camera/color/camera_info"
+    tum = [TopicSummary(t, typ, 10) for t, typ in [(B.TUM_DEPTH, img), (B.TUM_COLOR, img), (B.TUM_INFO, info)]]
+    assert likely_topics(tum) == {"color": [B.TUM_COLOR], "depth": [B.TUM_DEPTH], "info": [B.TUM_INFO]}

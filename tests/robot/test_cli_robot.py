@@ -120,3 +120,22 @@ def test_file_mode_refuses_bag_options(tmp_path, tiny_checkpoint, capsys):
     assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--rgb", "x.png", "--depth", "y.png",
                  "--out", str(tmp_path / "o"), "--intrinsics", "1,2"]) == 2
     assert "--intrinsics" in _err(capsys)
+
+
+def test_no_pairs_within_slop_says_so(tmp_path, tiny_checkpoint, capsys):
+    src = B.write_rosbag2(tmp_path / "rec", B.realsense(n=2, jitter_ms=(15,)))
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--bag", str(src), *TOPICS, "--out",
+                 str(tmp_path / "out"), "--slop", "0.01", "--no-progress"]) == 0
+    line = capsys.readouterr().out
+    assert "no frames (2 colour and 2 depth messages, 0 pairs within --slop 0.01 s)" in line and "raise --slop" in line
+    assert (tmp_path / "out" / "metadata.yaml").is_file()  # the copies are still written
+
+
+def test_missing_extra_is_one_line_naming_it(tmp_path, tiny_checkpoint, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "rosbags" else real(name, *a))
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--bag", str(tmp_path), "--out",
+                 str(tmp_path / "o")]) == 2
+    assert "predict --bag needs rosbags: pip install 'asymformer[robots]'" in _err(capsys)

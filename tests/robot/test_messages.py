@@ -41,9 +41,27 @@ def test_mono8_colour_is_grey_rgb():
     np.testing.assert_array_equal(out, np.repeat(grey[..., None], 3, 2))
 
 
+@pytest.mark.parametrize("enc", ["yuv422", "yuv422_yuy2"])
+def test_packed_yuv422_colour(enc):
+    """Grey (U = V = 128) decodes to Y exactly; a saturated patch to the BT.601 colour."""
+    y = np.array([[16, 100, 200, 235], [50, 60, 70, 80]], np.uint8)
+    u = np.array([[128, 128], [90, 90]], np.uint8)  # one U and one V per pixel pair
+    v = np.array([[128, 128], [240, 240]], np.uint8)
+    px = np.zeros((2, 4, 2), np.uint8)
+    if enc == "yuv422":  # UYVY: U Y0 V Y1
+        px[:, 0::2, 0], px[:, 1::2, 0], px[..., 1] = u, v, y
+    else:  # YUY2 = YUYV: Y0 U Y1 V
+        px[..., 0], px[:, 0::2, 1], px[:, 1::2, 1] = y, u, v
+    out = M.decode_color(R.image(px, enc, pad=4))
+    np.testing.assert_array_equal(out[0], np.repeat(y[0][:, None], 3, 1))
+    yy, uu, vv = 50.0, 90 - 128.0, 240 - 128.0
+    expect = np.clip(np.rint([yy + 1.403 * vv, yy - 0.714 * vv - 0.344 * uu, yy + 1.773 * uu]), 0, 255)
+    np.testing.assert_array_equal(out[1, 0], expect)  # a red: G and B clip at 0
+
+
 def test_unknown_colour_encoding_names_it_and_the_accepted_list():
-    with pytest.raises(UnsupportedEncoding, match=r"'yuv422'.*accepted: rgb8, bgr8, rgba8, bgra8, mono8"):
-        M.decode_color(R.image(RGB[..., :2].copy(), "yuv422"))
+    with pytest.raises(UnsupportedEncoding, match=r"'bayer_rggb8'.*accepted: rgb8, bgr8, rgba8, bgra8, mono8"):
+        M.decode_color(R.image(RGB[..., 0].copy(), "bayer_rggb8"))
     with pytest.raises(UnsupportedEncoding, match="depth encoding: pass this topic as the depth topic"):
         M.decode_color(R.image(MM, "16UC1"))
 

@@ -81,6 +81,16 @@ def check_file_mode(args) -> None:
         raise CLIError("predict needs --rgb and --depth (image files), or --bag with --rgb-topic and --depth-topic")
     _check_max_depth(args)
     args.intrinsics = _intrinsics(args)
+    if args.intrinsics is not None:
+        _require("plyfile", "writing PLY point clouds (--intrinsics)")
+
+
+def _require(module: str, what: str) -> None:
+    """An optional dependency, checked before any work: one line naming the extra."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise CLIError(f"{what} needs {module}: pip install 'asymformer[robots]'")
 
 
 def _check_max_depth(args) -> None:
@@ -132,10 +142,8 @@ def run_bags(args) -> int:
     from asymformer.deploy.segmenter import Segmenter
     from asymformer.robot.bags import bag_paths, output_names, shard
 
-    try:
-        bags = bag_paths(args.bag)
-    except ImportError as exc:
-        raise CLIError(str(exc)) from None
+    _require("rosbags", "predict --bag")
+    bags = bag_paths(args.bag)
     _check_bag_args(args, bags)
     single = len(bags) == 1 and args.shard is None and Path(args.bag[0]) == bags[0]
     names = output_names(bags)
@@ -212,6 +220,10 @@ def _summary_line(r: dict) -> str:
         if r["skipped"] else ""
     live = (f"; realtime: {r['processed']} processed, {r['dropped']} dropped, latency p50 {r['latency_p50_ms']} ms, "
             f"p99 {r['latency_p99_ms']} ms") if "realtime" in r else ""
+    if r["frames"] == 0:
+        return (f"{r['bag']} -> {r['out']}: no frames ({r['colour_messages']} colour and {r['depth_messages']} depth "
+                f"messages, {r['pairs']} pairs within --slop {r['slop_ms'] / 1000:g} s{skipped}); check the topics "
+                "and the stamps, or raise --slop")
     return (f"{r['bag']} -> {r['out']}: {r['frames']} frames from {r['pairs']} pairs (unpaired colour "
             f"{r['unpaired_color']}, depth {r['unpaired_depth']}{skipped}); model {r['model_ms']} ms/frame, "
             f"end to end {r['end_to_end_fps']} frames/s ({r['backend']} on {r['device']}); points: {r['points']}"

@@ -7,6 +7,8 @@ colour with depth by header stamp; `bags` reads ROS 1 / ROS 2 recordings and wri
 with the `rosbags` package (the `robots` extra). Sits above deploy: cli -> robot -> deploy.
 """
 
+from .bags import BagWriter, list_topics, open_bag
+from .frames import BagFrames, Frame
 from .messages import (
     MessageTypes,
     camera_intrinsics,
@@ -18,6 +20,8 @@ from .messages import (
     stamp_ns,
 )
 from .pairing import Pair, StampPairer
+from .pipeline import ResultWriter, process_bag, run_pipeline
 
-__all__ = ["MessageTypes", "Pair", "StampPairer", "camera_intrinsics", "class_info_message", "decode_color",
-           "decode_depth", "is_compressed", "output_messages", "stamp_ns"]
+__all__ = ["BagFrames", "BagWriter", "Frame", "MessageTypes", "Pair", "ResultWriter", "StampPairer",
+           "camera_intrinsics", "class_info_message", "decode_color", "decode_depth", "is_compressed", "list_topics",
+           "open_bag", "output_messages", "process_bag", "run_pipeline", "stamp_ns"]

@@ -24,7 +24,7 @@ from asymformer.deploy.points import Intrinsics, SemanticPoints, back_project
 
 from .codecs import CorruptFrame, UnsupportedEncoding, as_bytes, decode_compressed_color, decode_compressed_depth
 
-COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
+COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "yuv422", "yuv422_yuy2")
 DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
 OUTPUTS = ("labels", "confidence", "overlay", "points")
 
@@ -78,7 +78,8 @@ def _rows(msg, channels: int, dtype: str) -> np.ndarray:
 
 
 def decode_color(msg) -> np.ndarray:
-    """Image (rgb8 bgr8 rgba8 bgra8 mono8) or CompressedImage (jpeg/png/tiff) -> H×W×3 uint8 RGB."""
+    """Image (rgb8 bgr8 rgba8 bgra8 mono8, yuv422 / yuv422_yuy2) or CompressedImage (jpeg/png/tiff)
+    -> H×W×3 uint8 RGB."""
     if is_compressed(msg):
         return decode_compressed_color(msg.format, msg.data)
     enc = msg.encoding
@@ -90,9 +91,24 @@ def decode_color(msg) -> np.ndarray:
         return np.ascontiguousarray(px[..., :3] if enc == "rgba8" else px[..., 2::-1])
     if enc == "mono8":
         return np.repeat(_rows(msg, 1, "u1"), 3, axis=2)
+    if enc in ("yuv422", "uyvy", "yuv422_yuy2", "yuyv"):
+        return _yuv422(_rows(msg, 2, "u1"), uyvy=enc in ("yuv422", "uyvy"))
     hint = "; it is a depth encoding: pass this topic as the depth topic" if enc in DEPTH_ENCODINGS else ""
     raise UnsupportedEncoding(f"colour image encoding {enc!r} is not supported{hint}; accepted: "
                               f"{', '.join(COLOR_ENCODINGS)}, or a CompressedImage (jpeg, png)")
+
+
+def _yuv422(px: np.ndarray, uyvy: bool) -> np.ndarray:
+    """4:2:2 packed YUV (ROS `yuv422` = UYVY, `yuv422_yuy2` = YUYV: USB cameras, RealSense's YUYV
+    option) -> RGB with the coefficients cv_bridge's OpenCV conversion uses."""
+    if px.shape[1] % 2:
+        raise CorruptFrame(f"4:2:2 YUV image of odd width {px.shape[1]}")
+    luma, chroma = (px[..., 1], px[..., 0]) if uyvy else (px[..., 0], px[..., 1])
+    y = luma.astype(np.float32)
+    u = np.repeat(chroma[:, 0::2], 2, axis=1).astype(np.float32) - 128
+    v = np.repeat(chroma[:, 1::2], 2, axis=1).astype(np.float32) - 128
+    rgb = np.stack([y + 1.403 * v, y - 0.714 * v - 0.344 * u, y + 1.773 * u], axis=-1)
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
 def decode_depth(msg) -> np.ndarray:

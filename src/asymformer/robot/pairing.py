@@ -9,6 +9,8 @@ pairs first); what stays unpaired is counted, never mis-paired.
 Streaming: a message is decided once every stream has moved `slop_s + reorder_s` past its stamp
 (stamps may arrive out of order by up to `reorder_s`), or when a buffer exceeds `max_pending`
 (a stream that stopped must not make memory grow). `flush()` decides the rest at the end.
+A live node, whose messages arrive in stamp order, passes `reorder_s=0`: a pair is then decided
+as soon as both streams are `slop_s` past it (bags keep the default: recorders reorder).
 """
 
 from __future__ import annotations

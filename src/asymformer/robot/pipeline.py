@@ -224,8 +224,6 @@ def process_bag(segmenter, bag, out, rgb_topic: str, depth_topic: str, info_topi
         found = check_topics(bag, topics, rgb_topic, depth_topic, info_topic)
         meta = {"asymformer": json.dumps({"source": str(bag), "rgb_topic": rgb_topic, "depth_topic": depth_topic,
                                           "namespace": namespace, "classes": list(segmenter.class_names or [])})}
-        writer = BagWriter(out, storage, overwrite, custom_data=meta)
-        results = ResultWriter(writer, segmenter.class_names, segmenter.colors, namespace, outputs, alpha, max_depth)
         jobs = {}
 
         def feed(put):
@@ -237,8 +235,11 @@ def process_bag(segmenter, bag, out, rgb_topic: str, depth_topic: str, info_topi
         frames = BagFrames(reader, bag, rgb_topic, depth_topic, info_topic, intrinsics, slop_s,
                            copy if copy_input else None)
         total = min(found["rgb"].count, found["depth"].count)
+        writer = BagWriter(out, storage, overwrite, custom_data=meta)
         bar = tqdm(total=total, desc=Path(bag).name, unit="frame", disable=not progress, leave=False)
         try:
+            results = ResultWriter(writer, segmenter.class_names, segmenter.colors, namespace, outputs, alpha,
+                                   max_depth)
             if realtime is None and view is None:
                 model_s = run_pipeline(frames.pairs(), lambda f: segmenter(f.rgb, f.depth_m, depth_unit=1.0),
                                        results.write_encoded, decode=frames.decode, encode=results.encode,
