@@ -214,7 +214,7 @@ def process_bag(segmenter, bag, out, rgb_topic: str, depth_topic: str, info_topi
     realtime: a `realtime.RealtimeReplay` (--realtime): frames go through the streaming runtime at
     their recorded rate and only the processed ones are written. view: a RerunView for each frame.
     """
-    from tqdm import tqdm
+    from asymformer.progress import progress_bar
 
     t_start = time.perf_counter()
     with open_bag(bag) as reader:
@@ -236,7 +236,7 @@ def process_bag(segmenter, bag, out, rgb_topic: str, depth_topic: str, info_topi
                            copy if copy_input else None)
         total = min(found["rgb"].count, found["depth"].count)
         writer = BagWriter(out, storage, overwrite, custom_data=meta)
-        bar = tqdm(total=total, desc=Path(bag).name, unit="frame", disable=not progress, leave=False)
+        bar = progress_bar(total=total, desc=Path(bag).name, unit="frame", enabled=progress, leave=False)
         try:
             results = ResultWriter(writer, segmenter.class_names, segmenter.colors, namespace, outputs, alpha,
                                    max_depth)
