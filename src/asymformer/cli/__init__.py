@@ -13,7 +13,7 @@ import sys
 
 from asymformer import __version__
 
-from .common import EXIT_ERROR, EXIT_STOPPED, CLIError, _Parser
+from .common import EXIT_ERROR, EXIT_STOPPED, CLIError, _Parser, describe_os_error
 from .data import _add_info, _add_prepare
 from .demo import _add_demo
 from .deploy import _add_benchmark, _add_export, _add_predict
@@ -42,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("ASYMFORMER_DEBUG"):
             raise
         print(f"asymformer {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:  # a full disk, a read-only or immutable folder, a name too long: one line, no traceback
+        if os.environ.get("ASYMFORMER_DEBUG"):
+            raise
+        print(f"asymformer {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -21,6 +21,20 @@ EXIT_STOPPED = 75  # EX_TEMPFAIL in sysexits.h: "try again later"
 EXIT_ERROR = 2
 
 
+def describe_os_error(exc: OSError) -> str:
+    """The one line for a filesystem error reaching the command boundary: "cannot write PATH:
+    reason (fix)" for the errors a write meets (full, read-only, immutable, name too long)."""
+    from asymformer.files import _FIXES, WriteFailed, write_failed
+
+    if isinstance(exc, WriteFailed):
+        return str(exc)
+    if exc.errno in _FIXES and exc.filename is not None:
+        return str(write_failed(exc.filename, exc))
+    if exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return str(exc) or type(exc).__name__
+
+
 def _at_least(minimum: int):
     """argparse type for whole numbers >= minimum, with one message naming the rule."""
     def parse(text: str) -> int:
@@ -84,6 +98,20 @@ class _Parser(argparse.ArgumentParser):
 
     Subparsers are built with the same class, so each rewrites only the options it owns.
     """
+
+    def parse_args(self, args=None, namespace=None):
+        """argparse's, plus the fix for a shell-expanded glob: many leftover file names."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            files = [e for e in extras if not e.startswith("-") and (os.path.exists(e) or os.sep in e
+                                                                      or os.path.splitext(e)[1])]
+            if files:
+                more = " ..." if len(extras) > 3 else ""
+                self.error(f"unrecognized arguments: {' '.join(extras[:3])}{more} ({len(files)} file "
+                           f"name{'s' * (len(files) > 1)} left over: the shell expanded an unquoted glob); quote "
+                           "the pattern so asymformer expands it, e.g. --rgb 'frames/*_rgb.png'")
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
 
     def parse_known_args(self, args=None, namespace=None):
         args, i = list(sys.argv[1:] if args is None else args), 0

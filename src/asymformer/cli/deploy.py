@@ -41,6 +41,7 @@ def _add_predict(sub):
     _flag(p, "--panel", "also write <name>_panel.png (rgb|depth|pred|gt)")
     _flag(p, "--attention", "also write <name>_attention.png (LAFS maps)")
     _flag(p, "--save-labels", "also write <name>_labels.png (class indices)")
+    _flag(p, "--overwrite", "replace outputs an earlier run left in --out (refused otherwise)")
     _add_progress(p)
     p.set_defaults(func=_run_predict)
 
@@ -62,7 +63,8 @@ def _run_predict(args):
                     size=args.size, optimize=args.optimize)
     s = predict_files(seg, pairs, args.out, depth_unit=args.depth_unit, overlay=args.overlay,
                       panel=args.panel, attention=args.attention, save_labels=args.save_labels,
-                      alpha=args.alpha, labels_base=args.labels_base, progress=args.progress)
+                      alpha=args.alpha, labels_base=args.labels_base, progress=args.progress,
+                      overwrite=args.overwrite)
     print(f"{s['frames']} frames -> {s['outputs']}  segmenter {s['segmenter_fps']} FPS "
           f"({s['segmenter_ms_per_frame']} ms/frame incl. pre/post-processing, {s['backend']} on {s['device']}), "
           f"with file I/O {s['end_to_end_fps']} FPS; model-only speed: asymformer benchmark")

@@ -35,8 +35,7 @@ def rgb_to_batch(rgb, is_tensor_layout: bool) -> torch.Tensor:
     """Any accepted RGB input -> B×3×H×W uint8 tensor (still on the host device)."""
     t = _to_tensor(rgb, "rgb")
     if t.dtype != torch.uint8:
-        raise ValueError(f"rgb: expected uint8 values 0..255, got {t.dtype}; convert floats in 0..1 with "
-                         f"(x * 255).round().astype('uint8')")
+        t = _colour_to_uint8(t)
     if is_tensor_layout:  # tensors follow torch's C×H×W convention
         if t.ndim == 3:
             t = t[None]
@@ -48,6 +47,20 @@ def rgb_to_batch(rgb, is_tensor_layout: bool) -> torch.Tensor:
     if t.ndim != 4 or t.shape[-1] != 3:
         raise ValueError(f"rgb array/image: expected H×W×3 or B×H×W×3, got {tuple(t.shape)}")
     return t.permute(0, 3, 1, 2)
+
+
+def _colour_to_uint8(t: torch.Tensor) -> torch.Tensor:
+    """Non-uint8 colour -> uint8 by the one rule files follow too (data.io.colour_scale): float
+    0..1 is scaled by 255, float 0..255 rounded, anything else refused with the fix."""
+    from asymformer.data.io import colour_scale
+
+    if t.dtype == torch.bool or t.is_complex():
+        raise ValueError(f"rgb holds {t.dtype} values; expected uint8 colour (or float in 0..1)")
+    if t.numel() == 0:
+        return t.to(torch.uint8)
+    lo, hi = torch.aminmax(t.to(torch.float32) if not t.is_floating_point() else t)
+    scale = colour_scale(t.is_floating_point(), float(lo), float(hi), f"rgb ({t.dtype})")
+    return (t.to(torch.float32) * scale).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def depth_to_batch(depth, is_tensor_layout: bool) -> torch.Tensor:
@@ -67,10 +80,11 @@ def depth_to_batch(depth, is_tensor_layout: bool) -> torch.Tensor:
 def depth_unit_for(depth: torch.Tensor, depth_unit) -> float:
     """Metres per stored value: the same rule as files (data.io.resolve_depth_unit) for arrays.
 
-    Given: must be > 0. Not given: float = metres (refused when it reaches past 100, which is
-    millimetres), integer = millimetres, 8-bit refused (its unit is unknown).
+    Given: must be > 0. Not given: float = metres, integer = millimetres, 8-bit refused (its
+    unit is unknown). Either way, depth whose farthest point is implausible after the unit
+    (data.io.check_depth_range: past 100 m, under 1 cm) is refused naming the likely unit.
     """
-    from asymformer.data.io import check_float_metres, resolve_depth_unit
+    from asymformer.data.io import check_depth_range, resolve_depth_unit
 
     if depth.dtype.is_floating_point:
         dtype = np.dtype(np.float32)
@@ -79,10 +93,19 @@ def depth_unit_for(depth: torch.Tensor, depth_unit) -> float:
     else:
         dtype = np.dtype(np.int32)
     unit = resolve_depth_unit(dtype, depth_unit, "depth")
-    if depth_unit is None and depth.dtype.is_floating_point:
-        finite = depth[torch.isfinite(depth)]
-        check_float_metres(float(finite.max()) if finite.numel() else 0.0, "depth")
+    if depth.numel():
+        valid = depth[torch.isfinite(depth)] if depth.dtype.is_floating_point else depth
+        top = float(valid.max()) * unit if valid.numel() else 0.0
+        check_depth_range(top, unit, "depth", given=depth_unit is not None)
     return unit
+
+
+def invalid_depth_fraction(depth: torch.Tensor) -> tuple[float, str | None]:
+    """(share of pixels without depth, likely cause) of stored depth, as data.io.invalid_depth."""
+    from asymformer.data.io import invalid_depth
+
+    found = invalid_depth(depth.detach().cpu().numpy())
+    return found["invalid_fraction"], found["cause"]
 
 
 def depth_to_metres(depth: torch.Tensor, scale: float) -> torch.Tensor:

@@ -134,7 +134,27 @@ def pair_files(rgb, depth, labels=None) -> list[tuple[str, Path, Path, Path | No
                          f"(and without a role word such as _rgb / _depth)")
     if lab and set(r) - set(lab):
         raise ValueError(f"no ground-truth label for: {', '.join(sorted(set(r) - set(lab))[:5])}")
-    return [(n, r[n], d[n], lab.get(n)) for n in sorted(r)]
+    names = _output_names({n: r[n] for n in sorted(r)})
+    return [(names[n], r[n], d[n], lab.get(n)) for n in sorted(r)]
+
+
+def _output_names(rgb_by_key: dict[str, Path]) -> dict[str, str]:
+    """key -> output name: the rgb file's own name without its role word, under the key's folders.
+
+    A glob's key is only what its wildcards matched ("001" for camA_001_rgb.png), which a second
+    camera's frames share; the file's name keeps the camera ("camA_001"), so runs on camA_* and
+    camB_* into one --out never write the same file. Names that still clash within a run (same
+    file name in two folders) fall back to the unique key.
+    """
+    names = {}
+    for key, path in rgb_by_key.items():
+        head = key.rpartition("/")[0]
+        stem = _strip_role(path.stem)
+        names[key] = f"{head}/{stem}" if head else stem
+    counts: dict[str, int] = {}
+    for name in names.values():
+        counts[name] = counts.get(name, 0) + 1
+    return {k: (n if counts[n] == 1 else k) for k, n in names.items()}
 
 
 def _gt_to_zero_based(label: np.ndarray, base: str) -> np.ndarray:
@@ -145,48 +165,157 @@ def _gt_to_zero_based(label: np.ndarray, base: str) -> np.ndarray:
     raise ValueError(f"labels base must be 'one_based' or 'zero_based', got {base!r}")
 
 
+def _outputs_of(name: str, overlay: bool, panel: bool, attention: bool, save_labels: bool) -> list[str]:
+    """The files one frame writes, relative to --out."""
+    tails = [""] + ["_labels"] * save_labels + ["_overlay"] * overlay + ["_panel"] * panel + ["_attention"] * attention
+    return [f"{name}{t}.png" for t in tails]
+
+
+def _earlier_runs(out: Path, ours: set[str]) -> list[dict]:
+    """The summaries of earlier runs into `out` (from its predict.json), less the frames this run replaces,
+    so predict.json keeps describing every file in the folder."""
+    import json
+
+    try:
+        old = json.loads((out / "predict.json").read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(old, dict):
+        return []
+    runs = [*old.pop("earlier_runs", []), old]
+    kept = []
+    for run in runs:
+        if isinstance(run, dict) and isinstance(run.get("per_frame"), list):
+            run["per_frame"] = [f for f in run["per_frame"] if f.get("name") not in ours]
+            if run["per_frame"]:
+                kept.append(run)
+    return kept
+
+
+def _check_not_overwriting(out: Path, planned: list[str], overwrite: bool) -> None:
+    """Refuse to replace another run's outputs unless asked: camB's 001.png over camA's is a lost file."""
+    if overwrite:
+        return
+    taken = [f for f in planned if (out / f).exists()]
+    if taken:
+        raise FileExistsError(f"--out {out} already holds {len(taken)} of this run's output files (e.g. {taken[0]}) "
+                              "from an earlier run; pass --overwrite (overwrite=True) to replace them, or choose "
+                              "another --out")
+
+
+def _warn_large_frame(segmenter, shape) -> None:
+    """A frame far larger than the model's training size, run at full size: say so before minutes pass."""
+    import warnings
+
+    h, w = shape
+    ratio = h * w / (480 * 640)
+    if segmenter.size is not None or ratio < 4:
+        return
+    gmacs = ""
+    try:
+        import torch
+
+        from asymformer.models import count_macs, create_model
+        from asymformer.models.info import info_of
+
+        info = info_of(segmenter.model)
+        with torch.device("meta"):
+            meta = create_model(info.name, num_classes=info.num_classes, **info.kwargs)
+        gmacs = f"about {count_macs(meta, 480, 640)['total'] * ratio:,.0f} GMACs, "
+    except Exception:  # noqa: BLE001 - the estimate is a courtesy; a foreign model has no variant name
+        pass
+    warnings.warn(f"frames are {h}x{w}, {ratio:.0f}x the pixels of 480x640, and run at full size without --size: "
+                  f"{gmacs}roughly {ratio:.0f}x the time and {h * w / 1e6:.0f} GB of memory per frame; pass "
+                  "--size 480x640 (size=(480, 640)) to run at the model's usual size", stacklevel=3)
+
+
 def predict_files(segmenter, pairs, out_dir, depth_unit: float | None = None, overlay: bool = False,
                   panel: bool = False, attention: bool = False, save_labels: bool = False,
-                  alpha: float = 0.5, labels_base: str = "one_based", progress: bool = True) -> dict:
+                  alpha: float = 0.5, labels_base: str = "one_based", progress: bool = True,
+                  overwrite: bool = False) -> dict:
     """Run `segmenter` on each pair and write the pictures; returns (and writes) the summary.
 
     depth_unit: metres per stored value; None = the file's own rule (data.io.read_depth: float
     files are metres, 16-bit PNGs millimetres, 8-bit refused). Frames are read in metres and
     handed to the Segmenter as such, so files and arrays follow one rule.
+    An `out_dir` already holding files this run would write (another run's) is refused unless
+    `overwrite`; one process at a time writes a folder (a second is refused), and predict.json
+    lists earlier runs' frames still in the folder under "earlier_runs". A failed write (a full
+    disk) stops the run with a `WriteFailed` saying how many frames were written completely; the
+    frame being written is removed, so every frame left is complete.
     """
     from tqdm import tqdm
 
-    from asymformer.data.io import read_depth, read_label, read_rgb, write_png
+    from asymformer.files import DirLock, LockHeld, make_folder
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
+    try:
+        lock = DirLock(out, ".predict.lock").acquire()
+    except LockHeld as held:
+        raise ValueError(f"another asymformer predict (pid {held}) is writing to {out}; wait for it to finish "
+                         "or choose another --out") from None
+    try:
+        return _predict_locked(segmenter, pairs, out, depth_unit, overlay, panel, attention, save_labels, alpha,
+                               labels_base, progress, overwrite, tqdm)
+    finally:
+        lock.release()  # the empty .predict.lock stays: removing it could let two later runs lock two files
+
+
+def _predict_locked(segmenter, pairs, out, depth_unit, overlay, panel, attention, save_labels, alpha, labels_base,
+                    progress, overwrite, tqdm) -> dict:
+    import warnings
+
+    from asymformer.data.io import read_depth, read_label, read_rgb, write_png
+    from asymformer.files import WriteFailed, write_failed
+
+    planned = [f for name, *_ in pairs for f in _outputs_of(name, overlay, panel, attention, save_labels)]
+    _check_not_overwriting(out, planned, overwrite)
+    earlier = _earlier_runs(out, {name for name, *_ in pairs})
     colors = segmenter.colors
     if segmenter.class_names:
         save_image(viz.legend(segmenter.class_names, colors), out / "legend.png")
-    model_s, frames = 0.0, []
+    model_s, frames, no_depth = 0.0, [], []
     t_all = time.perf_counter()
-    for name, rgb_path, depth_path, label_path in tqdm(pairs, desc="predict", unit="frame", disable=not progress):
+    for i, (name, rgb_path, depth_path, label_path) in enumerate(
+            tqdm(pairs, desc="predict", unit="frame", disable=not progress)):
         rgb = read_rgb(rgb_path)
-        depth = read_depth(depth_path, depth_unit, expect_16bit=False)
+        found: dict = {}
+        depth = read_depth(depth_path, depth_unit, expect_16bit=False, report=found)
         if depth.shape != rgb.shape[:2]:
             raise ValueError(f"{depth_path} is {depth.shape[0]}×{depth.shape[1]} but {rgb_path} is "
                              f"{rgb.shape[0]}×{rgb.shape[1]}; register depth to the colour image first")
+        gt = None
+        if panel and label_path is not None:
+            gt = _gt_to_zero_based(read_label(label_path), labels_base)
+            if gt.shape != rgb.shape[:2]:
+                raise ValueError(f"label file {label_path} is {gt.shape[0]}×{gt.shape[1]} but {rgb_path} is "
+                                 f"{rgb.shape[0]}×{rgb.shape[1]}; give the ground truth of this image")
+        if i == 0:
+            _warn_large_frame(segmenter, rgb.shape[:2])
+        invalid = found.get("invalid_fraction", 0.0)
+        if invalid >= 1.0:
+            no_depth.append(name)
+        if invalid >= 0.5 and not getattr(segmenter, "warned_invalid_depth", False):
+            segmenter.warned_invalid_depth = True  # one warning per run, here with the file's own cause
+            warnings.warn(f"{depth_path}: {invalid:.0%} of the depth pixels are invalid, mostly {found['cause']}; "
+                          "such frames are segmented from colour alone and are less accurate (warned once; "
+                          "predict.json lists frames without any depth)", stacklevel=3)
         t0 = time.perf_counter()
         res = segmenter(rgb, depth, return_attention=attention, depth_unit=1.0)
         model_s += time.perf_counter() - t0
-        color = viz.colorize(res.labels, colors)
-        (out / name).parent.mkdir(parents=True, exist_ok=True)
-        write_png(out / f"{name}.png", color)
-        if save_labels:
-            write_png(out / f"{name}_labels.png", res.labels.astype(np.uint8))
-        if overlay:
-            write_png(out / f"{name}_overlay.png", viz.overlay(rgb, color, alpha))
-        if panel:
-            gt = None if label_path is None else _gt_to_zero_based(read_label(label_path), labels_base)
-            save_image(viz.prediction_panel(rgb, depth, res.labels, colors, truth=gt), out / f"{name}_panel.png")
-        if attention:
-            save_image(viz.attention_panel(rgb, res.attention, segmenter.size), out / f"{name}_attention.png")
-        frames.append({"name": name, "mean_confidence": round(float(res.confidence.mean()), 4)})
+        written = []
+        try:
+            _write_frame(out, name, rgb, depth, res, gt, colors, overlay, panel, attention, save_labels, alpha,
+                         segmenter.size, written, write_png)
+        except OSError as exc:
+            for f in written:  # the frame cut short: its outputs go, so every frame left is complete
+                f.unlink(missing_ok=True)
+            err = write_failed(exc.filename or out, exc)
+            raise WriteFailed(err.errno, f"{err.strerror}; {len(frames)} of {len(pairs)} frames were written "
+                                         f"completely to {out} before it", err.filename) from None
+        frames.append({"name": name, "mean_confidence": round(float(res.confidence.mean()), 4),
+                       "valid_depth": round(1.0 - invalid, 4)})
     total = time.perf_counter() - t_all
     n = len(frames)
     # Segmenter calls include pre/post-processing (upload, normalise, softmax, argmax, download):
@@ -198,6 +327,31 @@ def predict_files(segmenter, pairs, out_dir, depth_unit: float | None = None, ov
                "timing_note": "segmenter_* = Segmenter calls incl. pre/post-processing; end_to_end includes "
                               "reading and writing files; model-only speed: asymformer benchmark",
                "outputs": str(out),
+               "frames_without_depth": no_depth,
                "per_frame": frames}
+    if earlier:
+        summary["earlier_runs"] = earlier
     write_json(out / "predict.json", summary)
     return summary
+
+
+def _write_frame(out, name, rgb, depth, res, gt, colors, overlay, panel, attention, save_labels, alpha, size,
+                 written, write_png) -> None:
+    """One frame's pictures; `written` collects the paths done, for the clean-up after a failed write."""
+    from asymformer.files import make_folder
+
+    color = viz.colorize(res.labels, colors)
+    make_folder((out / name).parent)
+    jobs = [(f"{name}.png", lambda p: write_png(p, color))]
+    if save_labels:
+        jobs.append((f"{name}_labels.png", lambda p: write_png(p, res.labels.astype(np.uint8))))
+    if overlay:
+        jobs.append((f"{name}_overlay.png", lambda p: write_png(p, viz.overlay(rgb, color, alpha))))
+    if panel:
+        jobs.append((f"{name}_panel.png",
+                     lambda p: save_image(viz.prediction_panel(rgb, depth, res.labels, colors, truth=gt), p)))
+    if attention:
+        jobs.append((f"{name}_attention.png", lambda p: save_image(viz.attention_panel(rgb, res.attention, size), p)))
+    for file, write in jobs:
+        write(out / file)
+        written.append(out / file)
