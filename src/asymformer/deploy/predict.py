@@ -331,7 +331,12 @@ def _predict_locked(segmenter, pairs, out, depth_unit, overlay, panel, attention
                "per_frame": frames}
     if earlier:
         summary["earlier_runs"] = earlier
-    write_json(out / "predict.json", summary)
+    try:
+        write_json(out / "predict.json", summary)
+    except OSError as exc:
+        err = write_failed(out / "predict.json", exc)
+        raise WriteFailed(err.errno, f"{err.strerror}; all {n} frames were written, the summary was not",
+                          err.filename) from None
     return summary
 
 
