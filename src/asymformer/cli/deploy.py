@@ -135,7 +135,7 @@ def _run_export_int8(args, model):
 def _add_benchmark(sub):
     p = sub.add_parser("benchmark", help="measure latency of inference backends")
     p.add_argument("--checkpoint", help="weights to time (default: an untrained --model, same speed)")
-    p.add_argument("--model", default="asymformer_b0_t", help="variant when no checkpoint is given")
+    p.add_argument("--model", default=None, help="variant when no checkpoint is given (default asymformer_b0_t)")
     _add_size(p, (480, 640), "input size")
     _add_batch_size(p, "input batch")
     p.add_argument("--backends", default=None,
@@ -168,10 +168,13 @@ def _run_benchmark(args):
         from asymformer.models import load_model
 
         model = load_model(args.checkpoint)
+        if args.model is not None and model.info.name != args.model:
+            raise CLIError(f"--checkpoint {args.checkpoint} is {model.info.name} but --model says {args.model}: "
+                           "give one of them (a checkpoint decides its variant)")
     else:
         from asymformer.models import create_model
 
-        model = create_model(args.model)
+        model = create_model(args.model or "asymformer_b0_t")
     report = run_benchmark(model, args.backends or DEFAULT_BACKENDS, height=args.size[0], width=args.size[1],
                            batch=args.batch_size, warmup=args.warmup, iters=args.iters, progress=args.progress,
                            device=args.device)

@@ -66,6 +66,9 @@ def _colour_to_uint8(t: torch.Tensor) -> torch.Tensor:
 def depth_to_batch(depth, is_tensor_layout: bool) -> torch.Tensor:
     """Any accepted depth input -> B×1×H×W tensor in its stored dtype."""
     t = _to_tensor(depth, "depth")
+    if not is_tensor_layout and t.ndim >= 3 and t.shape[-1] in (2, 3, 4):
+        raise ValueError(f"depth has {t.shape[-1]} channels (shape {tuple(t.shape)}); depth must be one channel "
+                         "(H×W): a colour-mapped picture of depth is not depth; pass the camera's depth image")
     if not is_tensor_layout and t.ndim >= 3 and t.shape[-1] == 1:  # H×W×1 / B×H×W×1
         t = t[..., 0]
     if t.ndim == 2:
@@ -73,7 +76,7 @@ def depth_to_batch(depth, is_tensor_layout: bool) -> torch.Tensor:
     elif t.ndim == 3:
         t = t[None] if (is_tensor_layout and t.shape[0] == 1) else t[:, None]
     if t.ndim != 4 or t.shape[1] != 1:
-        raise ValueError(f"depth: expected H×W, 1×H×W, B×H×W or B×1×H×W, got {tuple(t.shape)}")
+        raise ValueError(f"depth: expected one channel (H×W, 1×H×W, B×H×W or B×1×H×W), got {tuple(t.shape)}")
     return t
 
 

@@ -52,9 +52,10 @@ def _load(model_or_path) -> torch.nn.Module:
         return model_or_path
     if not isinstance(model_or_path, (str, Path)):
         raise ValueError(f"Segmenter: expected a model or a checkpoint path, got {type(model_or_path).__name__}")
-    if not Path(model_or_path).is_file():
-        raise FileNotFoundError(f"checkpoint not found: {model_or_path}")
     from asymformer.models import load_model
+    from asymformer.models.weights import check_model_path
+
+    check_model_path(model_or_path)
 
     return load_model(model_or_path)
 

@@ -23,6 +23,7 @@ from .asymformer import VARIANTS, AsymFormer, create_model
 from .info import ModelInfo, info_of, unwrap
 from .weights import (
     check_finite,
+    check_model_path,
     check_state_dict,
     extract_state_dict,
     infer_official_config,
@@ -163,9 +164,7 @@ def read_model_info(path) -> ModelInfo:
 
 def load_model(path, map_location="cpu") -> AsymFormer:
     """Rebuild a model from our `.safetensors` file or from the official `.pth` checkpoint."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file not found: {path}")
+    path = check_model_path(path, "model file")
     if os.path.getsize(path) == 0:
         raise ValueError(f"{path} is empty (0 bytes): the download or copy was cut short; fetch it again")
     if is_safetensors(path):  # safetensors: u64 length then a JSON object
