@@ -114,6 +114,10 @@ def pair_files(rgb, depth, labels=None) -> list[tuple[str, Path, Path, Path | No
        dropped on every side, so a_rgb.png pairs with a_depth.png.
     Names left without a partner are an error that lists them.
     """
+    if Path(rgb).is_dir() and Path(depth).is_dir() and Path(rgb).resolve() == Path(depth).resolve():
+        raise ValueError(f"--rgb and --depth are the same folder {rgb}: a folder gives every image in it to both; "
+                         "select each kind with a quoted glob on its role word, e.g. "
+                         f"--rgb '{Path(rgb) / '*_rgb.png'}' --depth '{Path(depth) / '*_depth.png'}'")
     rgbs, depths = expand(rgb, "rgb"), expand(depth, "depth")
     labs = expand(labels, "labels") if labels is not None else []
     if len(rgbs) == 1 and len(depths) == 1 and len(labs) <= 1:
