@@ -225,7 +225,8 @@ def _warn_large_frame(segmenter, shape) -> None:
         info = info_of(segmenter.model)
         with torch.device("meta"):
             meta = create_model(info.name, num_classes=info.num_classes, **info.kwargs)
-        gmacs = f"about {count_macs(meta, 480, 640)['total'] * ratio:,.0f} GMACs, "
+        per_pixel = count_macs(meta, 96, 128)["total"] / (96 * 128)  # convolutions and linears: linear in pixels
+        gmacs = f"about {per_pixel * h * w:,.0f} GMACs, "
     except Exception:  # noqa: BLE001 - the estimate is a courtesy; a foreign model has no variant name
         pass
     warnings.warn(f"frames are {h}x{w}, {ratio:.0f}x the pixels of 480x640, and run at full size without --size: "
