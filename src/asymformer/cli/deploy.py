@@ -95,6 +95,8 @@ def _run_export(args):
 
     if min(args.size) < 32:
         raise CLIError(f"--size must be at least 32x32, got {args.size[0]}x{args.size[1]}")
+    if not args.out.lower().endswith(".onnx"):  # before loading the model, not after
+        raise CLIError(f"--out {args.out} must end in .onnx")
     model = load_model(args.checkpoint)
     if args.int8:
         return _run_export_int8(args, model)
@@ -162,6 +164,10 @@ def _run_benchmark(args):
     _check_out_file(args.out)  # before the run, not after minutes of timing
     if args.warmup < 0:
         raise CLIError(f"--warmup must be >= 0, got {args.warmup}")
+    if args.backends is not None and not args.backends.replace(",", "").strip():
+        raise CLIError("--backends is empty; give a comma list of backends, or all / cpu / cuda")
+    if min(args.size) < 32:
+        raise CLIError(f"--size must be at least 32x32, got {args.size[0]}x{args.size[1]}")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.checkpoint:

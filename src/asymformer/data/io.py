@@ -163,7 +163,7 @@ def resolve_depth_unit(dtype, depth_unit, path, arg: str = "depth_unit") -> floa
     """
     if depth_unit is not None:
         if (isinstance(depth_unit, bool) or not isinstance(depth_unit, int | float | np.integer | np.floating)
-                or not depth_unit > 0):
+                or not 0 < depth_unit < float("inf")):
             raise ValueError(f"{arg} must be a positive number of metres per stored value "
                              f"(0.001 for millimetres, 1 for metres), got {depth_unit!r}")
         return float(depth_unit)

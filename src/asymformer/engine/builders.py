@@ -26,6 +26,10 @@ def open_split(data: str, split: str, layout: str = "auto", seed: int = 0, size=
         if options:
             raise ValueError(f"{', '.join(sorted(options))}: these dataset options apply to dataset folders, "
                              f"not to {data}")
+        if split not in ("train", "val", "test"):  # never silently the test frames under another name
+            raise ValueError(f"split {split!r}: {data} has the splits train and test (val = test)")
+        if layout not in ("auto", None):
+            raise ValueError(f"layout {layout!r}: {data} is generated in memory and has no layout; drop --layout")
         parts = data[len(SYNTHETIC_PREFIX):].split(":")
         try:
             n_train, n_test = (int(p) for p in parts)
