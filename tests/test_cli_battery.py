@@ -63,7 +63,8 @@ def _cases(f):
         [*pred, "--alpha", "2"], [*pred, "--alpha", "nan"], [*pred, "--size", "0x0"], [*pred, "--size", "16x16"],
         [*pred, "--size", "big"], [*pred, "--normalization", "nope"], [*pred, "--device", "gpu7"],
         [*pred, "--labels", f["dir"]], [*pred, "--labels", rgb, "--panel"], [*pred[:-2], "--out", ck],
-        [*pred, "--labels-base", "two"], [*pred, "extra_positional.png"],
+        [*pred, "--labels-base", "two"], [*pred, "extra_positional.png"], [*pred, "--labels", rgb],
+        [*pred, "--alpha", "0.3"], [*ex, "--calibration-frames", "4"],
         # evaluate
         [*ev[:2], f["dir"], *ev[3:]], [*ev[:2], f["garbage.safetensors"], *ev[3:]],
         [*ev[:4], f"{root}/no_such_data", *ev[5:]], [*ev[:4], f["dir"], *ev[5:]], [*ev[:4], "synthetic:x", *ev[5:]],

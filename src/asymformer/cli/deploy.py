@@ -54,6 +54,11 @@ def _run_predict(args):
     _check_out_dir(args.out)
     if not 0.0 <= args.alpha <= 1.0:
         raise CLIError(f"--alpha must be between 0 and 1 (the prediction's weight in the overlay), got {args.alpha}")
+    # options that would do nothing: refused, never silently ignored
+    if args.labels and not args.panel:
+        raise CLIError("--labels are drawn as the panel's ground-truth column: add --panel (or drop --labels)")
+    if args.alpha != 0.5 and not args.overlay:
+        raise CLIError("--alpha is the prediction's weight in the overlay: add --overlay (or drop --alpha)")
     if args.depth_unit is not None:
         resolve_depth_unit(None, args.depth_unit, "--depth-unit", arg="--depth-unit")
     if args.size is not None and min(args.size) < 32:
@@ -84,7 +89,7 @@ def _add_export(sub):
     _flag(p, "--int8", "write an INT8-quantised model (ONNX Runtime quantisation)")
     p.add_argument("--calibration-data", metavar="DIR",
                    help="with --int8: dataset folder for calibration frames (default: synthetic rooms)")
-    p.add_argument("--calibration-frames", type=_positive, default=32, help="with --int8: frames to use (default 32)")
+    p.add_argument("--calibration-frames", type=_positive, help="with --int8: frames to use (default 32)")
     _add_progress(p)
     p.set_defaults(func=_run_export)
 
@@ -100,8 +105,8 @@ def _run_export(args):
     model = load_model(args.checkpoint)
     if args.int8:
         return _run_export_int8(args, model)
-    if args.calibration_data:
-        raise CLIError("--calibration-data is for --int8 exports")
+    if args.calibration_data or args.calibration_frames:
+        raise CLIError("--calibration-data and --calibration-frames are for --int8 exports: add --int8")
     try:
         r = export_onnx(model, args.out, height=args.size[0], width=args.size[1], batch=args.batch_size,
                         dynamic=args.dynamic, opset=args.opset, check=args.check)
@@ -122,7 +127,7 @@ def _run_export_int8(args, model):
         raise CLIError("--int8 exports a static shape; drop --dynamic and pass --size HxW")
     try:
         r = export_int8(model, args.out, height=args.size[0], width=args.size[1], batch=args.batch_size,
-                        calibration_data=args.calibration_data, calibration_frames_num=args.calibration_frames,
+                        calibration_data=args.calibration_data, calibration_frames_num=args.calibration_frames or 32,
                         check=args.check, progress=args.progress)
     except ImportError as exc:
         raise CLIError(str(exc)) from None
