@@ -230,3 +230,17 @@ def test_model_info_is_one_string_in_the_metadata(tmp_path):
         meta = f.metadata()
     assert meta["format"] == FORMAT and json.loads(meta[FORMAT])["name"] == "asymformer_b0_a"
     assert os.listdir(tmp_path) == ["m.safetensors"]  # the atomic write left no temporary file
+
+
+def test_0_2_file_from_the_hand_written_writer_loads_with_the_library():
+    """Files written before the safetensors library took over (tests/fixtures/models/README.md)."""
+    path = FIXTURES / "tiny_0.2.safetensors"
+    model = asymformer.load_model(path)
+    info = model.info
+    assert info.name == "asymformer_b0_a" and info.num_classes == 3 and info.class_names == ("wall", "floor", "chair")
+    assert info.colors[2] == (70, 80, 90) and info.eval_size == (64, 96) and info.training["miou"] == 0.25
+    g = torch.Generator().manual_seed(1)
+    rgb, depth = torch.randn(1, 3, 32, 48, generator=g), torch.randn(1, 1, 32, 48, generator=g)
+    with torch.no_grad():
+        out = model(rgb, depth).numpy()
+    np.testing.assert_allclose(out, np.load(FIXTURES / "tiny_0.2_logits_32x48_seed1.npy"), rtol=0, atol=1e-5)
