@@ -127,7 +127,8 @@ def _commands(ckpt, frames, out):
 
 
 @pytest.mark.parametrize("command", ["predict", "evaluate", "export", "prepare", "train"])
-@pytest.mark.parametrize("code, fix", [(errno.EROFS, "read-only"), (errno.EPERM, "immutable")])
+@pytest.mark.parametrize("code, fix", [(errno.EROFS, "read-only"), (errno.EPERM, "immutable"),
+                                       (errno.EACCES, "no permission to write there")])
 def test_read_only_or_immutable_out(ckpt, frames, tmp_path, monkeypatch, capsys, command, code, fix):
     out = tmp_path / "locked" / "out"
     out.mkdir(parents=True)
@@ -205,3 +206,16 @@ def test_atomic_write_bytes_failing_midway_keeps_the_old_file_and_no_temp(tmp_pa
     with pytest.raises(OSError, match="cannot write .*model.safetensors: No space left on device"):
         atomic_write_bytes(target, chunks())
     assert target.read_bytes() == b"old contents" and os.listdir(tmp_path) == ["model.safetensors"]
+
+
+def test_errors_that_are_not_writes_are_not_called_writes():
+    from asymformer.cli.common import describe_os_error
+    from asymformer.files import WriteFailed
+
+    denied = PermissionError(errno.EACCES, "Permission denied", "/data/frame.png")  # e.g. reading a file
+    assert describe_os_error(denied) == ("cannot access /data/frame.png: Permission denied (check its permissions, "
+                                         "or choose another path)")
+    full = OSError(errno.ENOSPC, "No space left on device", "/out/a.png")
+    assert describe_os_error(full).startswith("cannot write /out/a.png: No space left on device (the disk is full")
+    assert str(WriteFailed(errno.EACCES, "Permission denied", "/out/a.png")).startswith(
+        "cannot write /out/a.png: Permission denied (no permission to write there")

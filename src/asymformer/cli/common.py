@@ -4,6 +4,7 @@ vocabulary (`--size HxW`, `--batch-size`, `--x/--no-x`, `--progress`) and its de
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 
@@ -24,12 +25,14 @@ EXIT_ERROR = 2
 def describe_os_error(exc: OSError) -> str:
     """The one line for a filesystem error reaching the command boundary: "cannot write PATH:
     reason (fix)" for the errors a write meets (full, read-only, immutable, name too long)."""
-    from asymformer.files import _FIXES, WriteFailed, write_failed
+    from asymformer.files import WriteFailed, write_failed
 
     if isinstance(exc, WriteFailed):
         return str(exc)
-    if exc.errno in _FIXES and exc.filename is not None:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) and exc.filename is not None:  # only writes meet these
         return str(write_failed(exc.filename, exc))
+    if exc.errno in (errno.EACCES, errno.EPERM) and exc.filename is not None:  # a read or a write
+        return f"cannot access {exc.filename}: {exc.strerror} (check its permissions, or choose another path)"
     if exc.filename is not None:
         return f"{exc.filename}: {exc.strerror or exc}"
     return str(exc) or type(exc).__name__

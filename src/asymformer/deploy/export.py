@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asymformer.files import atomic_path
+from asymformer.files import atomic_path, make_folder
 from asymformer.models.convnext import convnext_channels_first
 from asymformer.models.info import ModelInfo, info_of
 
@@ -84,7 +84,7 @@ def export_onnx(model: torch.nn.Module, path, height: int = 480, width: int = 64
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         raise ValueError(f"export path {path} must end in .onnx")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     fused = fused_copy(model, "cpu", torch.float32)  # the caller's model stays where it is
     if channels_first:
         convnext_channels_first(fused, one_pass_norms)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from asymformer import viz
-from asymformer.files import atomic_write_text, save_image, write_json
+from asymformer.files import atomic_write_text, make_folder, save_image, write_json
 
 from .metrics import ConfusionMatrix
 
@@ -215,7 +215,7 @@ class _BatchHooks:
 def write_reports(results: dict, confusion: np.ndarray, class_names, colors, out) -> dict:
     """results.json, per_class_iou.csv, per_class_iou.png and confusion_matrix.png in `out`."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     payload = _no_nan({**results, "confusion_matrix": np.asarray(confusion).astype(int).tolist()})
     write_json(out / "results.json", payload)
     lines = ["class,iou,acc"] + [f"{n},{'' if i is None else f'{i:.6f}'},{'' if a is None else f'{a:.6f}'}"
