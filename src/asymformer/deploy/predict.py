@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -169,10 +170,22 @@ def _gt_to_zero_based(label: np.ndarray, base: str) -> np.ndarray:
     raise ValueError(f"labels base must be 'one_based' or 'zero_based', got {base!r}")
 
 
-def _outputs_of(name: str, overlay: bool, panel: bool, attention: bool, save_labels: bool) -> list[str]:
-    """The files one frame writes, relative to --out."""
-    tails = [""] + ["_labels"] * save_labels + ["_overlay"] * overlay + ["_panel"] * panel + ["_attention"] * attention
-    return [f"{name}{t}.png" for t in tails]
+@dataclass(frozen=True)
+class _Outputs:
+    """Which pictures each frame gets (the --overlay / --panel / --attention / --save-labels flags)."""
+
+    overlay: bool = False
+    panel: bool = False
+    attention: bool = False
+    save_labels: bool = False
+    alpha: float = 0.5
+    labels_base: str = "one_based"
+
+    def files(self, name: str) -> list[str]:
+        """The files one frame writes, relative to --out."""
+        tails = ([""] + ["_labels"] * self.save_labels + ["_overlay"] * self.overlay + ["_panel"] * self.panel
+                 + ["_attention"] * self.attention)
+        return [f"{name}{t}.png" for t in tails]
 
 
 def _earlier_runs(out: Path, ours: set[str]) -> list[dict]:
@@ -260,21 +273,21 @@ def predict_files(segmenter, pairs, out_dir, depth_unit: float | None = None, ov
     except LockHeld as held:
         raise ValueError(f"another asymformer predict (pid {held}) is writing to {out}; wait for it to finish "
                          "or choose another --out") from None
+    want = _Outputs(overlay, panel, attention, save_labels, alpha, labels_base)
     try:
-        return _predict_locked(segmenter, pairs, out, depth_unit, overlay, panel, attention, save_labels, alpha,
-                               labels_base, progress, overwrite, tqdm)
+        return _predict_locked(segmenter, pairs, out, depth_unit, want, progress, overwrite, tqdm)
     finally:
         lock.release()  # the empty .predict.lock stays: removing it could let two later runs lock two files
 
 
-def _predict_locked(segmenter, pairs, out, depth_unit, overlay, panel, attention, save_labels, alpha, labels_base,
-                    progress, overwrite, tqdm) -> dict:
+def _predict_locked(segmenter, pairs, out: Path, depth_unit, want: _Outputs, progress: bool, overwrite: bool,
+                    tqdm) -> dict:
     import warnings
 
-    from asymformer.data.io import read_depth, read_label, read_rgb, write_png
+    from asymformer.data.io import read_depth, read_label, read_rgb
     from asymformer.files import WriteFailed, write_failed
 
-    planned = [f for name, *_ in pairs for f in _outputs_of(name, overlay, panel, attention, save_labels)]
+    planned = [f for name, *_ in pairs for f in want.files(name)]
     _check_not_overwriting(out, planned, overwrite)
     earlier = _earlier_runs(out, {name for name, *_ in pairs})
     colors = segmenter.colors
@@ -291,8 +304,8 @@ def _predict_locked(segmenter, pairs, out, depth_unit, overlay, panel, attention
             raise ValueError(f"{depth_path} is {depth.shape[0]}×{depth.shape[1]} but {rgb_path} is "
                              f"{rgb.shape[0]}×{rgb.shape[1]}; register depth to the colour image first")
         gt = None
-        if panel and label_path is not None:
-            gt = _gt_to_zero_based(read_label(label_path), labels_base)
+        if want.panel and label_path is not None:
+            gt = _gt_to_zero_based(read_label(label_path), want.labels_base)
             if gt.shape != rgb.shape[:2]:
                 raise ValueError(f"label file {label_path} is {gt.shape[0]}×{gt.shape[1]} but {rgb_path} is "
                                  f"{rgb.shape[0]}×{rgb.shape[1]}; give the ground truth of this image")
@@ -307,12 +320,11 @@ def _predict_locked(segmenter, pairs, out, depth_unit, overlay, panel, attention
                           "such frames are segmented from colour alone and are less accurate (warned once; "
                           "predict.json lists frames without any depth)", stacklevel=3)
         t0 = time.perf_counter()
-        res = segmenter(rgb, depth, return_attention=attention, depth_unit=1.0)
+        res = segmenter(rgb, depth, return_attention=want.attention, depth_unit=1.0)
         model_s += time.perf_counter() - t0
         written = []
         try:
-            _write_frame(out, name, rgb, depth, res, gt, colors, overlay, panel, attention, save_labels, alpha,
-                         segmenter.size, written, write_png)
+            _write_frame(out, name, want, rgb, depth, res, gt, colors, segmenter.size, written)
         except OSError as exc:
             for f in written:  # the frame cut short: its outputs go, so every frame left is complete
                 f.unlink(missing_ok=True)
@@ -345,22 +357,22 @@ def _predict_locked(segmenter, pairs, out, depth_unit, overlay, panel, attention
     return summary
 
 
-def _write_frame(out, name, rgb, depth, res, gt, colors, overlay, panel, attention, save_labels, alpha, size,
-                 written, write_png) -> None:
+def _write_frame(out: Path, name: str, want: _Outputs, rgb, depth, res, gt, colors, size, written: list) -> None:
     """One frame's pictures; `written` collects the paths done, for the clean-up after a failed write."""
+    from asymformer.data.io import write_png
     from asymformer.files import make_folder
 
     color = viz.colorize(res.labels, colors)
     make_folder((out / name).parent)
     jobs = [(f"{name}.png", lambda p: write_png(p, color))]
-    if save_labels:
+    if want.save_labels:
         jobs.append((f"{name}_labels.png", lambda p: write_png(p, res.labels.astype(np.uint8))))
-    if overlay:
-        jobs.append((f"{name}_overlay.png", lambda p: write_png(p, viz.overlay(rgb, color, alpha))))
-    if panel:
+    if want.overlay:
+        jobs.append((f"{name}_overlay.png", lambda p: write_png(p, viz.overlay(rgb, color, want.alpha))))
+    if want.panel:
         jobs.append((f"{name}_panel.png",
                      lambda p: save_image(viz.prediction_panel(rgb, depth, res.labels, colors, truth=gt), p)))
-    if attention:
+    if want.attention:
         jobs.append((f"{name}_attention.png", lambda p: save_image(viz.attention_panel(rgb, res.attention, size), p)))
     for file, write in jobs:
         write(out / file)
