@@ -196,3 +196,19 @@ def test_prepare_synthetic_refuses_sizes_training_refuses(tmp_path, capsys):
     assert main(["prepare", "synthetic", "--out", str(tmp_path / "s"), "--train-frames", "1", "--size", "8x8"]) == 2
     assert "--size must be at least 32x32" in _line(capsys, "prepare")
     assert not (tmp_path / "s").exists()
+
+
+def test_segmenter_arguments_and_frames_checked_at_the_boundary(ckpt):
+    from asymformer.deploy import Segmenter
+
+    for size in ((64.5, 64), ("64", "64"), "480x640", (64, 64, 3), (16, 64)):
+        with pytest.raises(ValueError, match="size must be \\(H, W\\), two whole numbers >= 32"):
+            Segmenter(ckpt, device="cpu", size=size)
+    seg = Segmenter(ckpt, device="cpu")
+    rgb, depth = np.zeros((40, 48, 3), np.uint8), np.full((40, 48), 1000, np.uint16)
+    with pytest.raises(ValueError, match="frames of a list must share one shape"):
+        seg([rgb, rgb[:32]], [depth, depth[:32]])
+    with pytest.raises(ValueError, match="depth holds complex64 values"):
+        seg(rgb, depth.astype(np.complex64))
+    with pytest.raises(ValueError, match=r"drop the alpha channel with rgb\[\.\.\., :3\]"):
+        seg(np.zeros((40, 48, 4), np.uint8), depth)

@@ -23,9 +23,16 @@ def _to_tensor(x, what: str) -> torch.Tensor:
     if isinstance(x, (list, tuple)):
         if not x:
             raise ValueError(f"{what}: empty list of frames")
-        return torch.stack([_to_tensor(f, what) for f in x])
+        frames = [_to_tensor(f, what) for f in x]
+        shapes = sorted({tuple(f.shape) for f in frames})
+        if len(shapes) > 1:
+            raise ValueError(f"{what}: the frames of a list must share one shape to make a batch, got {shapes[:3]}; "
+                             "call once per frame instead")
+        return torch.stack(frames)
     if not isinstance(x, np.ndarray):
         raise ValueError(f"{what}: expected a numpy array, PIL image or torch tensor, got {type(x).__name__}")
+    if x.dtype.kind not in "biufc":  # objects, strings: torch would raise a TypeError from deep inside
+        raise ValueError(f"{what} holds {x.dtype} values; expected a numeric array")
     if x.dtype == np.uint16:  # torch has limited uint16 support: int32 keeps every value exactly
         x = x.astype(np.int32)
     return torch.from_numpy(np.ascontiguousarray(x))
@@ -45,8 +52,12 @@ def rgb_to_batch(rgb, is_tensor_layout: bool) -> torch.Tensor:
     if t.ndim == 3:
         t = t[None]
     if t.ndim != 4 or t.shape[-1] != 3:
-        raise ValueError(f"rgb array/image: expected H×W×3 or B×H×W×3, got {tuple(t.shape)}")
+        hint = "; drop the alpha channel with rgb[..., :3] (and check it is not BGRA)" if t.shape[-1] == 4 else ""
+        raise ValueError(f"rgb array/image: expected H×W×3 or B×H×W×3, got {tuple(t.shape)}{hint}")
     return t.permute(0, 3, 1, 2)
+
+
+_INTEGER_DEPTH = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16, torch.bool)
 
 
 def _colour_to_uint8(t: torch.Tensor) -> torch.Tensor:
@@ -66,6 +77,8 @@ def _colour_to_uint8(t: torch.Tensor) -> torch.Tensor:
 def depth_to_batch(depth, is_tensor_layout: bool) -> torch.Tensor:
     """Any accepted depth input -> B×1×H×W tensor in its stored dtype."""
     t = _to_tensor(depth, "depth")
+    if t.is_complex() or not (t.is_floating_point() or t.dtype in _INTEGER_DEPTH):
+        raise ValueError(f"depth holds {str(t.dtype).removeprefix('torch.')} values; expected integer or float depth")
     if not is_tensor_layout and t.ndim >= 3 and t.shape[-1] in (2, 3, 4):
         raise ValueError(f"depth has {t.shape[-1]} channels (shape {tuple(t.shape)}); depth must be one channel "
                          "(H×W): a colour-mapped picture of depth is not depth; pass the camera's depth image")

@@ -94,8 +94,10 @@ class Segmenter:
         self.depth_unit = depth_unit
         if depth_unit is not None:
             depth_unit_for(torch.zeros(1), depth_unit)  # validate now, not on the first frame
-        if size is not None and (len(size) != 2 or min(size) < 32):
-            raise ValueError(f"size must be (H, W) with both >= 32, got {size}")
+        whole = isinstance(size, tuple | list) and all(isinstance(v, int | np.integer) and not isinstance(v, bool)
+                                                        for v in size)
+        if size is not None and not (whole and len(size) == 2 and min(size) >= 32):
+            raise ValueError(f"size must be (H, W), two whole numbers >= 32, got {size!r}")
         self.size = tuple(size) if size is not None else None
         self.model = fused_copy(model, self.device)  # the caller's model stays where it is
         self.dtype = next(self.model.parameters()).dtype
