@@ -97,7 +97,7 @@ def test_best_miou_survives_a_resume(tmp_path, monkeypatch, capsys):
     assert main(["train", "--resume", str(run), "--workers", "0", "--no-progress"]) == 0
     vals = [json.loads(x)["miou"] for x in (run / "log.jsonl").read_text().splitlines() if '"val"' in x]
     assert vals == [0.5, 0.3, 0.4]
-    state = torch.load(run / "checkpoints" / "state.pt", weights_only=False)
+    state = torch.load(run / "checkpoints" / "state.pt", weights_only=True)
     assert state["best_miou"] == max(vals)
     best = asymformer.models.read_model_info(run / "checkpoints" / "best.safetensors")
     assert best.training["miou"] == max(vals) and best.training["epoch"] == 1

@@ -116,10 +116,20 @@ def depth_unit_for(depth: torch.Tensor, depth_unit) -> float:
     return unit
 
 
-def invalid_depth_fraction(depth: torch.Tensor) -> tuple[float, str | None]:
-    """(share of pixels without depth, likely cause) of stored depth, as data.io.invalid_depth."""
+def invalid_depth_fraction(depth: torch.Tensor, warn_at: float = 0.5) -> tuple[float, str | None]:
+    """(share of pixels without depth, likely cause) of stored depth, as data.io.invalid_depth.
+
+    One pass over the frame; the cause (three more) only when the share reaches `warn_at`."""
     from asymformer.data.io import invalid_depth
 
+    if depth.numel() == 0:
+        return 0.0, None
+    valid = depth > 0
+    if depth.is_floating_point():
+        valid &= torch.isfinite(depth)
+    fraction = 1.0 - float(valid.float().mean())
+    if fraction < warn_at:
+        return fraction, None
     found = invalid_depth(depth.detach().cpu().numpy())
     return found["invalid_fraction"], found["cause"]
 

@@ -176,7 +176,7 @@ class Segmenter:
         """Once per Segmenter: most of a frame's depth is invalid, so the model runs nearly RGB-only."""
         if self.warned_invalid_depth:
             return
-        fraction, cause = invalid_depth_fraction(d)
+        fraction, cause = invalid_depth_fraction(d, INVALID_DEPTH_WARN)
         if fraction >= INVALID_DEPTH_WARN:
             self.warned_invalid_depth = True
             warnings.warn(f"{fraction:.0%} of the depth pixels are invalid, mostly {cause}; the model then "
