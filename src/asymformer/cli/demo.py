@@ -38,7 +38,7 @@ def _run_demo(args):
 
     _check_out_dir(args.out)
     if not 0 < args.minutes < float("inf"):
-        raise CLIError(f"--minutes must be a positive number, got {args.minutes}")
+        raise CLIError(f"--minutes must be positive (a number of minutes), got {args.minutes}")
     if args.size is not None and min(args.size) < 32:
         raise CLIError(f"--size must be at least 32x32, got {args.size[0]}x{args.size[1]}")
     extra = [f"--{k.replace('_', '-')} {v}" for k, v in (("epochs", args.epochs), ("threads", args.threads),
