@@ -154,3 +154,18 @@ def test_a_second_writer_on_one_out_is_refused(small_model, make_frame, tmp_path
         with pytest.raises(ValueError, match=r"another asymformer predict \(pid \d+\) is writing to"):
             predict_files(Segmenter(small_model, device="cpu"), pairs, tmp_path / "out", progress=False)
     assert not (tmp_path / "out" / "predict.json").exists()
+
+
+def test_the_cli_prints_the_warning_as_one_line_and_names_frames_without_depth(checkpoint, make_frame, tmp_path,
+                                                                                capsys):
+    rgb, _ = make_frame(36, 40)
+    Image.fromarray(rgb).save(tmp_path / "f_rgb.png")
+    np.save(tmp_path / "f_depth.npy", np.full((36, 40), np.nan, np.float32))
+    assert main(["predict", "--checkpoint", str(checkpoint), "--rgb", str(tmp_path / "f_rgb.png"), "--depth",
+                 str(tmp_path / "f_depth.npy"), "--out", str(tmp_path / "o"), "--device", "cpu", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [
+        f"asymformer predict: warning: {tmp_path / 'f_depth.npy'}: 100% of the depth pixels are invalid, mostly "
+        "NaN/inf (the driver's invalid marker); such frames are segmented from colour alone and are less accurate (warned "
+        "once; predict.json lists frames without any depth)"]
+    assert "1 frames had no valid depth at all (f): segmented from colour alone" in captured.out

@@ -13,7 +13,7 @@ import sys
 
 from asymformer import __version__
 
-from .common import EXIT_ERROR, EXIT_STOPPED, CLIError, _Parser, describe_os_error
+from .common import EXIT_ERROR, EXIT_STOPPED, CLIError, _Parser, describe_os_error, warnings_as_lines
 from .data import _add_info, _add_prepare
 from .demo import _add_demo
 from .deploy import _add_benchmark, _add_export, _add_predict
@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with warnings_as_lines(args.command):
+            return int(args.func(args) or 0)
     except (CLIError, ValueError, FileNotFoundError, NotADirectoryError, FileExistsError, IsADirectoryError,
             FloatingPointError) as exc:
         if os.environ.get("ASYMFORMER_DEBUG"):

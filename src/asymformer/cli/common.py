@@ -4,9 +4,11 @@ vocabulary (`--size HxW`, `--batch-size`, `--x/--no-x`, `--progress`) and its de
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import sys
+import warnings
 
 from asymformer.deprecation import notice
 
@@ -20,6 +22,19 @@ class CLIError(Exception):
 # failed run (the message says what to fix); 130 when a second Ctrl-C aborted.
 EXIT_STOPPED = 75  # EX_TEMPFAIL in sysexits.h: "try again later"
 EXIT_ERROR = 2
+
+
+@contextlib.contextmanager
+def warnings_as_lines(command: str):
+    """Warnings during a command print as one line, "asymformer COMMAND: warning: ...", not as Python's
+    "file:line: UserWarning:" plus a source line (which names our code, not the user's input)."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        kind = "deprecated" if issubclass(category, DeprecationWarning) else "warning"
+        print(f"asymformer {command}: {kind}: {message}", file=file or sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def describe_os_error(exc: OSError) -> str:

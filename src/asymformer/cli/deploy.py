@@ -73,6 +73,10 @@ def _run_predict(args):
     print(f"{s['frames']} frames -> {s['outputs']}  segmenter {s['segmenter_fps']} FPS "
           f"({s['segmenter_ms_per_frame']} ms/frame incl. pre/post-processing, {s['backend']} on {s['device']}), "
           f"with file I/O {s['end_to_end_fps']} FPS; model-only speed: asymformer benchmark")
+    if s["frames_without_depth"]:
+        names = s["frames_without_depth"]
+        shown = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
+        print(f"{len(names)} frames had no valid depth at all ({shown}): segmented from colour alone; see predict.json")
     return 0
 
 
