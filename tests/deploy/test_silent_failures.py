@@ -166,6 +166,6 @@ def test_the_cli_prints_the_warning_as_one_line_and_names_frames_without_depth(c
     captured = capsys.readouterr()
     assert captured.err.strip().splitlines() == [
         f"asymformer predict: warning: {tmp_path / 'f_depth.npy'}: 100% of the depth pixels are invalid, mostly "
-        "NaN/inf (the driver's invalid marker); such frames are segmented from colour alone and are less accurate (warned "
-        "once; predict.json lists frames without any depth)"]
+        "NaN/inf (the driver's invalid marker); such frames are segmented from colour alone and are less accurate "
+        "(warned once; predict.json lists frames without any depth)"]
     assert "1 frames had no valid depth at all (f): segmented from colour alone" in captured.out
