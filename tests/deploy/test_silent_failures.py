@@ -169,3 +169,15 @@ def test_the_cli_prints_the_warning_as_one_line_and_names_frames_without_depth(c
         "NaN/inf (the driver's invalid marker); such frames are segmented from colour alone and are less accurate "
         "(warned once; predict.json lists frames without any depth)"]
     assert "1 frames had no valid depth at all (f): segmented from colour alone" in captured.out
+
+
+def test_an_output_never_replaces_an_input(small_model, make_frame, tmp_path):
+    rgb, depth = make_frame(36, 40)
+    Image.fromarray(rgb).save(tmp_path / "a.png")  # an rgb file named like the output it would get
+    Image.fromarray(depth).save(tmp_path / "a_depth.png")
+    pairs = pair_files(tmp_path / "a.png", tmp_path / "a_depth.png")
+    before = (tmp_path / "a.png").read_bytes()
+    for overwrite in (False, True):
+        with pytest.raises(ValueError, match="the output a.png would replace the input file"):
+            predict_files(Segmenter(small_model, device="cpu"), pairs, tmp_path, progress=False, overwrite=overwrite)
+    assert (tmp_path / "a.png").read_bytes() == before

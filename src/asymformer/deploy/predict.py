@@ -209,8 +209,14 @@ def _earlier_runs(out: Path, ours: set[str]) -> list[dict]:
     return kept
 
 
-def _check_not_overwriting(out: Path, planned: list[str], overwrite: bool) -> None:
-    """Refuse to replace another run's outputs unless asked: camB's 001.png over camA's is a lost file."""
+def _check_not_overwriting(out: Path, planned: list[str], overwrite: bool, inputs) -> None:
+    """Refuse to replace another run's outputs unless asked: camB's 001.png over camA's is a lost file.
+    An input file is never written over, asked or not."""
+    sources = {Path(p).resolve() for p in inputs if p is not None}
+    clash = [f for f in planned if (out / f).resolve() in sources]
+    if clash:
+        raise ValueError(f"--out {out}: the output {clash[0]} would replace the input file of the same name; "
+                         "choose another --out")
     if overwrite:
         return
     taken = [f for f in planned if (out / f).exists()]
@@ -288,7 +294,7 @@ def _predict_locked(segmenter, pairs, out: Path, depth_unit, want: _Outputs, pro
     from asymformer.files import WriteFailed, write_failed
 
     planned = [f for name, *_ in pairs for f in want.files(name)]
-    _check_not_overwriting(out, planned, overwrite)
+    _check_not_overwriting(out, planned, overwrite, [p for _, *paths in pairs for p in paths])
     earlier = _earlier_runs(out, {name for name, *_ in pairs})
     colors = segmenter.colors
     if segmenter.class_names:
