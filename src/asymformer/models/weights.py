@@ -43,10 +43,27 @@ def _looks_like_onnx(path: str) -> bool:
     return path.lower().endswith(".onnx") or (head[:1] == b"\x08" and b"pytorch" in head[:32])
 
 
+def _read_any_safetensors(path: str) -> dict:
+    """The tensors of a safetensors file from another tool, through the audited parser."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(path, framework="pt") as f:
+            return {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 - safe_open has no iterator
+    except SafetensorError as exc:
+        reason = str(exc).removeprefix("Error while deserializing header: ")
+        raise ValueError(f"{path} has a broken safetensors header ({reason}): the file is damaged or was "
+                         "altered; copy it again or download it again") from None
+
+
 def read_checkpoint(path) -> dict:
     """torch.load a `.pth` safely, with one clear error for a missing or unreadable file, and for
     the files people pass by mistake: an ONNX export, a whole pickled model."""
     path = check_model_path(path)
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) == 9 and head[8:9] == b"{":  # any safetensors file (timm's hub weights are model.safetensors)
+        return _read_any_safetensors(path)
     if _looks_like_onnx(path):
         raise ValueError(f"{path} is an ONNX model (an exported graph, not trainable weights): run it with "
                          "ONNX Runtime, or pass the .safetensors it was exported from")
