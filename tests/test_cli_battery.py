@@ -68,7 +68,9 @@ def _cases(f):
         # evaluate
         [*ev[:2], f["dir"], *ev[3:]], [*ev[:2], f["garbage.safetensors"], *ev[3:]],
         [*ev[:4], f"{root}/no_such_data", *ev[5:]], [*ev[:4], f["dir"], *ev[5:]], [*ev[:4], "synthetic:x", *ev[5:]],
-        [*ev[:4], "synthetic:0:0", *ev[5:]], [*ev[:4], f["dataset"], *ev[5:]], [*ev, "--scales", "0"],
+        [*ev[:4], "synthetic:0:0", *ev[5:]], [*tr[:2], "synthetic:100000000000:1", *tr[3:]],
+        [*tr[:2], "synthetic:-1:1", *tr[3:]], [*tr[:2], "synthetic:1:1:1", *tr[3:]],
+        [*ev[:4], f["dataset"], *ev[5:]], [*ev, "--scales", "0"],
         [*ev, "--scales", "a,b"], [*ev, "--scales", ""], [*ev, "--size", "1x1"], [*ev, "--batch-size", "0"],
         [*ev, "--precision", "int4"], [*ev, "--split", "nope"], [*ev, "--out", ck], [*ev, "--classes", "13"],
         [*ev, "--sensors", "kv1"], [*ev, "--depth-unit", "-2"], [*ev, "--workers", "-1"],

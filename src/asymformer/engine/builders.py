@@ -13,6 +13,7 @@ from asymformer.devices import bf16_native
 from .distributed import ShardedSampler
 
 SYNTHETIC_PREFIX = "synthetic:"
+MAX_SYNTHETIC = 1_000_000  # rooms per split: samplers hold a permutation of them
 
 
 def open_split(data: str, split: str, layout: str = "auto", seed: int = 0, size=(480, 640), options=None):
@@ -35,6 +36,8 @@ def open_split(data: str, split: str, layout: str = "auto", seed: int = 0, size=
             n_train, n_test = (int(p) for p in parts)
         except ValueError:
             raise ValueError(f"--data {data!r}: expected synthetic:N_TRAIN:N_TEST, e.g. synthetic:64:16") from None
+        if not (0 <= n_train <= MAX_SYNTHETIC and 0 <= n_test <= MAX_SYNTHETIC):  # a typo must not fill memory
+            raise ValueError(f"--data {data!r}: room counts go from 0 to {MAX_SYNTHETIC:,}, e.g. synthetic:64:16")
         num, offset = (n_train, 0) if split == "train" else (n_test, n_train)  # disjoint frames
         return D.SyntheticRooms(num, height=size[0], width=size[1], seed=seed, offset=offset, cache=True)
     return D.open_dataset(data, split, layout=layout, seed=seed, **dict(options or {}))
