@@ -94,6 +94,8 @@ def _cases(f):
         [*ex, "--opset", "9"], [*ex, "--opset", "99"], [*ex, "--opset", "x"], [*ex, "--batch-size", "0"],
         [*ex[:-2], "--size", "8x8"], [*ex, "--calibration-data", f["dir"]], [*ex, "--int8", "--dynamic"],
         [*ex, "--int8", "--calibration-data", f"{root}/none"], [*ex, "--format", "tflite"],
+        [*ex, "--batch-size", "100000000"],  # a 1.2 TB input tensor: out of memory, one line
+        [*tr, "--time-limit", "nan"],
         # benchmark
         [*be, "--backends", "warp-drive"], [*be, "--backends", ""], [*be, "--iters", "0"], [*be, "--warmup", "-1"],
         [*be, "--threads", "0"], [*be, "--out", f["dir"]], [*be, "--checkpoint", f["dir"]],

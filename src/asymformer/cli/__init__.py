@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 from asymformer import __version__
@@ -48,6 +49,17 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("ASYMFORMER_DEBUG"):
             raise
         print(f"asymformer {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except (MemoryError, RuntimeError) as exc:  # running out of memory is bad input (a size), not a bug
+        text = str(exc)
+        if not isinstance(exc, MemoryError) and "can't allocate memory" not in text and "out of memory" not in text:
+            raise
+        if os.environ.get("ASYMFORMER_DEBUG"):
+            raise
+        wanted = re.search(r"allocate (\d+) bytes", text)
+        need = f": one tensor needed {int(wanted.group(1)) / 1e9:,.1f} GB" if wanted else ""
+        print(f"asymformer {args.command}: error: out of memory{need}; lower --batch-size or --size",
+              file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
