@@ -12,6 +12,7 @@ package, so every layer can use it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -56,15 +57,66 @@ def _fsync_dir(folder: str) -> None:
         os.close(fd)
 
 
+# What to do about a failed write, by errno: the second half of "cannot write PATH: reason (fix)".
+_FIXES = {
+    errno.ENOSPC: "the disk is full: free space or write to another disk",
+    errno.EDQUOT: "the disk quota is used up: free space or write elsewhere",
+    errno.EROFS: "the file system is read-only: choose a writable folder",
+    errno.EACCES: "no permission to write there: choose a folder you can write to",
+    errno.EPERM: "not permitted (an immutable file or folder?): choose another folder",
+    errno.ENAMETOOLONG: "the name is too long for the file system: use a shorter name",
+}
+
+
+class WriteFailed(OSError):
+    """A write that did not happen; written atomically, the destination still holds its old bytes.
+
+    str() is the one line a user reads: "cannot write PATH: reason (fix)".
+    """
+
+    def __str__(self) -> str:
+        fix = _FIXES.get(self.errno, "check the folder and the free space")
+        return f"cannot write {self.filename}: {self.strerror} ({fix})"
+
+
+def write_failed(path, exc: OSError) -> WriteFailed:
+    """`exc` (raised while writing `path`, perhaps at a temporary name) as a WriteFailed naming `path`."""
+    if isinstance(exc, WriteFailed):
+        return exc
+    return WriteFailed(exc.errno, exc.strerror or str(exc), os.fspath(path))
+
+
+def make_folder(path) -> None:
+    """os.makedirs(exist_ok=True) whose failure (read-only, full, not permitted) is a WriteFailed."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise NotADirectoryError(f"cannot write {path}: it (or a parent) is a file, not a folder") from None
+    except OSError as exc:
+        raise write_failed(path, exc) from None
+
+
 def _prepare_folder(path: str) -> str:
     if os.path.isdir(path):
         raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file name")
     folder = os.path.dirname(os.path.abspath(path))
     try:
-        os.makedirs(folder, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
+        make_folder(folder)
+    except NotADirectoryError:
         raise NotADirectoryError(f"cannot write {path}: {folder} (or a parent) is a file, not a folder") from None
     return folder
+
+
+NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
+
+
+def _temp_prefix(name: str, suffix: str) -> str:
+    """'.NAME.' cut so the temporary name (prefix, 8 random characters, suffix) fits NAME_MAX bytes."""
+    room = NAME_MAX - len(suffix.encode()) - 8 - 2
+    raw = name.encode()
+    if len(raw) > room:
+        name = raw[:room].decode("utf-8", errors="ignore")
+    return f".{name}."
 
 
 @contextlib.contextmanager
@@ -72,11 +124,16 @@ def atomic_path(path, suffix: str = ".tmp"):
     """Yield a temporary path next to `path`; on success it is fsynced, chmod-ed and moved over `path`.
 
     For writers that need a file name rather than a file object (the ONNX exporter). `suffix`
-    keeps an extension some writers look at.
+    keeps an extension some writers look at. Any OSError on the way (a full disk, a read-only
+    folder, a name too long) is raised as a `WriteFailed` naming `path`, and the temporary file
+    is removed, so nothing half-written is left.
     """
     path = os.fspath(path)
     folder = _prepare_folder(path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=suffix)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=_temp_prefix(os.path.basename(path), suffix), suffix=suffix)
+    except OSError as exc:
+        raise write_failed(path, exc) from None
     os.close(fd)
     try:
         yield tmp
@@ -85,6 +142,8 @@ def atomic_path(path, suffix: str = ".tmp"):
         os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
         _fsync_dir(folder)
+    except OSError as exc:
+        raise write_failed(path, exc) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -178,8 +237,11 @@ class DirLock:
     def acquire(self) -> DirLock:
         import fcntl
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, default_file_mode())
+        make_folder(self.path.parent)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, default_file_mode())
+        except OSError as exc:
+            raise write_failed(self.path, exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

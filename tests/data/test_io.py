@@ -85,7 +85,7 @@ def test_depth_formats_units_and_refusals(tmp_path):
     with pytest.raises(ValueError, match="holds arrays"):
         read_depth(tmp_path / "two.npz")
     np.save(tmp_path / "mm.npy", m * 1000)
-    with pytest.raises(ValueError, match="float depth reaches 3500.0.*--depth-unit 0.001"):
+    with pytest.raises(ValueError, match="depth reaches 3500 m.*--depth-unit 0.001"):
         read_depth(tmp_path / "mm.npy")
     write_png(tmp_path / "d8.png", np.full((2, 2), 9, np.uint8))
     with pytest.raises(ValueError, match="8-bit depth: its unit is unknown"):

@@ -79,7 +79,7 @@ def test_nicr_sunrgbd_read_linearly_is_caught_with_the_fix():
 
 
 def test_wrong_unit_is_caught_with_the_fix(tmp_path):
-    with pytest.raises(ValueError, match=r"millimetres read as metres.*--depth-unit 0.001"):
+    with pytest.raises(ValueError, match=r"(millimetres read as metres|look like millimetres).*--depth-unit 0.001"):
         open_dataset(FIX / "nicr_nyuv2", "train", depth_unit=1.0)
     with pytest.raises(ValueError, match="depth_unit must be a positive number"):
         open_dataset(FIX / "nicr_nyuv2", "train", depth_unit=0)

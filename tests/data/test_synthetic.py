@@ -140,7 +140,7 @@ def test_write_synthetic_dataset(tmp_path):
 
 def test_cli_prepare_synthetic(tmp_path, capsys):
     out = tmp_path / "cli"
-    rc = main(["prepare", "synthetic", "--out", str(out), "--train-frames", "5", "--size", "20x28",
+    rc = main(["prepare", "synthetic", "--out", str(out), "--train-frames", "5", "--size", "32x40",
                "--seed", "1"])
     assert rc == 0
     text = capsys.readouterr().out

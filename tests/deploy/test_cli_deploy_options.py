@@ -49,7 +49,8 @@ def test_benchmark_compare_table_and_threads(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert report["environment"]["threads"] == 1 and torch.get_num_threads() == 1
     assert report["config"]["height"] == 64 and report["config"]["width"] == 96 and report["config"]["batch"] == 1
-    lines = captured.out.splitlines()
+    title, *lines = captured.out.splitlines()
+    assert title == "asymformer_b0_a at 64x96, batch 1"  # the table names the model it timed
     assert "vs eager" in lines[0] and "median ms" in lines[0]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
     assert set(rows) == {"eager", "fused"}

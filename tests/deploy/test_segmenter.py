@@ -91,8 +91,8 @@ def test_bad_inputs_raise_clear_errors(small_model, tmp_path, make_frame):
         seg(rgb, depth.astype(np.uint8))  # 8-bit depth: unit unknown
     with pytest.raises(ValueError, match="depth_unit=0.001"):
         seg(rgb, depth.astype(np.float32))  # millimetres stored as floats
-    with pytest.raises(ValueError, match="uint8"):
-        seg(rgb.astype(np.float32), depth)
+    with pytest.raises(ValueError, match=r"float values up to .* expected colour in 0\.\.1 or 0\.\.255"):
+        seg(rgb.astype(np.float32) * 2 + 1, depth)  # float colour beyond 0..255
     with pytest.raises(ValueError, match="differ"):
         seg(rgb, depth[:30])
     with pytest.raises(ValueError, match="smaller than 32"):

@@ -195,3 +195,52 @@ def test_files_cross_load_with_the_safetensors_library(tmp_path):
     loaded = asymformer.load_model(path)
     assert loaded.info == info
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+
+
+def test_overlapping_data_offsets_are_refused_not_loaded_as_wrong_weights(tmp_path):
+    """A header that points one tensor at another's bytes (tampered or badly written) loaded with
+    the wrong weights under the hand-written reader; the safetensors library refuses it."""
+    model = _tiny()
+    path = tmp_path / "m.safetensors"
+    asymformer.save_model(model, path)
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    names = [k for k, v in header.items() if k != "__metadata__" and v["dtype"] == "F32"]
+    same = [(a, b) for a in names for b in names if a < b and header[a]["shape"] == header[b]["shape"]]
+    a, b = same[0]
+    header[b]["data_offsets"] = header[a]["data_offsets"]  # b now reads a's bytes
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (n - len(text)) if len(text) <= n else b""
+    assert len(text) == n
+    path.write_bytes(raw[:8] + text + raw[8 + n:])
+    with pytest.raises(ValueError, match=r"m\.safetensors has a broken safetensors header \(invalid offset"):
+        asymformer.load_model(path)
+    with pytest.raises(ValueError, match="broken safetensors header"):
+        read_safetensors(path)
+
+
+def test_model_info_is_one_string_in_the_metadata(tmp_path):
+    """The format allows string metadata only: ours is one JSON string the library reads back."""
+    from safetensors import safe_open
+
+    path = tmp_path / "m.safetensors"
+    asymformer.save_model(_tiny(), path)
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    assert meta["format"] == FORMAT and json.loads(meta[FORMAT])["name"] == "asymformer_b0_a"
+    assert os.listdir(tmp_path) == ["m.safetensors"]  # the atomic write left no temporary file
+
+
+def test_0_2_file_from_the_hand_written_writer_loads_with_the_library():
+    """Files written before the safetensors library took over (tests/fixtures/models/README.md)."""
+    path = FIXTURES / "tiny_0.2.safetensors"
+    model = asymformer.load_model(path)
+    info = model.info
+    assert info.name == "asymformer_b0_a" and info.num_classes == 3 and info.class_names == ("wall", "floor", "chair")
+    assert info.colors[2] == (70, 80, 90) and info.eval_size == (64, 96) and info.training["miou"] == 0.25
+    g = torch.Generator().manual_seed(1)
+    rgb, depth = torch.randn(1, 3, 32, 48, generator=g), torch.randn(1, 1, 32, 48, generator=g)
+    with torch.no_grad():
+        out = model(rgb, depth).numpy()
+    np.testing.assert_allclose(out, np.load(FIXTURES / "tiny_0.2_logits_32x48_seed1.npy"), rtol=0, atol=1e-5)

@@ -124,10 +124,14 @@ def test_timm_convnext_backbone(refweights, reference_dir, tmp_path):
             timm[f"stages.{p[1]}.blocks.{p[2]}.{rest}"] = v
     path = tmp_path / "convnext_tiny.fb_in1k.pth"
     torch.save(timm, path)
-    model = asymformer.create_model("asymformer_b0_t")
-    load_backbone_weights(model, rgb=path)
-    assert torch.equal(model.down_sample_1.rgb_stem[0].weight, meta["downsample_layers.0.0.weight"])
-    assert torch.equal(model.down_sample_4.rgb_layer[2].gamma, meta["stages.3.2.gamma"])
+    import safetensors.torch as st
+
+    st.save_file(timm, str(tmp_path / "model.safetensors"))  # what timm's hub releases ship
+    for weights in (path, tmp_path / "model.safetensors"):
+        model = asymformer.create_model("asymformer_b0_t")
+        load_backbone_weights(model, rgb=weights)
+        assert torch.equal(model.down_sample_1.rgb_stem[0].weight, meta["downsample_layers.0.0.weight"])
+        assert torch.equal(model.down_sample_4.rgb_layer[2].gamma, meta["stages.3.2.gamma"])
 
 
 def test_mit_b0_backbone_sums_stage1_kernel(refweights, reference_dir, tmp_path):

@@ -4,8 +4,11 @@ vocabulary (`--size HxW`, `--batch-size`, `--x/--no-x`, `--progress`) and its de
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
 import sys
+import warnings
 
 from asymformer.deprecation import notice
 
@@ -19,6 +22,35 @@ class CLIError(Exception):
 # failed run (the message says what to fix); 130 when a second Ctrl-C aborted.
 EXIT_STOPPED = 75  # EX_TEMPFAIL in sysexits.h: "try again later"
 EXIT_ERROR = 2
+
+
+@contextlib.contextmanager
+def warnings_as_lines(command: str):
+    """Warnings during a command print as one line, "asymformer COMMAND: warning: ...", not as Python's
+    "file:line: UserWarning:" plus a source line (which names our code, not the user's input)."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        kind = "deprecated" if issubclass(category, DeprecationWarning) else "warning"
+        print(f"asymformer {command}: {kind}: {message}", file=file or sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+def describe_os_error(exc: OSError) -> str:
+    """The one line for a filesystem error reaching the command boundary: "cannot write PATH:
+    reason (fix)" for the errors a write meets (full, read-only, immutable, name too long)."""
+    from asymformer.files import WriteFailed, write_failed
+
+    if isinstance(exc, WriteFailed):
+        return str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) and exc.filename is not None:  # only writes meet these
+        return str(write_failed(exc.filename, exc))
+    if exc.errno in (errno.EACCES, errno.EPERM) and exc.filename is not None:  # a read or a write
+        return f"cannot access {exc.filename}: {exc.strerror} (check its permissions, or choose another path)"
+    if exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return str(exc) or type(exc).__name__
 
 
 def _at_least(minimum: int):
@@ -109,6 +141,20 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)
+
+    def parse_args(self, args=None, namespace=None):
+        """argparse's, plus the fix for a shell-expanded glob: many leftover file names."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            files = [e for e in extras if not e.startswith("-") and (os.path.exists(e) or os.sep in e
+                                                                      or os.path.splitext(e)[1])]
+            if files:
+                more = " ..." if len(extras) > 3 else ""
+                self.error(f"unrecognized arguments: {' '.join(extras[:3])}{more} ({len(files)} file "
+                           f"name{'s' * (len(files) > 1)} left over: the shell expanded an unquoted glob); quote "
+                           "the pattern so asymformer expands it, e.g. --rgb 'frames/*_rgb.png'")
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
 
     def parse_known_args(self, args=None, namespace=None):
         args, i = list(sys.argv[1:] if args is None else args), 0

@@ -138,6 +138,8 @@ def _run_prepare_synthetic(args):
         raise CLIError("--train-frames N is required (the number of training frames)")
     num_test = max(1, args.train_frames // 4) if args.test_frames is None else args.test_frames
     (h, w) = args.size
+    if min(h, w) < 32:  # what training and evaluation take as --base-size / --eval-size
+        raise CLIError(f"--size must be at least 32x32 (the smallest size training and evaluation take), got {h}x{w}")
     info = write_synthetic_dataset(args.out, args.train_frames, num_test, h, w, args.seed,
                                    overwrite=args.overwrite, progress=args.progress)
     print(f"wrote {info['train']} train + {info['test']} test frames ({h}x{w}, "

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from .common import (
+    CLIError,
     _add_progress,
+    _check_out_dir,
     _flag,
     _non_negative,
     _parse_hw,
@@ -34,6 +36,11 @@ def _run_demo(args):
 
     from asymformer.demo import run_demo
 
+    _check_out_dir(args.out)
+    if not 0 < args.minutes < float("inf"):
+        raise CLIError(f"--minutes must be positive (a number of minutes), got {args.minutes}")
+    if args.size is not None and min(args.size) < 32:
+        raise CLIError(f"--size must be at least 32x32, got {args.size[0]}x{args.size[1]}")
     extra = [f"--{k.replace('_', '-')} {v}" for k, v in (("epochs", args.epochs), ("threads", args.threads),
                                                          ("train_frames", args.train_frames),
                                                          ("test_frames", args.test_frames)) if v is not None]

@@ -61,6 +61,11 @@ def _run_predict(args):
     _check_out_dir(args.out)
     if not 0.0 <= args.alpha <= 1.0:
         raise CLIError(f"--alpha must be between 0 and 1 (the prediction's weight in the overlay), got {args.alpha}")
+    # options that would do nothing: refused, never silently ignored
+    if args.labels and not args.panel:
+        raise CLIError("--labels are drawn as the panel's ground-truth column: add --panel (or drop --labels)")
+    if args.alpha != 0.5 and not args.overlay:
+        raise CLIError("--alpha is the prediction's weight in the overlay: add --overlay (or drop --alpha)")
     if args.depth_unit is not None:
         resolve_depth_unit(None, args.depth_unit, "--depth-unit", arg="--depth-unit")
     if args.size is not None and min(args.size) < 32:
@@ -77,8 +82,12 @@ def _run_predict(args):
         s = predict_files(seg, pairs, args.out, depth_unit=args.depth_unit, overlay=args.overlay,
                           panel=args.panel, attention=args.attention, save_labels=args.save_labels,
                           alpha=args.alpha, labels_base=args.labels_base, progress=args.progress,
-                          intrinsics=args.intrinsics, max_depth=args.max_depth, view=view)
+                          intrinsics=args.intrinsics, max_depth=args.max_depth, view=view, overwrite=args.overwrite)
     print(predict_summary(s))
+    if s["frames_without_depth"]:
+        names = s["frames_without_depth"]
+        shown = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
+        print(f"{len(names)} frames had no valid depth at all ({shown}): segmented from colour alone; see predict.json")
     return 0
 
 
@@ -96,7 +105,7 @@ def _add_export(sub):
     _flag(p, "--int8", "write an INT8-quantised model (ONNX Runtime quantisation)")
     p.add_argument("--calibration-data", metavar="DIR",
                    help="with --int8: dataset folder for calibration frames (default: synthetic rooms)")
-    p.add_argument("--calibration-frames", type=_positive, default=32, help="with --int8: frames to use (default 32)")
+    p.add_argument("--calibration-frames", type=_positive, help="with --int8: frames to use (default 32)")
     _add_threads(p)
     _add_progress(p)
     p.set_defaults(func=_run_export)
@@ -110,14 +119,16 @@ def _run_export(args):
     if args.size is not None and min(args.size) < 32:
         raise CLIError(f"--size must be at least 32x32, got {args.size[0]}x{args.size[1]}")
     _apply_threads(args)
+    if not args.out.lower().endswith(".onnx"):  # before loading the model, not after
+        raise CLIError(f"--out {args.out} must end in .onnx")
     model = load_model(args.checkpoint)
     args.size, source = input_size(model.info, args.size)
     if source != "argument":
         print(f"export size {args.size[0]}x{args.size[1]}: {source}; --size HxW to choose", file=sys.stderr)
     if args.int8:
         return _run_export_int8(args, model)
-    if args.calibration_data:
-        raise CLIError("--calibration-data is for --int8 exports")
+    if args.calibration_data or args.calibration_frames:
+        raise CLIError("--calibration-data and --calibration-frames are for --int8 exports: add --int8")
     try:
         r = export_onnx(model, args.out, height=args.size[0], width=args.size[1], batch=args.batch_size,
                         dynamic=args.dynamic, opset=args.opset, check=args.check)
@@ -138,7 +149,7 @@ def _run_export_int8(args, model):
         raise CLIError("--int8 exports a static shape; drop --dynamic and pass --size HxW")
     try:
         r = export_int8(model, args.out, height=args.size[0], width=args.size[1], batch=args.batch_size,
-                        calibration_data=args.calibration_data, calibration_frames_num=args.calibration_frames,
+                        calibration_data=args.calibration_data, calibration_frames_num=args.calibration_frames or 32,
                         check=args.check, progress=args.progress)
     except ImportError as exc:
         raise CLIError(str(exc)) from None
@@ -153,8 +164,8 @@ def _run_export_int8(args, model):
 def _add_benchmark(sub):
     p = sub.add_parser("benchmark", help="measure latency of inference backends")
     p.add_argument("--checkpoint", help="weights to time (default: an untrained --model, same speed)")
-    p.add_argument("--model", default="asymformer_b0_t", help="variant when no checkpoint is given "
-                   "(`asymformer info` lists them)")
+    p.add_argument("--model", default=None, help="variant when no checkpoint is given (default asymformer_b0_t; "
+                   "`asymformer info` lists them)")
     _add_size(p, (480, 640), "input size")
     _add_batch_size(p, "input batch")
     p.add_argument("--backends", default=None,
@@ -179,15 +190,22 @@ def _run_benchmark(args):
     _check_out_file(args.out)  # before the run, not after minutes of timing
     if args.warmup < 0:
         raise CLIError(f"--warmup must be >= 0, got {args.warmup}")
+    if args.backends is not None and not args.backends.replace(",", "").strip():
+        raise CLIError("--backends is empty; give a comma list of backends, or all / cpu / cuda")
+    if min(args.size) < 32:
+        raise CLIError(f"--size must be at least 32x32, got {args.size[0]}x{args.size[1]}")
     _apply_threads(args)
     if args.checkpoint:
         from asymformer.models import load_model
 
         model = load_model(args.checkpoint)
+        if args.model is not None and model.info.name != args.model:
+            raise CLIError(f"--checkpoint {args.checkpoint} is {model.info.name} but --model says {args.model}: "
+                           "give one of them (a checkpoint decides its variant)")
     else:
         from asymformer.models import create_model
 
-        model = create_model(args.model)
+        model = create_model(args.model or "asymformer_b0_t")
     report = run_benchmark(model, args.backends or DEFAULT_BACKENDS, height=args.size[0], width=args.size[1],
                            batch=args.batch_size, warmup=args.warmup, iters=args.iters, progress=args.progress,
                            device=args.device)

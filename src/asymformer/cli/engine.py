@@ -156,10 +156,11 @@ def _add_evaluate(sub):
 
 
 def _run_evaluate(args):
-    from pathlib import Path
+    from asymformer.models.weights import check_model_path
 
-    if not Path(args.checkpoint).is_file():
-        raise CLIError(f"checkpoint not found: {args.checkpoint}")
+    check_model_path(args.checkpoint)
+    if args.size is not None and min(args.size) < 32:
+        raise CLIError(f"--size must be at least 32x32, got {args.size[0]}x{args.size[1]}")
     if args.save_predictions and not args.out:
         raise CLIError("--save-predictions needs --out DIR")
     _check_out_dir(args.out)

@@ -57,7 +57,8 @@ def add_robot_args(p) -> None:
     g.add_argument("--slop", type=float, default=None, metavar="S",
                    help="max colour-depth stamp difference for a pair, seconds (default 0.03)")
     _flag(g, "--copy-input", "copy the colour, depth and camera-info topics into the output bag", default=True)
-    _flag(g, "--overwrite", "replace an existing output bag (only once the new one is complete)")
+    _flag(g, "--overwrite", "replace outputs an earlier run left in --out (refused otherwise): the frames' files, "
+          "or with --bag the output bag, only once the new one is complete")
     g.add_argument("--shard", type=_parse_shard, metavar="K/N", help="process every N-th recording from the K-th "
                                                                      "(K from 0): one task of a cluster job array")
     g.add_argument("--report", metavar="FILE.json", help="write the run's summary as JSON")

@@ -46,6 +46,10 @@ def open_dataset(root, split: str, layout: str = "auto", transform=None, seed: i
         raise ValueError(f"sensors={sensors!r}: {root} ({layout} layout) does not record the sensor of each "
                          f"frame; sensor subsets need the nicr-scene-analysis-datasets SUNRGBD release")
     spec = LAYOUTS[layout][1](root, split, {"classes": classes, "sensors": sensors})
+    if classes is not None and classes != len(spec.class_names):  # an option the layout ignored: never silently
+        offered = f" (this release offers {', '.join(map(str, spec.label_sets))})" if spec.label_sets else ""
+        raise ValueError(f"classes={classes} (--classes): {root} ({layout} layout) has {len(spec.class_names)} "
+                         f"classes{offered}; --classes only picks among a release's label sets, so drop it")
     if depth_unit is not None:
         spec.depth_unit = resolve_depth_unit(None, depth_unit, "depth_unit")
         spec.depth_encoding, spec.relative_depth = "linear", False

@@ -74,21 +74,55 @@ def _load(path, what: str) -> tuple[np.ndarray, str]:
         raise ValueError(f"cannot read {what} file {path}: {exc} (is it a valid image?)") from None
 
 
+def colour_scale(is_float: bool, lo: float, hi: float, what: str) -> float:
+    """The one rule for colour values, for files, arrays and tensors alike: the factor to uint8.
+
+    uint8-range integers are taken as they are; float colour in 0..1 (what float camera drivers
+    and most libraries produce) is scaled by 255, float colour in 0..255 is rounded. Anything
+    else (NaN, negative, 16-bit) is refused with the fix, never rounded into a black frame.
+    A float frame whose brightest value is <= 1 is read as 0..1.
+    """
+    if is_float and not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"{what} holds NaN or inf values; expected colour in 0..1 (float) or 0..255")
+    if lo < 0:
+        raise ValueError(f"{what} holds negative values (min {lo:g}); expected colour in 0..1 (float) or 0..255 "
+                         "(undo the normalisation first)")
+    if is_float:
+        if hi <= 1.0:
+            return 255.0
+        if hi <= 255.0:
+            return 1.0
+        raise ValueError(f"{what} holds float values up to {hi:g}; expected colour in 0..1 or 0..255")
+    if hi > 255:
+        raise ValueError(f"{what} holds values up to {hi:g}, outside 0..255 (16-bit colour?); expected uint8 "
+                         "colour: convert 16-bit with (x >> 8).astype('uint8')")
+    return 1.0
+
+
+def colour_to_uint8(arr: np.ndarray, what: str) -> np.ndarray:
+    """H×W×3 (or any shape) colour -> uint8 by `colour_scale`'s rule; uint8 passes through."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise ValueError(f"{what} holds {arr.dtype} values; expected uint8 colour (or float in 0..1)")
+    if arr.size == 0:
+        return arr.astype(np.uint8)
+    is_float = bool(np.issubdtype(arr.dtype, np.floating))
+    scale = colour_scale(is_float, float(np.min(arr)), float(np.max(arr)), what)
+    return np.rint(arr.astype(np.float32) * np.float32(scale)).clip(0, 255).astype(np.uint8)
+
+
 def read_rgb(path) -> np.ndarray:
-    """H×W×3 uint8 from any of RGB_SUFFIXES; grey is repeated to 3 channels, alpha is dropped."""
+    """H×W×3 uint8 from any of RGB_SUFFIXES; grey is repeated to 3 channels, alpha is dropped.
+    Float colour (npy / tiff) in 0..1 or 0..255 is scaled by `colour_scale`'s rule."""
     arr, mode = _load(path, "RGB")
-    if mode in ("I;16", "I;16B", "I", "F"):
-        raise ValueError(f"RGB file {path} is a {mode} (16-bit/float) image; expected 8-bit RGB or grey")
+    if mode in ("I;16", "I;16B", "I"):
+        raise ValueError(f"RGB file {path} is a {mode} (16-bit) image; expected 8-bit RGB or grey")
     if arr.ndim == 2:
         arr = np.repeat(arr[:, :, None], 3, axis=2)
     if arr.ndim != 3 or arr.shape[2] not in (3, 4):
         raise ValueError(f"RGB file {path} has shape {arr.shape}; expected H×W, H×W×3 or H×W×4")
-    arr = arr[:, :, :3]
-    if arr.dtype != np.uint8:
-        if not np.issubdtype(arr.dtype, np.number) or arr.min() < 0 or arr.max() > 255:
-            raise ValueError(f"RGB file {path} holds {arr.dtype} values outside 0..255; expected uint8")
-        arr = np.rint(arr).astype(np.uint8)
-    return np.ascontiguousarray(arr)
+    return np.ascontiguousarray(colour_to_uint8(arr[:, :, :3], f"RGB file {path}"))
 
 
 def _single_channel(arr: np.ndarray, mode: str, path) -> np.ndarray:
@@ -129,7 +163,7 @@ def resolve_depth_unit(dtype, depth_unit, path, arg: str = "depth_unit") -> floa
     """
     if depth_unit is not None:
         if (isinstance(depth_unit, bool) or not isinstance(depth_unit, int | float | np.integer | np.floating)
-                or not depth_unit > 0):
+                or not 0 < depth_unit < float("inf")):
             raise ValueError(f"{arg} must be a positive number of metres per stored value "
                              f"(0.001 for millimetres, 1 for metres), got {depth_unit!r}")
         return float(depth_unit)
@@ -142,16 +176,35 @@ def resolve_depth_unit(dtype, depth_unit, path, arg: str = "depth_unit") -> floa
     return 0.001
 
 
+MAX_DEPTH_M = 100.0  # past any depth camera's range (and any room): a unit mistake
+MIN_DEPTH_M = 0.01  # a frame whose farthest point is 1 cm away: metres read as millimetres
+_UNITS = ((1.0, "metres"), (0.001, "millimetres"), (0.0001, "tenths of a millimetre"))
+
+
+def check_depth_range(max_metres: float, unit: float, where, given: bool = True) -> None:
+    """Refuse depth whose farthest valid point is implausible after the unit, whatever its source
+    (--depth-unit, depth_unit=, a file's default), naming the unit the values most likely are in.
+
+    `max_metres` is the largest valid depth after scaling by `unit` (metres per stored value).
+    """
+    if not max_metres > 0 or MIN_DEPTH_M <= max_metres <= MAX_DEPTH_M:  # no valid depth, or plausible
+        return
+    stored = max_metres / unit
+    fits = [(u, name) for u, name in _UNITS if MIN_DEPTH_M * 10 <= stored * u <= MAX_DEPTH_M]
+    how = f"depth_unit {unit:g} (given)" if given else f"depth_unit {unit:g} (the default for this kind of data)"
+    hint = (f"the values look like {fits[0][1]}: pass --depth-unit {fits[0][0]:g} (depth_unit={fits[0][0]:g})"
+            if fits else "pass the camera's metres per stored value as --depth-unit (depth_unit=...)")
+    far = "beyond any depth camera's range" if max_metres > MAX_DEPTH_M else "closer than any depth camera sees"
+    raise ValueError(f"{where}: depth reaches {max_metres:.4g} m with {how}, {far}, so the unit is wrong; {hint}")
+
+
 def check_float_metres(max_value: float, path) -> None:
     """Float depth is metres by default; values past 100 are millimetres, which would be 1000× off."""
-    if max_value > 100.0:
-        raise ValueError(f"{path}: float depth reaches {max_value:.1f}, which is not metres; float depth is "
-                         f"read as metres unless told otherwise: pass --depth-unit 0.001 (depth_unit=0.001) "
-                         f"for millimetres (or the right metres-per-value factor)")
+    check_depth_range(max_value, 1.0, path, given=False)
 
 
 def read_depth(path, depth_unit: float | None = None, expect_16bit: bool = True, encoding: str = "linear", *,
-               unit: float | None = None) -> np.ndarray:
+               unit: float | None = None, report: dict | None = None) -> np.ndarray:
     """H×W float32 metres (0 = invalid) from any of DEPTH_SUFFIXES (png / tiff / npy / npz).
 
     depth_unit: metres per stored value; None = float files are metres, integer files millimetres,
@@ -159,7 +212,9 @@ def read_depth(path, depth_unit: float | None = None, expect_16bit: bool = True,
     "sunrgbd_rotated" (the SUNRGBD toolbox PNG: 16-bit mm rotated left by 3 bits, decoded and
     clipped at 8 m as read3dPoints.m does) or "matplotlib_greys_r" (DFormer's plt.imsave PNGs:
     relative depth in [0, 1], not metres). An 8-bit PNG where 16-bit is expected loads with a
-    warning naming the file. `unit` is the deprecated name of depth_unit (0.1).
+    warning naming the file. `unit` is the deprecated name of depth_unit (0.1). Depth whose farthest
+    point is implausible after the unit (past 100 m, under 1 cm) is refused naming the likely unit.
+    `report`, a dict, receives `invalid_depth` of the stored values (before invalid pixels become 0).
     """
     depth_unit = renamed_keyword("read_depth", "unit", "depth_unit", unit, depth_unit)
     if encoding not in DEPTH_ENCODINGS:
@@ -182,12 +237,29 @@ def read_depth(path, depth_unit: float | None = None, expect_16bit: bool = True,
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise ValueError(f"depth file {path} holds {arr.dtype} values; expected numbers")
     scale = resolve_depth_unit(arr.dtype, depth_unit, f"depth file {path}")
-    if depth_unit is None and np.issubdtype(arr.dtype, np.floating):
-        finite = arr[np.isfinite(arr)]
-        check_float_metres(float(finite.max()) if finite.size else 0.0, f"depth file {path}")
+    if report is not None:
+        report.update(invalid_depth(arr))
     depth = arr.astype(np.float32) * np.float32(scale)
     depth[~np.isfinite(depth) | (depth < 0)] = 0.0
+    if depth.size:
+        check_depth_range(float(depth.max()), scale, f"depth file {path}", given=depth_unit is not None)
     return depth
+
+
+def invalid_depth(arr) -> dict:
+    """{"invalid_fraction", "cause"} of stored depth: which share of pixels carries no depth
+    (0, NaN/inf or negative) and the likely reason when most do, for one warning per run."""
+    arr = np.asarray(arr)
+    n = max(arr.size, 1)
+    nan = int(np.count_nonzero(~np.isfinite(arr))) if np.issubdtype(arr.dtype, np.floating) else 0
+    with np.errstate(invalid="ignore"):
+        neg = int(np.count_nonzero(arr < 0))
+        zero = int(np.count_nonzero(arr == 0))
+    counts = {"zero (no return, or depth not registered to this image)": zero,
+              "NaN/inf (the driver's invalid marker)": nan,
+              "negative (a sign-flipped depth camera: negate the depth)": neg}
+    cause = max(counts, key=counts.get)
+    return {"invalid_fraction": (zero + nan + neg) / n, "cause": cause if counts[cause] else None}
 
 
 def read_label(path) -> np.ndarray:

@@ -175,7 +175,9 @@ def compare(report: dict, baseline: str = "eager") -> list[str]:
     """Human lines: backend, median, p90, FPS and speed-up over `baseline` (when it was measured)."""
     res = report["results"]
     base = res.get(baseline, {}).get("median_ms")
-    lines = [f"{'backend':<16}{'median ms':>11}{'p90 ms':>10}{'FPS':>9}{'vs ' + baseline:>11}  max|Δ|  {'build s':>8}"]
+    c = report.get("config", {})
+    lines = [f"{c.get('model') or 'model'} at {c.get('height')}x{c.get('width')}, batch {c.get('batch')}",
+             f"{'backend':<16}{'median ms':>11}{'p90 ms':>10}{'FPS':>9}{'vs ' + baseline:>11}  max|Δ|  {'build s':>8}"]
     for name, r in res.items():
         if "skipped" in r:
             lines.append(f"{name:<16}skipped: {r['skipped']}")

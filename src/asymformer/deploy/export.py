@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asymformer.files import atomic_path
+from asymformer.files import atomic_path, make_folder
 from asymformer.models.convnext import convnext_channels_first
 from asymformer.models.info import ModelInfo, info_of
 
@@ -31,6 +31,9 @@ def _require_onnx():
         import onnxscript  # noqa: F401
     except ImportError:
         raise ImportError("ONNX export needs onnx and onnxscript: pip install asymformer[onnx]") from None
+
+
+OPSETS = (14, 23)  # what the TorchScript exporter honours for this model (SDPA needs 14; checked in tests)
 
 
 def _export(model, rgb, depth, path: Path, dynamic: bool, opset: int) -> None:
@@ -75,12 +78,13 @@ def export_onnx(model: torch.nn.Module, path, height: int = 480, width: int = 64
     Raises ValueError when the variant cannot be exported or the ONNX Runtime check fails.
     """
     _require_onnx()
-    if not 7 <= int(opset) <= 23:
-        raise ValueError(f"--opset {opset} is out of range; use 17 (the authors' choice) or 18")
+    if isinstance(opset, bool) or not isinstance(opset, int) or not OPSETS[0] <= opset <= OPSETS[1]:
+        raise ValueError(f"--opset {opset} cannot be honoured: this model exports at opsets {OPSETS[0]} to "
+                         f"{OPSETS[1]} (attention needs 14); use 17 (the authors' choice)")
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         raise ValueError(f"export path {path} must end in .onnx")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     fused = fused_copy(model, "cpu", torch.float32)  # the caller's model stays where it is
     if channels_first:
         convnext_channels_first(fused, one_pass_norms)
@@ -96,6 +100,9 @@ def export_onnx(model: torch.nn.Module, path, height: int = 480, width: int = 64
             name = (info.name if info is not None else None) or type(model).__name__
             raise ValueError(f"cannot export {name} to ONNX (opset {opset}, dynamic={dynamic}): "
                              f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from None
+        if dynamic is False and _file_opset(tmp) != opset:  # never hand back another opset than asked for
+            raise ValueError(f"--opset {opset} cannot be honoured: the exporter wrote opset {_file_opset(tmp)}; "
+                             f"use 17 (the authors' choice)")
         _write_metadata(tmp, model)
         report = {"path": str(path), "opset": _file_opset(tmp), "dynamic": bool(dynamic),
                   "inputs": list(INPUT_NAMES), "outputs": list(OUTPUT_NAMES),

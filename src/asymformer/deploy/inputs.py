@@ -23,9 +23,16 @@ def _to_tensor(x, what: str) -> torch.Tensor:
     if isinstance(x, (list, tuple)):
         if not x:
             raise ValueError(f"{what}: empty list of frames")
-        return torch.stack([_to_tensor(f, what) for f in x])
+        frames = [_to_tensor(f, what) for f in x]
+        shapes = sorted({tuple(f.shape) for f in frames})
+        if len(shapes) > 1:
+            raise ValueError(f"{what}: the frames of a list must share one shape to make a batch, got {shapes[:3]}; "
+                             "call once per frame instead")
+        return torch.stack(frames)
     if not isinstance(x, np.ndarray):
         raise ValueError(f"{what}: expected a numpy array, PIL image or torch tensor, got {type(x).__name__}")
+    if x.dtype.kind not in "biufc":  # objects, strings: torch would raise a TypeError from deep inside
+        raise ValueError(f"{what} holds {x.dtype} values; expected a numeric array")
     if x.dtype == np.uint16:  # torch has limited uint16 support: int32 keeps every value exactly
         x = x.astype(np.int32)
     return torch.from_numpy(np.ascontiguousarray(x))
@@ -35,8 +42,7 @@ def rgb_to_batch(rgb, is_tensor_layout: bool) -> torch.Tensor:
     """Any accepted RGB input -> B×3×H×W uint8 tensor (still on the host device)."""
     t = _to_tensor(rgb, "rgb")
     if t.dtype != torch.uint8:
-        raise ValueError(f"rgb: expected uint8 values 0..255, got {t.dtype}; convert floats in 0..1 with "
-                         f"(x * 255).round().astype('uint8')")
+        t = _colour_to_uint8(t)
     if is_tensor_layout:  # tensors follow torch's C×H×W convention
         if t.ndim == 3:
             t = t[None]
@@ -46,13 +52,36 @@ def rgb_to_batch(rgb, is_tensor_layout: bool) -> torch.Tensor:
     if t.ndim == 3:
         t = t[None]
     if t.ndim != 4 or t.shape[-1] != 3:
-        raise ValueError(f"rgb array/image: expected H×W×3 or B×H×W×3, got {tuple(t.shape)}")
+        hint = "; drop the alpha channel with rgb[..., :3] (and check it is not BGRA)" if t.shape[-1] == 4 else ""
+        raise ValueError(f"rgb array/image: expected H×W×3 or B×H×W×3, got {tuple(t.shape)}{hint}")
     return t.permute(0, 3, 1, 2)
+
+
+_INTEGER_DEPTH = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16, torch.bool)
+
+
+def _colour_to_uint8(t: torch.Tensor) -> torch.Tensor:
+    """Non-uint8 colour -> uint8 by the one rule files follow too (data.io.colour_scale): float
+    0..1 is scaled by 255, float 0..255 rounded, anything else refused with the fix."""
+    from asymformer.data.io import colour_scale
+
+    if t.dtype == torch.bool or t.is_complex():
+        raise ValueError(f"rgb holds {t.dtype} values; expected uint8 colour (or float in 0..1)")
+    if t.numel() == 0:
+        return t.to(torch.uint8)
+    lo, hi = torch.aminmax(t.to(torch.float32) if not t.is_floating_point() else t)
+    scale = colour_scale(t.is_floating_point(), float(lo), float(hi), f"rgb ({t.dtype})")
+    return (t.to(torch.float32) * scale).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def depth_to_batch(depth, is_tensor_layout: bool) -> torch.Tensor:
     """Any accepted depth input -> B×1×H×W tensor in its stored dtype."""
     t = _to_tensor(depth, "depth")
+    if t.is_complex() or not (t.is_floating_point() or t.dtype in _INTEGER_DEPTH):
+        raise ValueError(f"depth holds {str(t.dtype).removeprefix('torch.')} values; expected integer or float depth")
+    if not is_tensor_layout and t.ndim >= 3 and t.shape[-1] in (2, 3, 4):
+        raise ValueError(f"depth has {t.shape[-1]} channels (shape {tuple(t.shape)}); depth must be one channel "
+                         "(H×W): a colour-mapped picture of depth is not depth; pass the camera's depth image")
     if not is_tensor_layout and t.ndim >= 3 and t.shape[-1] == 1:  # H×W×1 / B×H×W×1
         t = t[..., 0]
     if t.ndim == 2:
@@ -60,17 +89,18 @@ def depth_to_batch(depth, is_tensor_layout: bool) -> torch.Tensor:
     elif t.ndim == 3:
         t = t[None] if (is_tensor_layout and t.shape[0] == 1) else t[:, None]
     if t.ndim != 4 or t.shape[1] != 1:
-        raise ValueError(f"depth: expected H×W, 1×H×W, B×H×W or B×1×H×W, got {tuple(t.shape)}")
+        raise ValueError(f"depth: expected one channel (H×W, 1×H×W, B×H×W or B×1×H×W), got {tuple(t.shape)}")
     return t
 
 
 def depth_unit_for(depth: torch.Tensor, depth_unit) -> float:
     """Metres per stored value: the same rule as files (data.io.resolve_depth_unit) for arrays.
 
-    Given: must be > 0. Not given: float = metres (refused when it reaches past 100, which is
-    millimetres), integer = millimetres, 8-bit refused (its unit is unknown).
+    Given: must be > 0. Not given: float = metres, integer = millimetres, 8-bit refused (its
+    unit is unknown). Either way, depth whose farthest point is implausible after the unit
+    (data.io.check_depth_range: past 100 m, under 1 cm) is refused naming the likely unit.
     """
-    from asymformer.data.io import check_float_metres, resolve_depth_unit
+    from asymformer.data.io import check_depth_range, resolve_depth_unit
 
     if depth.dtype.is_floating_point:
         dtype = np.dtype(np.float32)
@@ -79,10 +109,29 @@ def depth_unit_for(depth: torch.Tensor, depth_unit) -> float:
     else:
         dtype = np.dtype(np.int32)
     unit = resolve_depth_unit(dtype, depth_unit, "depth")
-    if depth_unit is None and depth.dtype.is_floating_point:
-        finite = depth[torch.isfinite(depth)]
-        check_float_metres(float(finite.max()) if finite.numel() else 0.0, "depth")
+    if depth.numel():
+        valid = depth[torch.isfinite(depth)] if depth.dtype.is_floating_point else depth
+        top = float(valid.max()) * unit if valid.numel() else 0.0
+        check_depth_range(top, unit, "depth", given=depth_unit is not None)
     return unit
+
+
+def invalid_depth_fraction(depth: torch.Tensor, warn_at: float = 0.5) -> tuple[float, str | None]:
+    """(share of pixels without depth, likely cause) of stored depth, as data.io.invalid_depth.
+
+    One pass over the frame; the cause (three more) only when the share reaches `warn_at`."""
+    from asymformer.data.io import invalid_depth
+
+    if depth.numel() == 0:
+        return 0.0, None
+    valid = depth > 0
+    if depth.is_floating_point():
+        valid &= torch.isfinite(depth)
+    fraction = 1.0 - float(valid.float().mean())
+    if fraction < warn_at:
+        return fraction, None
+    found = invalid_depth(depth.detach().cpu().numpy())
+    return found["invalid_fraction"], found["cause"]
 
 
 def depth_to_metres(depth: torch.Tensor, scale: float) -> torch.Tensor:

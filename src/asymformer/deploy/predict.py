@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +118,10 @@ def pair_files(rgb, depth, labels=None) -> list[tuple[str, Path, Path, Path | No
        dropped on every side, so a_rgb.png pairs with a_depth.png.
     Names left without a partner are an error that lists them.
     """
+    if Path(rgb).is_dir() and Path(depth).is_dir() and Path(rgb).resolve() == Path(depth).resolve():
+        raise ValueError(f"--rgb and --depth are the same folder {rgb}: a folder gives every image in it to both; "
+                         "select each kind with a quoted glob on its role word, e.g. "
+                         f"--rgb '{Path(rgb) / '*_rgb.png'}' --depth '{Path(depth) / '*_depth.png'}'")
     rgbs, depths = expand(rgb, "rgb"), expand(depth, "depth")
     labs = expand(labels, "labels") if labels is not None else []
     if len(rgbs) == 1 and len(depths) == 1 and len(labs) <= 1:
@@ -137,7 +142,27 @@ def pair_files(rgb, depth, labels=None) -> list[tuple[str, Path, Path, Path | No
                          f"(and without a role word such as _rgb / _depth)")
     if lab and set(r) - set(lab):
         raise ValueError(f"no ground-truth label for: {', '.join(sorted(set(r) - set(lab))[:5])}")
-    return [(n, r[n], d[n], lab.get(n)) for n in sorted(r)]
+    names = _output_names({n: r[n] for n in sorted(r)})
+    return [(names[n], r[n], d[n], lab.get(n)) for n in sorted(r)]
+
+
+def _output_names(rgb_by_key: dict[str, Path]) -> dict[str, str]:
+    """key -> output name: the rgb file's own name without its role word, under the key's folders.
+
+    A glob's key is only what its wildcards matched ("001" for camA_001_rgb.png), which a second
+    camera's frames share; the file's name keeps the camera ("camA_001"), so runs on camA_* and
+    camB_* into one --out never write the same file. Names that still clash within a run (same
+    file name in two folders) fall back to the unique key.
+    """
+    names = {}
+    for key, path in rgb_by_key.items():
+        head = key.rpartition("/")[0]
+        stem = _strip_role(path.stem)
+        names[key] = f"{head}/{stem}" if head else stem
+    counts: dict[str, int] = {}
+    for name in names.values():
+        counts[name] = counts.get(name, 0) + 1
+    return {k: (n if counts[n] == 1 else k) for k, n in names.items()}
 
 
 def _gt_to_zero_based(label: np.ndarray, base: str) -> np.ndarray:
@@ -148,10 +173,95 @@ def _gt_to_zero_based(label: np.ndarray, base: str) -> np.ndarray:
     raise ValueError(f"labels base must be 'one_based' or 'zero_based', got {base!r}")
 
 
+@dataclass(frozen=True)
+class _Outputs:
+    """Which pictures each frame gets (the --overlay / --panel / --attention / --save-labels flags)."""
+
+    overlay: bool = False
+    panel: bool = False
+    attention: bool = False
+    save_labels: bool = False
+    alpha: float = 0.5
+    labels_base: str = "one_based"
+    intrinsics: object = None  # points.Intrinsics: also <name>.ply
+    max_depth: float | None = None
+
+    def files(self, name: str) -> list[str]:
+        """The files one frame writes, relative to --out."""
+        tails = ([""] + ["_labels"] * self.save_labels + ["_overlay"] * self.overlay + ["_panel"] * self.panel
+                 + ["_attention"] * self.attention)
+        return [f"{name}{t}.png" for t in tails] + [f"{name}.ply"] * (self.intrinsics is not None)
+
+
+def _earlier_runs(out: Path, ours: set[str]) -> list[dict]:
+    """The summaries of earlier runs into `out` (from its predict.json), less the frames this run replaces,
+    so predict.json keeps describing every file in the folder."""
+    import json
+
+    try:
+        old = json.loads((out / "predict.json").read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(old, dict):
+        return []
+    runs = [*old.pop("earlier_runs", []), old]
+    kept = []
+    for run in runs:
+        if isinstance(run, dict) and isinstance(run.get("per_frame"), list):
+            run["per_frame"] = [f for f in run["per_frame"] if f.get("name") not in ours]
+            if run["per_frame"]:
+                kept.append(run)
+    return kept
+
+
+def _check_not_overwriting(out: Path, planned: list[str], overwrite: bool, inputs) -> None:
+    """Refuse to replace another run's outputs unless asked: camB's 001.png over camA's is a lost file.
+    An input file is never written over, asked or not."""
+    sources = {Path(p).resolve() for p in inputs if p is not None}
+    clash = [f for f in planned if (out / f).resolve() in sources]
+    if clash:
+        raise ValueError(f"--out {out}: the output {clash[0]} would replace the input file of the same name; "
+                         "choose another --out")
+    if overwrite:
+        return
+    taken = [f for f in planned if (out / f).exists()]
+    if taken:
+        raise FileExistsError(f"--out {out} already holds {len(taken)} of this run's output files (e.g. {taken[0]}) "
+                              "from an earlier run; pass --overwrite (overwrite=True) to replace them, or choose "
+                              "another --out")
+
+
+def _warn_large_frame(segmenter, shape) -> None:
+    """A frame far larger than the model's training size, run at full size: say so before minutes pass."""
+    import warnings
+
+    h, w = shape
+    ratio = h * w / (480 * 640)
+    if segmenter.size is not None or ratio < 4:
+        return
+    gmacs = ""
+    try:
+        import torch
+
+        from asymformer.models import count_macs, create_model
+        from asymformer.models.info import info_of
+
+        info = info_of(segmenter.model)
+        with torch.device("meta"):
+            meta = create_model(info.name, num_classes=info.num_classes, **info.kwargs)
+        per_pixel = count_macs(meta, 96, 128)["total"] / (96 * 128)  # convolutions and linears: linear in pixels
+        gmacs = f"about {per_pixel * h * w:,.0f} GMACs, "
+    except Exception:  # noqa: BLE001 - the estimate is a courtesy; a foreign model has no variant name
+        pass
+    warnings.warn(f"frames are {h}x{w}, {ratio:.0f}x the pixels of 480x640, and run at full size without --size: "
+                  f"{gmacs}roughly {ratio:.0f}x the time and {h * w / 1e6:.0f} GB of memory per frame; pass "
+                  "--size 480x640 (size=(480, 640)) to run at the model's usual size", stacklevel=3)
+
+
 def predict_files(segmenter, pairs, out_dir, depth_unit: float | None = None, overlay: bool = False,
                   panel: bool = False, attention: bool = False, save_labels: bool = False,
                   alpha: float = 0.5, labels_base: str = "one_based", progress: bool = True,
-                  intrinsics=None, max_depth: float | None = None, view=None) -> dict:
+                  intrinsics=None, max_depth: float | None = None, view=None, overwrite: bool = False) -> dict:
     """Run `segmenter` on each pair and write the pictures; returns (and writes) the summary.
 
     depth_unit: metres per stored value; None = the file's own rule (data.io.read_depth: float
@@ -160,48 +270,88 @@ def predict_files(segmenter, pairs, out_dir, depth_unit: float | None = None, ov
     intrinsics (`points.Intrinsics`): also write <name>.ply, the labelled points of the pixels with
     valid depth (up to max_depth metres). view: a `deploy.rerun_view.RerunView` that gets every
     frame (in 3-D, with points, when intrinsics are given).
+    An `out_dir` already holding files this run would write (another run's) is refused unless
+    `overwrite`; one process at a time writes a folder (a second is refused), and predict.json
+    lists earlier runs' frames still in the folder under "earlier_runs". A failed write (a full
+    disk) stops the run with a `WriteFailed` saying how many frames were written completely; the
+    frame being written is removed, so every frame left is complete.
     """
-    from asymformer.data.io import read_depth, read_label, read_rgb, write_png
-    from asymformer.progress import progress_bar
+    from asymformer.files import DirLock, LockHeld, make_folder
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
+    try:
+        lock = DirLock(out, ".predict.lock").acquire()
+    except LockHeld as held:
+        raise ValueError(f"another asymformer predict (pid {held}) is writing to {out}; wait for it to finish "
+                         "or choose another --out") from None
+    want = _Outputs(overlay, panel, attention, save_labels, alpha, labels_base, intrinsics, max_depth)
+    try:
+        return _predict_locked(segmenter, pairs, out, depth_unit, want, progress, overwrite, view)
+    finally:
+        lock.release()  # the empty .predict.lock stays: removing it could let two later runs lock two files
+
+
+def _predict_locked(segmenter, pairs, out: Path, depth_unit, want: _Outputs, progress: bool, overwrite: bool,
+                    view) -> dict:
+    import warnings
+
+    from asymformer.data.io import read_depth, read_label, read_rgb
+    from asymformer.files import WriteFailed, write_failed
+    from asymformer.progress import progress_bar
+
+    planned = [f for name, *_ in pairs for f in want.files(name)]
+    _check_not_overwriting(out, planned, overwrite, [p for _, *paths in pairs for p in paths])
+    earlier = _earlier_runs(out, {name for name, *_ in pairs})
     colors = segmenter.colors
     if segmenter.class_names:
         save_image(viz.legend(segmenter.class_names, colors), out / "legend.png")
-    call_ms, frames, warmup_ms = [], [], None
+    call_ms, frames, no_depth, warmup_ms = [], [], [], None
     t_all = time.perf_counter()
-    for name, rgb_path, depth_path, label_path in progress_bar(pairs, desc="predict", unit="frame",
-                                                               enabled=progress):
+    for i, (name, rgb_path, depth_path, label_path) in enumerate(
+            progress_bar(pairs, desc="predict", unit="frame", enabled=progress)):
         rgb = read_rgb(rgb_path)
-        depth = read_depth(depth_path, depth_unit, expect_16bit=False)
+        found: dict = {}
+        depth = read_depth(depth_path, depth_unit, expect_16bit=False, report=found)
         if depth.shape != rgb.shape[:2]:
             raise ValueError(f"{depth_path} is {depth.shape[0]}×{depth.shape[1]} but {rgb_path} is "
                              f"{rgb.shape[0]}×{rgb.shape[1]}; register depth to the colour image first")
+        gt = None
+        if want.panel and label_path is not None:
+            gt = _gt_to_zero_based(read_label(label_path), want.labels_base)
+            if gt.shape != rgb.shape[:2]:
+                raise ValueError(f"label file {label_path} is {gt.shape[0]}×{gt.shape[1]} but {rgb_path} is "
+                                 f"{rgb.shape[0]}×{rgb.shape[1]}; give the ground truth of this image")
+        if i == 0:
+            _warn_large_frame(segmenter, rgb.shape[:2])
+        invalid = found.get("invalid_fraction", 0.0)
+        if invalid >= 1.0:
+            no_depth.append(name)
+        if invalid >= 0.5 and not getattr(segmenter, "warned_invalid_depth", False):
+            segmenter.warned_invalid_depth = True  # one warning per run, here with the file's own cause
+            warnings.warn(f"{depth_path}: {invalid:.0%} of the depth pixels are invalid, mostly {found['cause']}; "
+                          "such frames are segmented from colour alone and are less accurate (warned once; "
+                          "predict.json lists frames without any depth)", stacklevel=3)
         if warmup_ms is None:  # the first call builds kernels and buffers: timed apart, never as FPS
             t0 = time.perf_counter()
-            segmenter(rgb, depth, return_attention=attention, depth_unit=1.0)
+            segmenter(rgb, depth, return_attention=want.attention, depth_unit=1.0)
             warmup_ms = 1000 * (time.perf_counter() - t0)
         t0 = time.perf_counter()
-        res = segmenter(rgb, depth, return_attention=attention, depth_unit=1.0)
+        res = segmenter(rgb, depth, return_attention=want.attention, depth_unit=1.0)
         call_ms.append(1000 * (time.perf_counter() - t0))
         if view is not None:
-            view.log(None, rgb, depth, res.labels, res.confidence, intrinsics, model_ms=call_ms[-1])
-        color = viz.colorize(res.labels, colors)
-        (out / name).parent.mkdir(parents=True, exist_ok=True)
-        write_png(out / f"{name}.png", color)
-        if save_labels:
-            write_png(out / f"{name}_labels.png", res.labels.astype(np.uint8))
-        if overlay:
-            write_png(out / f"{name}_overlay.png", viz.overlay(rgb, color, alpha))
-        if panel:
-            gt = None if label_path is None else _gt_to_zero_based(read_label(label_path), labels_base)
-            save_image(viz.prediction_panel(rgb, depth, res.labels, colors, truth=gt), out / f"{name}_panel.png")
-        if attention:
-            save_image(viz.attention_panel(rgb, res.attention, segmenter.size), out / f"{name}_attention.png")
-        if intrinsics is not None:
-            write_ply(out / f"{name}.ply", res.points(depth, intrinsics, colors, max_depth), segmenter.class_names)
-        frames.append({"name": name, "mean_confidence": round(float(res.confidence.mean()), 4)})
+            view.log(None, rgb, depth, res.labels, res.confidence, want.intrinsics, model_ms=call_ms[-1])
+        written = []
+        try:
+            _write_frame(out, name, want, rgb, depth, res, gt, colors, segmenter.size, written, segmenter.class_names)
+        except OSError as exc:
+            for f in written:  # the frame cut short: its outputs go, so every frame left is complete
+                f.unlink(missing_ok=True)
+            err = write_failed(exc.filename or out, exc)
+            raise WriteFailed(err.errno, f"{err.strerror}; {len(frames)} of {len(pairs)} frames were written "
+                                         f"completely to {out} before it", err.filename) from None
+        frames.append({"name": name, "mean_confidence": round(float(res.confidence.mean()), 4),
+                       "valid_depth": round(1.0 - invalid, 4)})
     total = time.perf_counter() - t_all
     n = len(frames)
     # Segmenter calls include pre/post-processing (upload, normalise, softmax, argmax, download):
@@ -220,8 +370,16 @@ def predict_files(segmenter, pairs, out_dir, depth_unit: float | None = None, ov
                               "pre/post-processing; end_to_end = the whole run per frame: reading, the warm-up, "
                               "segmenting and writing files; model-only speed: asymformer benchmark",
                "outputs": str(out),
+               "frames_without_depth": no_depth,
                "per_frame": frames}
-    write_json(out / "predict.json", summary)
+    if earlier:
+        summary["earlier_runs"] = earlier
+    try:
+        write_json(out / "predict.json", summary)
+    except OSError as exc:
+        err = write_failed(out / "predict.json", exc)
+        raise WriteFailed(err.errno, f"{err.strerror}; all {n} frames were written, the summary was not",
+                          err.filename) from None
     return summary
 
 
@@ -237,3 +395,29 @@ def predict_summary(s: dict) -> str:
             f"after a first warm-up call of {s['warmup_ms']:.0f} ms\n"
             f"  whole run: {s['end_to_end_ms_per_frame']:.1f} ms per frame (reading, warm-up, segmenting, writing "
             f"files); the model alone: asymformer benchmark")
+
+
+def _write_frame(out: Path, name: str, want: _Outputs, rgb, depth, res, gt, colors, size, written: list,
+                 class_names=None) -> None:
+    """One frame's pictures; `written` collects the paths done, for the clean-up after a failed write."""
+    from asymformer.data.io import write_png
+    from asymformer.files import make_folder
+
+    color = viz.colorize(res.labels, colors)
+    make_folder((out / name).parent)
+    jobs = [(f"{name}.png", lambda p: write_png(p, color))]
+    if want.save_labels:
+        jobs.append((f"{name}_labels.png", lambda p: write_png(p, res.labels.astype(np.uint8))))
+    if want.overlay:
+        jobs.append((f"{name}_overlay.png", lambda p: write_png(p, viz.overlay(rgb, color, want.alpha))))
+    if want.panel:
+        jobs.append((f"{name}_panel.png",
+                     lambda p: save_image(viz.prediction_panel(rgb, depth, res.labels, colors, truth=gt), p)))
+    if want.attention:
+        jobs.append((f"{name}_attention.png", lambda p: save_image(viz.attention_panel(rgb, res.attention, size), p)))
+    if want.intrinsics is not None:
+        jobs.append((f"{name}.ply", lambda p: write_ply(p, res.points(depth, want.intrinsics, colors, want.max_depth),
+                                                        class_names)))
+    for file, write in jobs:
+        write(out / file)
+        written.append(out / file)

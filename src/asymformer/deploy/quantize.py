@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asymformer.files import atomic_path
+from asymformer.files import atomic_path, make_folder
 from asymformer.models.info import info_of
 
 from .common import BackendUnavailable, fused_copy, ort_session, quiet_libraries
@@ -179,7 +179,7 @@ def export_int8(model: torch.nn.Module, path, height: int = 480, width: int = 64
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         raise ValueError(f"export path {path} must end in .onnx")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     info = info_of(model)
     frames, source = calibration_frames(calibration_data, calibration_frames_num, height, width,
                                         info.normalization if info is not None else None, progress=progress,

@@ -23,7 +23,16 @@ from asymformer.models.info import info_of
 from asymformer.viz import palette
 
 from .common import fused_copy
-from .inputs import depth_to_batch, depth_to_metres, depth_unit_for, resize_on_device, rgb_to_batch
+from .inputs import (
+    depth_to_batch,
+    depth_to_metres,
+    depth_unit_for,
+    invalid_depth_fraction,
+    resize_on_device,
+    rgb_to_batch,
+)
+
+INVALID_DEPTH_WARN = 0.5  # share of invalid depth pixels that gets the once-per-run warning
 
 
 @dataclass
@@ -58,9 +67,10 @@ def _load(model_or_path) -> torch.nn.Module:
         return model_or_path
     if not isinstance(model_or_path, (str, Path)):
         raise ValueError(f"Segmenter: expected a model or a checkpoint path, got {type(model_or_path).__name__}")
-    if not Path(model_or_path).is_file():
-        raise FileNotFoundError(f"checkpoint not found: {model_or_path}")
     from asymformer.models import load_model
+    from asymformer.models.weights import check_model_path
+
+    check_model_path(model_or_path)
 
     return load_model(model_or_path)
 
@@ -103,12 +113,15 @@ class Segmenter:
         self.depth_unit = depth_unit
         if depth_unit is not None:
             depth_unit_for(torch.zeros(1), depth_unit)  # validate now, not on the first frame
-        if size is not None and (len(size) != 2 or min(size) < 32):
-            raise ValueError(f"size must be (H, W) with both >= 32, got {size}")
+        whole = isinstance(size, tuple | list) and all(isinstance(v, int | np.integer) and not isinstance(v, bool)
+                                                        for v in size)
+        if size is not None and not (whole and len(size) == 2 and min(size) >= 32):
+            raise ValueError(f"size must be (H, W), two whole numbers >= 32, got {size!r}")
         self.size = tuple(size) if size is not None else None
         self.model = fused_copy(model, self.device)  # the caller's model stays where it is
         self.dtype = next(self.model.parameters()).dtype
-        self._inferred_unit = {}  # depth dtype -> metres per unit, for frames already on a GPU
+        self._inferred_unit = {}  # (depth dtype, unit) -> metres per unit, for frames already on a GPU
+        self.warned_invalid_depth = False  # the mostly-invalid-depth warning is shown once per Segmenter
         self.backend = "fused"
         self._fn = self.model
         self.precision = precision
@@ -152,7 +165,7 @@ class Segmenter:
         size = self.size if self.size is not None and self.size != frame else None
         if min(size or frame) < 32:
             raise ValueError(f"frame {frame[0]}×{frame[1]} is smaller than 32 pixels on a side; "
-                             f"pass size=(H, W) to resize it")
+                             f"resize it: --size HxW on the command line, size=(H, W) in Python")
         if is_tensor or size is None:  # no resize: the same arithmetic, on the device from raw bytes
             r, dm = r.to(self.device, non_blocking=True), depth_to_metres(d.to(self.device, non_blocking=True), scale)
             if size is not None:
@@ -166,14 +179,27 @@ class Segmenter:
         return x, torch.stack([p[1] for p in pairs]).to(self.device, self.dtype), frame, is_tensor
 
     def _depth_unit(self, d: torch.Tensor, depth_unit) -> float:
-        """Metres per stored unit. Host frames are checked every time; for frames already on a
-        GPU the unit is inferred on the first frame of each dtype, since checking float depth for
-        millimetres needs its maximum, which would stall the GPU pipeline on every frame."""
-        if depth_unit is not None or d.device.type == "cpu":
+        """Metres per stored unit, its plausibility checked. Host frames are checked every time
+        (and warned about once when most of their depth is invalid); frames already on a GPU are
+        checked on the first frame of each dtype and unit, since the check needs the maximum,
+        which would stall the GPU pipeline on every frame."""
+        if d.device.type == "cpu":
+            self._warn_invalid_depth(d)
             return depth_unit_for(d, depth_unit)
-        if d.dtype not in self._inferred_unit:
-            self._inferred_unit[d.dtype] = depth_unit_for(d, None)
-        return self._inferred_unit[d.dtype]
+        key = (d.dtype, depth_unit)
+        if key not in self._inferred_unit:
+            self._inferred_unit[key] = depth_unit_for(d, depth_unit)
+        return self._inferred_unit[key]
+
+    def _warn_invalid_depth(self, d: torch.Tensor) -> None:
+        """Once per Segmenter: most of a frame's depth is invalid, so the model runs nearly RGB-only."""
+        if self.warned_invalid_depth:
+            return
+        fraction, cause = invalid_depth_fraction(d, INVALID_DEPTH_WARN)
+        if fraction >= INVALID_DEPTH_WARN:
+            self.warned_invalid_depth = True
+            warnings.warn(f"{fraction:.0%} of the depth pixels are invalid, mostly {cause}; the model then "
+                          "segments from colour alone and is less accurate (warned once)", stacklevel=4)
 
     @torch.inference_mode()
     def __call__(self, rgb, depth, return_logits: bool = False, return_attention: bool = False,

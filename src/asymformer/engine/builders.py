@@ -13,6 +13,7 @@ from asymformer.devices import bf16_native
 from .distributed import ShardedSampler
 
 SYNTHETIC_PREFIX = "synthetic:"
+MAX_SYNTHETIC = 1_000_000  # rooms per split: samplers hold a permutation of them
 
 
 def open_split(data: str, split: str, layout: str = "auto", seed: int = 0, size=(480, 640), options=None):
@@ -26,11 +27,17 @@ def open_split(data: str, split: str, layout: str = "auto", seed: int = 0, size=
         if options:
             raise ValueError(f"{', '.join(sorted(options))}: these dataset options apply to dataset folders, "
                              f"not to {data}")
+        if split not in ("train", "val", "test"):  # never silently the test frames under another name
+            raise ValueError(f"split {split!r}: {data} has the splits train and test (val = test)")
+        if layout not in ("auto", None):
+            raise ValueError(f"layout {layout!r}: {data} is generated in memory and has no layout; drop --layout")
         parts = data[len(SYNTHETIC_PREFIX):].split(":")
         try:
             n_train, n_test = (int(p) for p in parts)
         except ValueError:
             raise ValueError(f"--data {data!r}: expected synthetic:N_TRAIN:N_TEST, e.g. synthetic:64:16") from None
+        if not (0 <= n_train <= MAX_SYNTHETIC and 0 <= n_test <= MAX_SYNTHETIC):  # a typo must not fill memory
+            raise ValueError(f"--data {data!r}: room counts go from 0 to {MAX_SYNTHETIC:,}, e.g. synthetic:64:16")
         num, offset = (n_train, 0) if split == "train" else (n_test, n_train)  # disjoint frames
         return D.SyntheticRooms(num, height=size[0], width=size[1], seed=seed, offset=offset, cache=True)
     return D.open_dataset(data, split, layout=layout, seed=seed, **dict(options or {}))

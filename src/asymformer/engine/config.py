@@ -118,9 +118,11 @@ class TrainConfig:
         lo, hi = self.scale_range
         if not 0 < lo <= hi:
             raise ValueError(f"scale_range must satisfy 0 < low <= high, got {self.scale_range}")
+        if not 0 <= self.seed < 2**32:  # numpy's seeds; found here, not after the run directory is written
+            raise ValueError(f"--seed must be a whole number from 0 to 2**32 - 1, got {self.seed}")
         if self.stop_after is not None and self.stop_after < 0:
             raise ValueError(f"--stop-after must be >= 0, got {self.stop_after}")
-        if self.time_limit is not None and self.time_limit <= 0:
+        if self.time_limit is not None and not 0 < self.time_limit < math.inf:
             raise ValueError(f"--time-limit must be positive (minutes), got {self.time_limit}")
         if os.path.exists(self.out) and not os.path.isdir(self.out):
             raise ValueError(f"--out {self.out} is an existing file; give a folder for the run")

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from asymformer import viz
-from asymformer.files import atomic_write_text, save_image, write_json
+from asymformer.files import atomic_write_text, make_folder, save_image, write_json
 from asymformer.models.info import input_size
 from asymformer.progress import progress_bar
 
@@ -218,7 +218,7 @@ def write_reports(results: dict, confusion: np.ndarray, class_names, colors, out
 
     figure_format = figures.check_format(figure_format)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     payload = _no_nan({**results, "confusion_matrix": np.asarray(confusion).astype(int).tolist()})
     write_json(out / "results.json", payload)
     lines = ["class,iou,acc"] + [f"{n},{'' if i is None else f'{i:.6f}'},{'' if a is None else f'{a:.6f}'}"

@@ -30,7 +30,20 @@ def warnings_for(config, *, total: int, warmup: int, size: tuple[int, int] | Non
             out.append(f"the images are {size[0]}x{size[1]} but --base-size is {bh}x{bw} (the paper's NYUv2 size): "
                        f"every image is upscaled {max(bh / size[0], bw / size[1]):.1f}x before augmentation; for "
                        f"this data use --base-size {size[0]}x{size[1]} (and a --crop-size / --eval-size no larger)")
+    out += _crop_padding(config)
     return out
+
+
+def _crop_padding(config) -> list[str]:
+    """A crop far larger than the resized images is mostly padding (void pixels): wasted compute."""
+    (ch, cw), (bh, bw) = config.crop_size, config.base_size
+    scale = sum(config.scale_range) / 2
+    filled = min(1.0, bh * scale / ch) * min(1.0, bw * scale / cw)
+    if filled >= 0.5:
+        return []
+    return [f"--crop-size {ch}x{cw} is far larger than the images resized to --base-size {bh}x{bw}: about "
+            f"{1 - filled:.0%} of each training crop is padding, computed for nothing; use a --crop-size no larger "
+            f"than --base-size"]
 
 
 def describe_init(path, report: dict) -> str:

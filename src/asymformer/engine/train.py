@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from asymformer.files import make_folder
 from asymformer.models.finetune import checkpoint_normalization, load_matching_weights
 from asymformer.progress import progress_bar
 
@@ -251,7 +252,7 @@ class _Run:
         self.saved_at = self.iteration if resume else None
         if self.main:
             summary.announce(self)
-            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            make_folder(self.ckpt_dir)
             save_config(config, self.out / "config.json")
             self.logger = RunLogger(self.out, config.tensorboard, self.iteration if resume else None,
                                     class_names=self.val_ds.class_names if self.val_ds is not None else None)

@@ -4,6 +4,9 @@ fusion at stages 2-4 and SegFormer's MLP decoder. Parameter names match the rele
 
 from __future__ import annotations
 
+import inspect
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -167,14 +170,43 @@ class AsymFormer(nn.Module):
         return self
 
 
+_SEQUENCES = ("rgb_dims", "rgb_depths", "depth_dims", "depth_heads", "depth_depths", "sr_ratios")
+_INTS = ("depth_in_chans", "decoder_dim")
+_RATES = ("rgb_drop_path", "depth_drop_path", "attn_drop", "decoder_dropout")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool)
+
+
+def _check_arguments(num_classes, kwargs: dict) -> None:
+    """create_model's arguments checked where the user passed them, not as a torch TypeError deep inside."""
+    if not _is_int(num_classes) or num_classes < 1:
+        raise ValueError(f"create_model: num_classes must be an integer >= 1, got {num_classes!r} "
+                         f"({type(num_classes).__name__})")
+    known = set(inspect.signature(AsymFormer.__init__).parameters) - {"self", "num_classes"}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise ValueError(f"create_model: unknown argument {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    for key, value in kwargs.items():
+        if key in _SEQUENCES and (not isinstance(value, list | tuple) or len(value) != 4
+                                  or not all(_is_int(v) and v >= 1 for v in value)):
+            raise ValueError(f"create_model: {key} must be 4 integers >= 1 (one per stage), got {value!r}")
+        if key in _INTS and (not _is_int(value) or value < 1):
+            raise ValueError(f"create_model: {key} must be an integer >= 1, got {value!r}")
+        if key in _RATES and (isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1):
+            raise ValueError(f"create_model: {key} must be a rate in [0, 1), got {value!r}")
+
+
 def list_models() -> list[str]:
     return sorted(VARIANTS)
 
 
 def create_model(name: str = "asymformer_b0_t", num_classes: int = 40, **kwargs) -> AsymFormer:
     """Build a variant by name; keyword arguments override its defaults (e.g. fusion="cat")."""
-    if name not in VARIANTS:
+    if not isinstance(name, str) or name not in VARIANTS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    _check_arguments(num_classes, kwargs)
     cfg = {**VARIANTS[name], **kwargs}
     model = AsymFormer(num_classes=num_classes, **cfg)
     model.info = ModelInfo(name=name, num_classes=num_classes, kwargs=kwargs)

@@ -13,6 +13,7 @@ from .info import ModelInfo
 from .serialization import is_safetensors, read_model_info, read_safetensors
 from .weights import (
     check_finite,
+    check_model_path,
     describe_official,
     extract_state_dict,
     official_info_fields,
@@ -25,9 +26,7 @@ CLASSIFIER_PREFIX = "Decoder.linear_pred."
 
 def read_any_weights(path) -> tuple[dict, ModelInfo]:
     """(state dict in our names, the file's ModelInfo) from our .safetensors or an official .pth."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+    path = check_model_path(path, "--init-from")
     if is_safetensors(path):
         info = read_model_info(path)
         return read_safetensors(path)[0], info
@@ -39,9 +38,7 @@ def read_any_weights(path) -> tuple[dict, ModelInfo]:
 
 def checkpoint_normalization(path):
     """The input normalisation a checkpoint was trained with (a fine-tuned model should keep it)."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"--init-from {path}: file not found")
+    path = check_model_path(path, "--init-from")
     if is_safetensors(path):
         return read_model_info(path).normalization  # values (dict), or None
     return "nyuv2_official"

@@ -1,27 +1,29 @@
-"""Our model file: safetensors weights plus the model's `ModelInfo` in the header.
+"""Our model file: safetensors weights plus the model's `ModelInfo` in the header's `__metadata__`.
 
-The safetensors format (8-byte little-endian header length, JSON header, raw little-endian
-tensor bytes) is simple enough to read and write here without another dependency, and this is
-its only reader and writer; the files open with the `safetensors` library too (a test checks
-both ways). Reading maps the file and returns tensors that are views of that one mapping, so
-loading a model costs one copy of the weights, into the parameters. `load_model` also takes
-the official `.pth` checkpoint.
+Model files come from the internet, so parsing them is security surface: the `safetensors`
+library (small, audited, a core dependency) reads and writes them, and refuses malformed headers
+(overlapping or out-of-range `data_offsets`, a truncated file, unknown dtypes) that a
+hand-written reader let through as wrong weights. Reading goes through `safe_open`, which maps
+the file privately (copy-on-write) and returns tensors that are views of that one mapping, so
+loading a model costs one copy of the weights, into the parameters. Our metadata is one JSON
+string under `__metadata__["asymformer"]` (the format allows string values only), as since 0.1.
+`load_model` also takes the official `.pth` checkpoint.
 """
 
 from __future__ import annotations
 
 import json
-import mmap
 import os
 
 import torch
 
-from asymformer.files import atomic_write_bytes
+from asymformer.files import atomic_path
 
 from .asymformer import VARIANTS, AsymFormer, create_model
 from .info import ModelInfo, info_of, unwrap
 from .weights import (
     check_finite,
+    check_model_path,
     check_state_dict,
     extract_state_dict,
     infer_official_config,
@@ -29,94 +31,61 @@ from .weights import (
     read_checkpoint,
 )
 
-_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
-           torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
-           torch.bool: "BOOL"}
-_FROM_CODE = {v: k for k, v in _DTYPES.items()}
 FORMAT = "asymformer"
 
 
 def save_safetensors(tensors: dict[str, torch.Tensor], path, metadata: dict[str, str] | None = None) -> None:
-    """Write `tensors` atomically. Widest dtypes first, so every tensor starts at a multiple of its
-    element size and the reader can view it in place; the bytes are written from the tensors'
-    own memory (no serialised copy)."""
-    header, offset, blobs = {}, 0, []
-    items = sorted(tensors.items(), key=lambda kv: -kv[1].element_size())  # stable: keeps order within a width
-    for name, t in items:
-        if t.dtype not in _DTYPES:
-            raise ValueError(f"tensor {name} has unsupported dtype {t.dtype}")
-        data = t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
-        header[name] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + data.size]}
-        offset += data.size
-        blobs.append(data)
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)  # tensor data starts 8-byte aligned
-    atomic_write_bytes(path, [len(raw).to_bytes(8, "little"), raw, *blobs])
+    """Write `tensors` atomically with the `safetensors` library (which lays every tensor out
+    aligned to its element size, so the reader views it in place); `metadata` values become strings."""
+    import safetensors.torch as st
 
-
-def _read_header(f, path: str) -> tuple[dict, int]:
-    """(header JSON, offset of the tensor data) of an open safetensors file."""
-    size = os.fstat(f.fileno()).st_size
+    data = {}
+    for name, t in tensors.items():
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"save_safetensors: {name} is a {type(t).__name__}, not a tensor")
+        data[name] = t.detach().cpu().contiguous()
+    meta = {str(k): str(v) for k, v in metadata.items()} if metadata else None
     try:
-        n = int.from_bytes(f.read(8), "little")
-        if size < 8 or n > size - 8:
-            raise ValueError("header longer than the file")
-        header = json.loads(f.read(n))
-        if not isinstance(header, dict):
-            raise ValueError("header is not a JSON object")
-    except (ValueError, UnicodeDecodeError):
-        raise ValueError(f"{path} has a broken safetensors header (not the JSON a safetensors file starts "
-                         "with): the file is damaged or not a model; copy it again or re-export it") from None
-    return header, 8 + n
+        with atomic_path(path, suffix=".tmp") as tmp:
+            st.save_file(data, tmp, metadata=meta)
+    except (TypeError, RuntimeError, ValueError) as exc:  # shared storage, an unsupported dtype
+        raise ValueError(f"cannot save tensors to {path}: {exc}") from None
+
+
+def _open(path: str):
+    """`safe_open` on `path`, with the library's refusal as one line naming the file."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        return safe_open(path, framework="pt")
+    except SafetensorError as exc:
+        reason = str(exc).removeprefix("Error while deserializing header: ")
+        raise ValueError(f"{path} has a broken safetensors header ({reason}): the file is damaged or was "
+                         "altered; copy it again or re-export it") from None
 
 
 def read_safetensors(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors, `__metadata__`) of a safetensors file, without copying the tensor data.
 
-    The file is mapped copy-on-write and every tensor lies in that one mapping (writing to one
-    never changes the file); the mapping lives as long as any of the tensors. Only a tensor
-    stored at an offset its dtype cannot be viewed at (files from other writers) is copied.
+    `safe_open` maps the file copy-on-write and every tensor is a view of that one mapping
+    (writing to one never changes the file); the mapping lives as long as any of the tensors.
     """
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        header, base = _read_header(f, path)
-        size = os.fstat(f.fileno()).st_size
-        try:
-            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
-        except OSError:  # a file system without mmap: read it, once
-            f.seek(0)
-            mapped = bytearray(f.read())
-    meta = header.pop("__metadata__", None) or {}
-    tensors = {}
-    for name, entry in header.items():
-        dtype, start, end, shape = _entry(entry, name, path, base)
-        if end > size:
-            raise ValueError(f"{path} is truncated (tensor {name} ends past the end of the file); copy it again")
-        if start == end:
-            tensors[name] = torch.empty(shape, dtype=dtype)
-        elif start % dtype.itemsize:
-            raw = torch.frombuffer(mapped, dtype=torch.uint8, count=end - start, offset=start)
-            tensors[name] = raw.clone().view(dtype).reshape(shape)
-        else:  # its own storage over its bytes of the mapping, so torch.save(tensors) works as for any dict
-            tensors[name] = torch.frombuffer(mapped, dtype=dtype, count=(end - start) // dtype.itemsize,
-                                             offset=start).reshape(shape)
-    return tensors, meta
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a folder, not a safetensors file")
+    with _open(path) as f:
+        meta = f.metadata() or {}
+        tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 - safe_open has no iterator
+    # An empty tensor's view points at its neighbour's bytes; torch.save would take the two for one
+    # storage seen as two dtypes, so it gets storage of its own (no bytes to copy).
+    return {k: torch.empty(t.shape, dtype=t.dtype) if t.numel() == 0 else t for k, t in tensors.items()}, meta
 
 
-def _entry(entry, name: str, path: str, base: int) -> tuple[torch.dtype, int, int, list[int]]:
-    """(dtype, start, end, shape) of one header entry, checked against itself."""
-    try:
-        dtype = _FROM_CODE[entry["dtype"]]
-        start, end = (base + int(v) for v in entry["data_offsets"])
-        shape = [int(v) for v in entry["shape"]]
-        if not base <= start <= end or end - start != torch.Size(shape).numel() * dtype.itemsize:
-            raise ValueError(f"offsets {entry['data_offsets']} do not hold shape {shape} of {entry['dtype']}")
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ValueError(f"{path} has a broken safetensors header at tensor {name!r} ({type(exc).__name__}: "
-                         f"{exc}); the file is damaged: copy it again or re-export it") from None
-    return dtype, start, end, shape
+def read_safetensors_metadata(path) -> dict[str, str]:
+    """The `__metadata__` of a safetensors file; the header is validated, the weights are not read."""
+    path = os.fspath(path)
+    with _open(path) as f:
+        return f.metadata() or {}
 
 
 def save_model(model: AsymFormer, path, class_names=None, normalization=None, info: ModelInfo | None = None, *,
@@ -172,8 +141,7 @@ def is_safetensors(path) -> bool:
 def read_model_header(path) -> dict:
     """The JSON header of one of our model files (as stored), without loading the weights."""
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        meta = _read_header(f, path)[0].get("__metadata__") or {}
+    meta = read_safetensors_metadata(path)
     try:
         header = json.loads(meta[FORMAT]) if isinstance(meta, dict) and FORMAT in meta else None
     except (ValueError, TypeError):
@@ -196,9 +164,7 @@ def read_model_info(path) -> ModelInfo:
 
 def load_model(path, map_location="cpu") -> AsymFormer:
     """Rebuild a model from our `.safetensors` file or from the official `.pth` checkpoint."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file not found: {path}")
+    path = check_model_path(path, "model file")
     if os.path.getsize(path) == 0:
         raise ValueError(f"{path} is empty (0 bytes): the download or copy was cut short; fetch it again")
     if is_safetensors(path):  # safetensors: u64 length then a JSON object

@@ -14,15 +14,69 @@ import torch
 
 from .asymformer import VARIANTS, AsymFormer
 
+MODEL_FILES = "our .safetensors model file or the official .pth checkpoint"
+
+
+def check_model_path(path, what: str = "checkpoint") -> str:
+    """`path` as a str if it is a file; a folder is named as one (with the model files it holds,
+    e.g. a training run's checkpoints/), a missing path as missing."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        found = []
+        for sub in ("", "checkpoints"):
+            folder = os.path.join(path, sub)
+            if os.path.isdir(folder):
+                found += sorted(os.path.join(folder, f) for f in os.listdir(folder)
+                                if f.endswith((".safetensors", ".pth", ".pt")))
+        hint = (f"it holds {', '.join(found[:4])}{' ...' if len(found) > 4 else ''}: pass one of them"
+                if found else f"pass {MODEL_FILES}")
+        raise IsADirectoryError(f"{what} {path} is a folder, not a model file; {hint}")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} not found: {path}")
+    return path
+
+
+def _looks_like_onnx(path: str) -> bool:
+    """ONNX files are protobuf ModelProto: field 1 (ir_version, varint) first, the producer soon after."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    return path.lower().endswith(".onnx") or (head[:1] == b"\x08" and b"pytorch" in head[:32])
+
+
+def _read_any_safetensors(path: str) -> dict:
+    """The tensors of a safetensors file from another tool, through the audited parser."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(path, framework="pt") as f:
+            return {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 - safe_open has no iterator
+    except SafetensorError as exc:
+        reason = str(exc).removeprefix("Error while deserializing header: ")
+        raise ValueError(f"{path} has a broken safetensors header ({reason}): the file is damaged or was "
+                         "altered; copy it again or download it again") from None
+
 
 def read_checkpoint(path) -> dict:
-    """torch.load a `.pth` safely, with one clear error for a missing or unreadable file."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+    """torch.load a `.pth` safely, with one clear error for a missing or unreadable file, and for
+    the files people pass by mistake: an ONNX export, a whole pickled model."""
+    path = check_model_path(path)
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) == 9 and head[8:9] == b"{":  # any safetensors file (timm's hub weights are model.safetensors)
+        return _read_any_safetensors(path)
+    if _looks_like_onnx(path):
+        raise ValueError(f"{path} is an ONNX model (an exported graph, not trainable weights): run it with "
+                         "ONNX Runtime, or pass the .safetensors it was exported from")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle/zip errors surface deep inside torch: translate them once here
+        module = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if module and (".nn.modules." in module.group(1) or module.group(1).startswith("asymformer.")):
+            raise ValueError(f"{path} is a whole pickled model ({module.group(1)}, saved with torch.save(model)), "
+                             "which is never unpickled here (unpickling runs code); where it was made, save "
+                             "the weights instead: asymformer.save_model(model, 'model.safetensors') or "
+                             "torch.save(model.state_dict(), 'weights.pth') (a state dict loads with "
+                             "model.load_state_dict)") from None
         if isinstance(exc, pickle.UnpicklingError) or "weights_only" in str(exc):
             raise ValueError(f"{path} is not a PyTorch checkpoint of tensors (damaged, or it holds Python objects "
                              "that are never executed here); download or copy it again") from None
