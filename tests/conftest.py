@@ -26,6 +26,14 @@ def _restore_threads():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for a test module that opts in (`pytestmark = usefixtures("one_thread")`): on
+    the shared 2-core test machine 2 threads collapse under load (benchmarks/RESULTS.md); the thread
+    count is restored afterwards by _restore_threads."""
+    torch.set_num_threads(1)
+
+
 REFERENCE = REPO / "tests" / "fixtures" / "reference"
 
 

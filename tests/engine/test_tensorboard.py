@@ -13,14 +13,8 @@ pytest.importorskip("tensorboard")
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """On the shared 2-core test machine 2 threads collapse under load (benchmarks/RESULTS.md)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """One torch thread here (the top-level conftest's `one_thread`)."""
 
 
 def test_tensorboard_event_file_has_scalars_per_class_iou_and_panels(tiny_data, tmp_path):

@@ -37,8 +37,5 @@ def segmenter(tiny_model):
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """One torch thread here (the top-level conftest's `one_thread`)."""
