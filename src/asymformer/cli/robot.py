@@ -141,7 +141,7 @@ def run_bags(args) -> int:
     """`predict --bag`: one recording -> the bag at --out; several (or a folder, or --shard) ->
     --out/<name>/ bag + --out/<name>.json each; one JSON summary with --report."""
     from asymformer.deploy.segmenter import Segmenter
-    from asymformer.robot.bags import bag_paths, output_names, shard
+    from asymformer.robot.bags import bag_paths, check_out_apart, output_names, shard
 
     _require("rosbags", "predict --bag")
     bags = bag_paths(args.bag)
@@ -156,6 +156,12 @@ def run_bags(args) -> int:
         raise CLIError(f"--report {report_path} is a folder; give a file name")
     out = Path(args.out)
     targets = [out] if single else [out / n for n in names]
+    try:  # any input (a recording or a folder of them) against any output: never write over or into an input
+        for source in {*bags, *map(Path, args.bag)}:
+            for target in targets:
+                check_out_apart(source, target)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     if not args.overwrite:
         existing = [str(t) for t in targets if t.exists()]
         if existing:

@@ -79,6 +79,16 @@ def shard(paths: list[Path], k: int, n: int) -> list[Path]:
     return paths[k::n]
 
 
+def check_out_apart(bag, out) -> None:
+    """Refuse an output bag that is, holds or sits inside an input recording: with --overwrite the
+    finished output would replace (delete) the recording it was made from, and an output inside a
+    rosbag2 folder makes that folder no longer a plain recording."""
+    b, o = Path(bag).resolve(), Path(out).resolve()
+    if o == b or b.is_relative_to(o) or o.is_relative_to(b):
+        raise ValueError(f"--out {out} overlaps the input recording {bag} (the same path, inside it or holding it); "
+                         "choose an --out outside the recording")
+
+
 def output_names(paths: list[Path]) -> list[str]:
     """One distinct output name per recording: its stem, with parent folders prepended until unique."""
     def name(p: Path, depth: int) -> str:

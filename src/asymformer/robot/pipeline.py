@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .bags import BagWriter, check_topics, describe_topics, list_topics, open_bag
+from .bags import BagWriter, check_out_apart, check_topics, describe_topics, list_topics, open_bag
 from .frames import BagFrames, Frame
 from .messages import OUTPUTS, MessageTypes, class_info_message, output_messages
 from .pairing import DEFAULT_SLOP_S
@@ -216,6 +216,7 @@ def process_bag(segmenter, bag, out, rgb_topic: str, depth_topic: str, info_topi
     """
     from asymformer.progress import progress_bar
 
+    check_out_apart(bag, out)
     t_start = time.perf_counter()
     with open_bag(bag) as reader:
         topics = list_topics(reader)

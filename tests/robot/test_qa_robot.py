@@ -1,0 +1,39 @@
+"""QA findings on `predict --bag`: each test is one bug a new user hit."""
+
+from __future__ import annotations
+
+import pytest
+
+from asymformer.cli import main
+
+from . import bagfiles as B
+
+TOPICS = ["--rgb-topic", B.RS_COLOR, "--depth-topic", B.RS_DEPTH, "--camera-info-topic", B.RS_INFO]
+
+
+def _err(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("asymformer predict: error: "), err
+    return err[0]
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "holding"])
+def test_out_overlapping_the_input_is_refused_and_the_recording_kept(tmp_path, tiny_checkpoint, capsys, where):
+    """--out equal to the input with --overwrite replaced the recording by its labelled copy (data loss)."""
+    src = B.write_rosbag2(tmp_path / "data" / "rec", B.realsense(n=1))
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    out = {"same": src, "inside": src / "labelled", "holding": tmp_path / "data"}[where]
+    argv = ["predict", "--checkpoint", str(tiny_checkpoint), "--bag", str(src), *TOPICS, "--out", str(out),
+            "--overwrite", "--no-progress"]
+    assert main(argv) == 2
+    assert "overlaps the input recording" in _err(capsys)
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before
+
+
+def test_process_bag_refuses_out_over_its_input(tmp_path, segmenter):
+    from asymformer.robot import process_bag
+
+    src = B.write_rosbag2(tmp_path / "rec", B.realsense(n=1))
+    with pytest.raises(ValueError, match="overlaps the input recording"):
+        process_bag(segmenter, src, src, B.RS_COLOR, B.RS_DEPTH, overwrite=True, progress=False)
+    assert (src / "rec.mcap").is_file()
