@@ -37,3 +37,31 @@ def test_process_bag_refuses_out_over_its_input(tmp_path, segmenter):
     with pytest.raises(ValueError, match="overlaps the input recording"):
         process_bag(segmenter, src, src, B.RS_COLOR, B.RS_DEPTH, overwrite=True, progress=False)
     assert (src / "rec.mcap").is_file()
+
+
+@pytest.mark.parametrize("namespace", ["bad ns!", "/2d/seg", "/a//b", "/seg-1"])
+def test_namespace_ros_cannot_use_is_refused_before_any_work(tmp_path, tiny_checkpoint, capsys, namespace):
+    """'--namespace "bad ns!"' wrote topics like '/bad ns!/labels' that ros2 bag play and rviz2 refuse."""
+    src = B.write_rosbag2(tmp_path / "rec", B.realsense(n=1))
+    argv = ["predict", "--checkpoint", str(tiny_checkpoint), "--bag", str(src), *TOPICS, "--out", str(tmp_path / "o"),
+            "--namespace", namespace, "--no-progress"]
+    assert main(argv) == 2
+    assert "is not a valid ROS topic namespace" in _err(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("namespace, prefix", [("/asymformer", "/asymformer"), ("robot1/seg/", "/robot1/seg"),
+                                               ("", ""), ("/", ""), ("_private", "/_private")])
+def test_namespace_prefix_normalised(namespace, prefix):
+    from asymformer.robot.pipeline import topic_prefix
+
+    assert topic_prefix(namespace) == prefix
+
+
+@pytest.mark.parametrize("slop", [float("inf"), float("nan"), -0.1])
+def test_pairer_refuses_slop_it_cannot_use_with_a_value_error(slop):
+    """StampPairer(slop_s=inf) died with OverflowError (int(inf)) instead of the ValueError naming slop."""
+    from asymformer.robot import StampPairer
+
+    with pytest.raises(ValueError, match="slop must be a finite number"):
+        StampPairer(slop_s=slop)

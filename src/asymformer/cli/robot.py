@@ -124,6 +124,12 @@ def _check_bag_args(args, bags: list[Path]) -> None:
         raise CLIError(f"--bag needs --rgb-topic and --depth-topic; {bags[0]}: {listing}")
     if "points" in args.outputs and args.outputs != OUTPUT_KEYS and not (args.camera_info_topic or args.intrinsics):
         raise CLIError("--outputs points needs intrinsics: pass --camera-info-topic or --intrinsics fx,fy,cx,cy")
+    from asymformer.robot.pipeline import topic_prefix
+
+    try:
+        topic_prefix(args.namespace)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     if args.slop is not None and not 0 <= args.slop <= 10:
         raise CLIError(f"--slop must be between 0 and 10 seconds, got {args.slop}")
     _check_max_depth(args)
