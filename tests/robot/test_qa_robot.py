@@ -65,3 +65,38 @@ def test_pairer_refuses_slop_it_cannot_use_with_a_value_error(slop):
 
     with pytest.raises(ValueError, match="slop must be a finite number"):
         StampPairer(slop_s=slop)
+
+
+def test_intrinsics_of_another_resolution_are_refused_before_any_frame_file(tmp_path, tiny_checkpoint, capsys):
+    """'--intrinsics 525,525,319.5,239.5' (a 640x480 calibration) on 96x64 frames silently wrote a
+    cloud with the principal point far outside the image; a YAML of another size left a.png behind."""
+    from asymformer.data.io import write_png
+
+    rgb, mm = B.scene(0)
+    write_png(tmp_path / "a_rgb.png", rgb)
+    write_png(tmp_path / "a_depth.png", mm)
+    (tmp_path / "cam.yaml").write_text("image_width: 640\nimage_height: 480\ncamera_matrix:\n  rows: 3\n  cols: 3\n"
+                                       "  data: [525, 0, 319.5, 0, 525, 239.5, 0, 0, 1]\n")
+    for spec, message in [("525,525,319.5,239.5", "principal point (cx=319.5, cy=239.5) lies outside"),
+                          (str(tmp_path / "cam.yaml"), "intrinsics are for 640x480 images")]:
+        out = tmp_path / f"pred{len(message)}"
+        assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--rgb", str(tmp_path / "a_rgb.png"),
+                     "--depth", str(tmp_path / "a_depth.png"), "--out", str(out), "--intrinsics", spec,
+                     "--no-progress"]) == 2
+        err = _err(capsys)
+        assert "--intrinsics" in err and message in err and "a_depth.png" in err
+        assert not list(out.glob("a*"))  # no picture and no cloud of the refused frame
+    src = B.write_rosbag2(tmp_path / "rec", B.realsense(n=1))
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--bag", str(src), *TOPICS[:4], "--out",
+                 str(tmp_path / "o"), "--intrinsics", "525,525,319.5,239.5", "--no-progress"]) == 2
+    assert "lies outside the colour image" in _err(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_intrinsics_principal_point_inside_the_frame_is_kept():
+    from asymformer.deploy.points import Intrinsics
+
+    Intrinsics(60.0, 61.0, 47.5, 31.5).check(64, 96)
+    Intrinsics(60.0, 61.0, 0.0, 64.0).check(64, 96)  # on the border: still a plausible calibration
+    with pytest.raises(ValueError, match="for another resolution"):
+        Intrinsics(60.0, 61.0, 47.5, 64.5).check(64, 96)
