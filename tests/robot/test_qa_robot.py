@@ -100,3 +100,18 @@ def test_intrinsics_principal_point_inside_the_frame_is_kept():
     Intrinsics(60.0, 61.0, 0.0, 64.0).check(64, 96)  # on the border: still a plausible calibration
     with pytest.raises(ValueError, match="for another resolution"):
         Intrinsics(60.0, 61.0, 47.5, 64.5).check(64, 96)
+
+
+def test_unreadable_recordings_are_one_line_with_the_repair(tmp_path, tiny_checkpoint, capsys):
+    """A recorder killed mid-run leaves an MCAP without its footer: the error named no fix; a broken
+    metadata.yaml printed rosbags' multi-line YAML error."""
+    fox = B.write_foxglove_mcap(tmp_path / "cut.mcap", B.realsense(n=2))
+    fox.write_bytes(fox.read_bytes()[: fox.stat().st_size * 6 // 10])
+    (tmp_path / "meta").mkdir()
+    (tmp_path / "meta" / "metadata.yaml").write_text("rosbag2_bagfile_information: [\n")
+    for bag, message in [(fox, "mcap recover"), (tmp_path / "meta", "metadata.yaml")]:
+        assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--bag", str(bag), *TOPICS,
+                     "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+        err = _err(capsys)  # exactly one line
+        assert f"{bag}: cannot read this bag" in err and message in err
+    assert not (tmp_path / "o").exists()

@@ -112,6 +112,16 @@ class TopicSummary:
     count: int
 
 
+def _repair_hint(error: str) -> str:
+    """The usual cause of an unreadable recording is a recorder killed mid-run (a cut-short file):
+    name the tool that repairs it."""
+    if "end magic" in error:  # MCAP without its footer
+        return "; the file is cut short (the recording did not finish): repair it with `mcap recover IN -o OUT.mcap`"
+    if "index looks damaged" in error or "could not be read" in error.lower():  # ROS 1
+        return "; the bag is cut short or its index is damaged: repair it with `rosbag reindex`"
+    return ""
+
+
 @contextlib.contextmanager
 def open_bag(path):
     """An open rosbags AnyReader for one recording; errors name the file."""
@@ -127,7 +137,7 @@ def open_bag(path):
         reader = AnyReader([p], default_typestore=store)
         reader.open()
     except AnyReaderError as exc:
-        raise ValueError(f"{p}: cannot read this bag ({exc})") from None
+        raise ValueError(f"{p}: cannot read this bag ({' '.join(str(exc).split())}){_repair_hint(str(exc))}") from None
     try:
         yield reader
     finally:
