@@ -115,3 +115,38 @@ def test_unreadable_recordings_are_one_line_with_the_repair(tmp_path, tiny_check
         err = _err(capsys)  # exactly one line
         assert f"{bag}: cannot read this bag" in err and message in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("inside", ["", "report.json"])
+def test_report_at_or_inside_the_output_bag_is_refused_before_the_work(tmp_path, tiny_checkpoint, capsys, inside):
+    """--report equal to --out failed only after the whole bag was written ('cannot write ...: it is a folder')."""
+    src = B.write_rosbag2(tmp_path / "rec", B.realsense(n=1))
+    out = tmp_path / "o"
+    report = out / inside if inside else out
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--bag", str(src), *TOPICS, "--out", str(out),
+                 "--report", str(report), "--no-progress"]) == 2
+    assert "--report" in (err := _err(capsys)) and "inside it" in err
+    assert not out.exists()
+
+
+def test_report_inside_the_out_folder_of_several_recordings_still_works(tmp_path, tiny_checkpoint):
+    for name in ("a", "b"):
+        B.write_rosbag2(tmp_path / "in" / name, B.realsense(n=1))
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--bag", str(tmp_path / "in"), *TOPICS,
+                 "--out", str(tmp_path / "out"), "--report", str(tmp_path / "out" / "run.json"), "--no-progress"]) == 0
+    assert (tmp_path / "out" / "run.json").is_file() and (tmp_path / "out" / "a" / "metadata.yaml").is_file()
+
+
+def test_stream_runner_refuses_multi_channel_depth_at_submit(segmenter):
+    """A 3-channel (colour-mapped) depth passed submit and failed later in the worker thread."""
+    import numpy as np
+
+    from asymformer.deploy.stream import StreamRunner
+
+    rgb, mm = B.scene(0)
+    d = mm.astype(np.float32) / 1000
+    with StreamRunner(segmenter, depth_unit=1.0) as runner:
+        with pytest.raises(ValueError, match="depth must be one channel"):
+            runner.submit(rgb, np.stack([d] * 3, -1), 1)
+        runner.submit(rgb, d[..., None], 2)  # H×W×1 is one channel
+        assert runner.get(timeout=30).stamp_ns == 2

@@ -162,6 +162,9 @@ def run_bags(args) -> int:
         raise CLIError(f"--report {report_path} is a folder; give a file name")
     out = Path(args.out)
     targets = [out] if single else [out / n for n in names]
+    if report_path is not None and any(report_path.resolve().is_relative_to(t.resolve()) for t in targets):
+        raise CLIError(f"--report {report_path} is the output bag or inside it; give a file outside the bag, "
+                       f"e.g. {out.resolve().with_suffix('.json')}")
     try:  # any input (a recording or a folder of them) against any output: never write over or into an input
         for source in {*bags, *map(Path, args.bag)}:
             for target in targets:
