@@ -150,3 +150,13 @@ def test_stream_runner_refuses_multi_channel_depth_at_submit(segmenter):
             runner.submit(rgb, np.stack([d] * 3, -1), 1)
         runner.submit(rgb, d[..., None], 2)  # H×W×1 is one channel
         assert runner.get(timeout=30).stamp_ns == 2
+
+
+def test_rerun_save_folder_suggests_an_rrd_name(tmp_path, tiny_checkpoint, capsys):
+    """'--rerun-save FOLDER' suggested FOLDER/benchmark.json, which RerunView then refuses (needs .rrd)."""
+    pytest.importorskip("rerun")
+    src = B.write_rosbag2(tmp_path / "rec", B.realsense(n=1))
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--bag", str(src), *TOPICS, "--out",
+                 str(tmp_path / "o"), "--rerun-save", str(tmp_path), "--no-progress"]) == 2
+    err = _err(capsys)
+    assert "--rerun-save" in err and "recording.rrd" in err and "benchmark.json" not in err
