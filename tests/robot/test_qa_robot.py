@@ -160,3 +160,13 @@ def test_rerun_save_folder_suggests_an_rrd_name(tmp_path, tiny_checkpoint, capsy
                  str(tmp_path / "o"), "--rerun-save", str(tmp_path), "--no-progress"]) == 2
     err = _err(capsys)
     assert "--rerun-save" in err and "recording.rrd" in err and "benchmark.json" not in err
+
+
+def test_out_over_a_folder_of_recordings_is_refused_naming_the_out_given(tmp_path, tiny_checkpoint, capsys):
+    for name in ("a", "b"):
+        B.write_rosbag2(tmp_path / "in" / name, B.realsense(n=1))
+    before = sorted(p.name for p in (tmp_path / "in").rglob("*"))
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--bag", str(tmp_path / "in"), *TOPICS,
+                 "--out", str(tmp_path / "in"), "--overwrite", "--no-progress"]) == 2
+    assert f"--out {tmp_path / 'in'}: the output bag" in _err(capsys)
+    assert sorted(p.name for p in (tmp_path / "in").rglob("*")) == before

@@ -165,12 +165,13 @@ def run_bags(args) -> int:
     if report_path is not None and any(report_path.resolve().is_relative_to(t.resolve()) for t in targets):
         raise CLIError(f"--report {report_path} is the output bag or inside it; give a file outside the bag, "
                        f"e.g. {out.resolve().with_suffix('.json')}")
-    try:  # any input (a recording or a folder of them) against any output: never write over or into an input
-        for source in {*bags, *map(Path, args.bag)}:
-            for target in targets:
+    for source in {*bags, *map(Path, args.bag)}:  # any input (a recording or a folder of them) against any output
+        for target in targets:
+            try:
                 check_out_apart(source, target)
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
+            except ValueError as exc:
+                raise CLIError(str(exc) if single else f"--out {out}: the output bag {target} overlaps the input "
+                               f"{source}; choose an --out outside the inputs") from None
     if not args.overwrite:
         existing = [str(t) for t in targets if t.exists()]
         if existing:
