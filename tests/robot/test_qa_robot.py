@@ -170,3 +170,15 @@ def test_out_over_a_folder_of_recordings_is_refused_naming_the_out_given(tmp_pat
                  "--out", str(tmp_path / "in"), "--overwrite", "--no-progress"]) == 2
     assert f"--out {tmp_path / 'in'}: the output bag" in _err(capsys)
     assert sorted(p.name for p in (tmp_path / "in").rglob("*")) == before
+
+
+def test_one_failed_recording_of_several_is_one_line_naming_it_once(tmp_path, tiny_checkpoint, capsys):
+    """The per-recording error read 'asymformer predict: /x/b: error: /x/b: no topic ...' (path twice)."""
+    B.write_rosbag2(tmp_path / "in" / "a", B.realsense(n=1))
+    B.write_rosbag2(tmp_path / "in" / "b", B.realsense(n=1, info=False))
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--bag", str(tmp_path / "in"), *TOPICS,
+                 "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = _err(capsys)
+    bad = str(tmp_path / "in" / "b")
+    assert err.count(bad) == 1 and f"error: {bad}: " in err
+    assert (tmp_path / "out" / "a" / "metadata.yaml").is_file() and not (tmp_path / "out" / "b").exists()

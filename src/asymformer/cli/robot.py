@@ -216,7 +216,8 @@ def _run_bag_list(args, seg, bags, targets, single, out, report_path, intrinsics
                 raise
             failed += 1
             reports.append({"bag": str(bag), "error": str(exc)})
-            print(f"asymformer predict: {bag}: error: {exc}", file=sys.stderr)
+            text = str(exc) if str(exc).startswith(str(bag)) else f"{bag}: {exc}"  # the path once
+            print(f"asymformer predict: error: {text}", file=sys.stderr)
             continue
         reports.append(r)
         if not single:
