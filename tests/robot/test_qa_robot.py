@@ -182,3 +182,18 @@ def test_one_failed_recording_of_several_is_one_line_naming_it_once(tmp_path, ti
     bad = str(tmp_path / "in" / "b")
     assert err.count(bad) == 1 and f"error: {bad}: " in err
     assert (tmp_path / "out" / "a" / "metadata.yaml").is_file() and not (tmp_path / "out" / "b").exists()
+
+
+@pytest.mark.parametrize("suffix", [".mcap", ".bag", ".db3"])
+def test_out_named_like_a_bag_file_is_refused_with_the_folder_name(tmp_path, tiny_checkpoint, capsys, suffix):
+    """'--out lab.mcap' wrote a folder lab.mcap/ holding lab.mcap.mcap (Foxglove then fails to open 'lab.mcap')."""
+    src = B.write_rosbag2(tmp_path / "rec", B.realsense(n=1))
+    out = tmp_path / f"lab{suffix}"
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--bag", str(src), *TOPICS, "--out", str(out),
+                 "--no-progress"]) == 2
+    assert f"give a folder name, e.g. --out {tmp_path / 'lab'}" in _err(capsys)
+    assert not out.exists()
+    from asymformer.robot import BagWriter
+
+    with pytest.raises(ValueError, match="rosbag2 folder"):
+        BagWriter(out)

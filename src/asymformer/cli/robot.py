@@ -147,7 +147,7 @@ def run_bags(args) -> int:
     """`predict --bag`: one recording -> the bag at --out; several (or a folder, or --shard) ->
     --out/<name>/ bag + --out/<name>.json each; one JSON summary with --report."""
     from asymformer.deploy.segmenter import Segmenter
-    from asymformer.robot.bags import bag_paths, check_out_apart, output_names, shard
+    from asymformer.robot.bags import bag_paths, check_out_apart, check_out_name, output_names, shard
 
     _require("rosbags", "predict --bag")
     bags = bag_paths(args.bag)
@@ -165,6 +165,11 @@ def run_bags(args) -> int:
     if report_path is not None and any(report_path.resolve().is_relative_to(t.resolve()) for t in targets):
         raise CLIError(f"--report {report_path} is the output bag or inside it; give a file outside the bag, "
                        f"e.g. {out.resolve().with_suffix('.json')}")
+    if single:
+        try:
+            check_out_name(out)
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
     for source in {*bags, *map(Path, args.bag)}:  # any input (a recording or a folder of them) against any output
         for target in targets:
             try:

@@ -89,6 +89,16 @@ def check_out_apart(bag, out) -> None:
                          "choose an --out outside the recording")
 
 
+def check_out_name(out) -> None:
+    """An output bag is a rosbag2 folder; '--out run.mcap' made a folder named run.mcap holding
+    run.mcap.mcap, which tools then open as a file and fail on (and '.bag' promised ROS 1)."""
+    p = Path(out)
+    if p.suffix.lower() in (".mcap", ".db3", ".bag"):
+        raise ValueError(f"--out {out}: the output is a rosbag2 folder (metadata.yaml + {p.stem}.mcap inside, as "
+                         f"ros2 bag record writes), not a {p.suffix} file; give a folder name, e.g. --out "
+                         f"{p.with_suffix('')}")
+
+
 def output_names(paths: list[Path]) -> list[str]:
     """One distinct output name per recording: its stem, with parent folders prepended until unique."""
     def name(p: Path, depth: int) -> str:
@@ -221,6 +231,7 @@ class BagWriter:
 
         if storage not in STORAGES:
             raise ValueError(f"--storage must be one of {', '.join(STORAGES)}, got {storage!r}")
+        check_out_name(out)
         self.out = Path(out)
         if self.out.exists() and not overwrite:
             raise FileExistsError(f"{self.out} exists; pass --overwrite to replace it, or choose another --out")
