@@ -197,3 +197,23 @@ def test_out_named_like_a_bag_file_is_refused_with_the_folder_name(tmp_path, tin
 
     with pytest.raises(ValueError, match="rosbag2 folder"):
         BagWriter(out)
+
+
+@pytest.mark.parametrize("speed", ["inf", "1e-9", "1e9", "0", "nan"])
+def test_realtime_speed_out_of_range_is_one_line(tmp_path, tiny_checkpoint, capsys, speed):
+    """--realtime-speed inf died with an OverflowError traceback; 1e-9 slept for years; 1e9 reported
+    latencies of 2e10 ms."""
+    src = B.write_rosbag2(tmp_path / "rec", B.realsense(n=2))
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--bag", str(src), *TOPICS, "--out",
+                 str(tmp_path / "o"), "--realtime", "--realtime-speed", speed, "--no-progress"]) == 2
+    assert "--realtime-speed must be between 0.01 and 100" in _err(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_realtime_replay_api_refuses_the_same_speeds(segmenter):
+    from asymformer.robot.realtime import RealtimeReplay
+
+    for speed in (float("inf"), 1e-9, 0.0):
+        with pytest.raises(ValueError, match="between 0.01 and 100"):
+            RealtimeReplay(segmenter, speed)
+    assert RealtimeReplay(segmenter, 100).speed == 100.0

@@ -182,8 +182,12 @@ def run_bags(args) -> int:
         if existing:
             raise CLIError(f"{existing[0]} exists; pass --overwrite to replace it, or choose another --out")
     intrinsics = _intrinsics(args)
-    if args.realtime and not args.realtime_speed > 0:
-        raise CLIError(f"--realtime-speed must be > 0 (1.0 = as recorded), got {args.realtime_speed}")
+    if args.realtime:
+        from asymformer.robot.realtime import MAX_SPEED, MIN_SPEED
+
+        if not MIN_SPEED <= args.realtime_speed <= MAX_SPEED:
+            raise CLIError(f"--realtime-speed must be between {MIN_SPEED} and {MAX_SPEED} (1.0 = as recorded, 2 = "
+                           f"twice as fast), got {args.realtime_speed}")
     seg = Segmenter(args.checkpoint, device=args.device, normalization=args.normalization, size=args.size,
                     optimize=args.optimize, precision=getattr(args, "precision", "fp32"))
     with _live_view(args, seg) as view:
