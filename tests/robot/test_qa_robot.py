@@ -217,3 +217,24 @@ def test_realtime_replay_api_refuses_the_same_speeds(segmenter):
         with pytest.raises(ValueError, match="between 0.01 and 100"):
             RealtimeReplay(segmenter, speed)
     assert RealtimeReplay(segmenter, 100).speed == 100.0
+
+
+def test_max_depth_inf_is_one_line(tmp_path, tiny_checkpoint, capsys):
+    """--max-depth inf passed the CLI check, then back_project refused it in the encode pool and the
+    run died with a traceback of the pipeline's internal _Stopped."""
+    src = B.write_rosbag2(tmp_path / "rec", B.realsense(n=2))
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--bag", str(src), *TOPICS, "--out",
+                 str(tmp_path / "o"), "--max-depth", "inf", "--no-progress"]) == 2
+    assert "--max-depth must be a positive number of metres" in _err(capsys)
+
+
+def test_an_encode_error_is_raised_as_itself_not_as_the_internal_stop(tmp_path):
+    """A stage error (here in the encode pool) must reach the caller as that error, whatever thread
+    notices the stop first."""
+    from asymformer.robot.pipeline import run_pipeline
+
+    def encode(frame, seg):
+        raise ValueError(f"bad frame {frame}")
+
+    with pytest.raises(ValueError, match="bad frame"):
+        run_pipeline(range(50), lambda f: f, lambda x: None, encode=encode, queue_size=1)

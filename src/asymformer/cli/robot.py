@@ -95,8 +95,9 @@ def _require(module: str, what: str) -> None:
 
 
 def _check_max_depth(args) -> None:
-    if args.max_depth is not None and not args.max_depth > 0:
-        raise CLIError(f"--max-depth must be a positive number of metres, got {args.max_depth}")
+    if args.max_depth is not None and not 0 < args.max_depth < float("inf"):  # inf: leave it out to keep all
+        raise CLIError(f"--max-depth must be a positive number of metres (leave it out to keep all points), "
+                       f"got {args.max_depth}")
 
 
 def _intrinsics(args):

@@ -201,6 +201,8 @@ def run_pipeline(items: Iterable, segment: Callable, write: Callable, *, decode:
             _put(out_q, ("frame", pool.submit(encode, f, seg) if encode else (f, seg)), stop)
             if on_frame is not None:
                 on_frame(f)
+    except _Stopped:  # a helper thread failed and stopped the run: its error is raised below
+        pass
     except BaseException:
         stop.set()
         raise
