@@ -238,3 +238,15 @@ def test_an_encode_error_is_raised_as_itself_not_as_the_internal_stop(tmp_path):
 
     with pytest.raises(ValueError, match="bad frame"):
         run_pipeline(range(50), lambda f: f, lambda x: None, encode=encode, queue_size=1)
+
+
+def test_options_that_would_be_ignored_are_refused(tmp_path, tiny_checkpoint, capsys):
+    """--realtime-speed without --realtime, and --slop on image files, were silently ignored."""
+    src = B.write_rosbag2(tmp_path / "rec", B.realsense(n=1))
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--bag", str(src), *TOPICS, "--out",
+                 str(tmp_path / "o"), "--realtime-speed", "2", "--no-progress"]) == 2
+    assert "add --realtime" in _err(capsys)
+    assert not (tmp_path / "o").exists()
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--rgb", "x.png", "--depth", "y.png",
+                 "--out", str(tmp_path / "p"), "--slop", "0.1"]) == 2
+    assert "--slop is for --bag recordings" in _err(capsys)

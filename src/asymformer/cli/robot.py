@@ -73,10 +73,10 @@ def add_robot_args(p) -> None:
 
 def check_file_mode(args) -> None:
     """predict on files: the bag-only options are refused; --intrinsics is parsed now."""
-    for flag in ("rgb_topic", "depth_topic", "camera_info_topic", "shard"):
+    for flag in ("rgb_topic", "depth_topic", "camera_info_topic", "shard", "slop"):
         if getattr(args, flag) is not None:
             raise CLIError(f"--{flag.replace('_', '-')} is for --bag recordings")
-    if args.realtime:
+    if args.realtime or args.realtime_speed != 1.0:
         raise CLIError("--realtime replays --bag recordings at their recorded rate; image files have no time")
     if args.rgb is None or args.depth is None:
         raise CLIError("predict needs --rgb and --depth (image files), or --bag with --rgb-topic and --depth-topic")
@@ -183,6 +183,8 @@ def run_bags(args) -> int:
         if existing:
             raise CLIError(f"{existing[0]} exists; pass --overwrite to replace it, or choose another --out")
     intrinsics = _intrinsics(args)
+    if args.realtime_speed != 1.0 and not args.realtime:
+        raise CLIError("--realtime-speed sets the replay rate of --realtime; add --realtime (or drop --realtime-speed)")
     if args.realtime:
         from asymformer.robot.realtime import MAX_SPEED, MIN_SPEED
 
