@@ -250,3 +250,15 @@ def test_options_that_would_be_ignored_are_refused(tmp_path, tiny_checkpoint, ca
     assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--rgb", "x.png", "--depth", "y.png",
                  "--out", str(tmp_path / "p"), "--slop", "0.1"]) == 2
     assert "--slop is for --bag recordings" in _err(capsys)
+
+
+def test_output_messages_takes_one_key_as_a_string(segmenter):
+    """outputs="labels" was read letter by letter: "unknown outputs ['a', 'b', 'e', 'l', 's']"."""
+    from asymformer.robot import MessageTypes, output_messages
+    from asymformer.robot.bags import ros2_typestore
+
+    rgb, mm = B.scene(0)
+    res = segmenter(rgb, mm.astype("float32") / 1000, depth_unit=1.0)
+    types = MessageTypes.from_typestore(ros2_typestore())
+    msgs = output_messages(res, types.header(5, "cam"), types, outputs="labels")
+    assert list(msgs) == ["labels"] and msgs["labels"].encoding == "mono8" and msgs["labels"].header.frame_id == "cam"
