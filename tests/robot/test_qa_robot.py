@@ -262,3 +262,19 @@ def test_output_messages_takes_one_key_as_a_string(segmenter):
     types = MessageTypes.from_typestore(ros2_typestore())
     msgs = output_messages(res, types.header(5, "cam"), types, outputs="labels")
     assert list(msgs) == ["labels"] and msgs["labels"].encoding == "mono8" and msgs["labels"].header.frame_id == "cam"
+
+
+@pytest.mark.parametrize("where", ["file", "inside"])
+def test_report_over_an_input_recording_is_refused(tmp_path, tiny_checkpoint, capsys, where):
+    """'--bag rec.mcap --report rec.mcap' replaced the recording by the JSON report."""
+    if where == "file":
+        src = B.write_foxglove_mcap(tmp_path / "rec.mcap", B.realsense(n=1))
+        report = src
+    else:
+        src = B.write_rosbag2(tmp_path / "rec", B.realsense(n=1))
+        report = src / "report.json"
+    before = src.read_bytes() if src.is_file() else sorted(p.name for p in src.iterdir())
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--bag", str(src), *TOPICS, "--out",
+                 str(tmp_path / "o"), "--report", str(report), "--no-progress"]) == 2
+    assert "is an input recording or inside one" in _err(capsys)
+    assert (src.read_bytes() if src.is_file() else sorted(p.name for p in src.iterdir())) == before

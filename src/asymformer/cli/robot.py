@@ -171,6 +171,10 @@ def run_bags(args) -> int:
             check_out_name(out)
         except ValueError as exc:
             raise CLIError(str(exc)) from None
+    for source in {*bags, *map(Path, args.bag)} if report_path is not None else ():
+        if report_path.resolve().is_relative_to(source.resolve()):  # 'x.mcap --report x.mcap' replaced the recording
+            raise CLIError(f"--report {report_path} is an input recording or inside one ({source}); give a file "
+                           "outside the inputs")
     for source in {*bags, *map(Path, args.bag)}:  # any input (a recording or a folder of them) against any output
         for target in targets:
             try:
