@@ -26,6 +26,9 @@ def open_rerun_view(args, segmenter):
     from asymformer.deploy.rerun_view import RerunView
 
     if args.rerun_save:
+        if Path(args.rerun_save).is_dir():  # the shared check's example names a .json; a Rerun file is .rrd
+            raise CLIError(f"--rerun-save {args.rerun_save} is a folder; give a file name, e.g. "
+                           f"{Path(args.rerun_save) / 'recording.rrd'}")
         _check_out_file(args.rerun_save, "--rerun-save")
         Path(args.rerun_save).parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -73,10 +73,10 @@ def add_robot_args(p) -> None:
 
 def check_file_mode(args) -> None:
     """predict on files: the bag-only options are refused; --intrinsics is parsed now."""
-    for flag in ("rgb_topic", "depth_topic", "camera_info_topic", "shard"):
+    for flag in ("rgb_topic", "depth_topic", "camera_info_topic", "shard", "slop"):
         if getattr(args, flag) is not None:
             raise CLIError(f"--{flag.replace('_', '-')} is for --bag recordings")
-    if args.realtime:
+    if args.realtime or args.realtime_speed != 1.0:
         raise CLIError("--realtime replays --bag recordings at their recorded rate; image files have no time")
     if args.rgb is None or args.depth is None:
         raise CLIError("predict needs --rgb and --depth (image files), or --bag with --rgb-topic and --depth-topic")
@@ -95,8 +95,9 @@ def _require(module: str, what: str) -> None:
 
 
 def _check_max_depth(args) -> None:
-    if args.max_depth is not None and not args.max_depth > 0:
-        raise CLIError(f"--max-depth must be a positive number of metres, got {args.max_depth}")
+    if args.max_depth is not None and not 0 < args.max_depth < float("inf"):  # inf: leave it out to keep all
+        raise CLIError(f"--max-depth must be a positive number of metres (leave it out to keep all points), "
+                       f"got {args.max_depth}")
 
 
 def _intrinsics(args):
@@ -124,6 +125,12 @@ def _check_bag_args(args, bags: list[Path]) -> None:
         raise CLIError(f"--bag needs --rgb-topic and --depth-topic; {bags[0]}: {listing}")
     if "points" in args.outputs and args.outputs != OUTPUT_KEYS and not (args.camera_info_topic or args.intrinsics):
         raise CLIError("--outputs points needs intrinsics: pass --camera-info-topic or --intrinsics fx,fy,cx,cy")
+    from asymformer.robot.pipeline import topic_prefix
+
+    try:
+        topic_prefix(args.namespace)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     if args.slop is not None and not 0 <= args.slop <= 10:
         raise CLIError(f"--slop must be between 0 and 10 seconds, got {args.slop}")
     _check_max_depth(args)
@@ -141,7 +148,7 @@ def run_bags(args) -> int:
     """`predict --bag`: one recording -> the bag at --out; several (or a folder, or --shard) ->
     --out/<name>/ bag + --out/<name>.json each; one JSON summary with --report."""
     from asymformer.deploy.segmenter import Segmenter
-    from asymformer.robot.bags import bag_paths, output_names, shard
+    from asymformer.robot.bags import bag_paths, check_out_apart, check_out_name, output_names, shard
 
     _require("rosbags", "predict --bag")
     bags = bag_paths(args.bag)
@@ -156,13 +163,38 @@ def run_bags(args) -> int:
         raise CLIError(f"--report {report_path} is a folder; give a file name")
     out = Path(args.out)
     targets = [out] if single else [out / n for n in names]
+    if report_path is not None and any(report_path.resolve().is_relative_to(t.resolve()) for t in targets):
+        raise CLIError(f"--report {report_path} is the output bag or inside it; give a file outside the bag, "
+                       f"e.g. {out.resolve().with_suffix('.json')}")
+    if single:
+        try:
+            check_out_name(out)
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
+    for source in {*bags, *map(Path, args.bag)} if report_path is not None else ():
+        if report_path.resolve().is_relative_to(source.resolve()):  # 'x.mcap --report x.mcap' replaced the recording
+            raise CLIError(f"--report {report_path} is an input recording or inside one ({source}); give a file "
+                           "outside the inputs")
+    for source in {*bags, *map(Path, args.bag)}:  # any input (a recording or a folder of them) against any output
+        for target in targets:
+            try:
+                check_out_apart(source, target)
+            except ValueError as exc:
+                raise CLIError(str(exc) if single else f"--out {out}: the output bag {target} overlaps the input "
+                               f"{source}; choose an --out outside the inputs") from None
     if not args.overwrite:
         existing = [str(t) for t in targets if t.exists()]
         if existing:
             raise CLIError(f"{existing[0]} exists; pass --overwrite to replace it, or choose another --out")
     intrinsics = _intrinsics(args)
-    if args.realtime and not args.realtime_speed > 0:
-        raise CLIError(f"--realtime-speed must be > 0 (1.0 = as recorded), got {args.realtime_speed}")
+    if args.realtime_speed != 1.0 and not args.realtime:
+        raise CLIError("--realtime-speed sets the replay rate of --realtime; add --realtime (or drop --realtime-speed)")
+    if args.realtime:
+        from asymformer.robot.realtime import MAX_SPEED, MIN_SPEED
+
+        if not MIN_SPEED <= args.realtime_speed <= MAX_SPEED:
+            raise CLIError(f"--realtime-speed must be between {MIN_SPEED} and {MAX_SPEED} (1.0 = as recorded, 2 = "
+                           f"twice as fast), got {args.realtime_speed}")
     seg = Segmenter(args.checkpoint, device=args.device, normalization=args.normalization, size=args.size,
                     optimize=args.optimize, precision=getattr(args, "precision", "fp32"))
     with _live_view(args, seg) as view:
@@ -200,7 +232,8 @@ def _run_bag_list(args, seg, bags, targets, single, out, report_path, intrinsics
                 raise
             failed += 1
             reports.append({"bag": str(bag), "error": str(exc)})
-            print(f"asymformer predict: {bag}: error: {exc}", file=sys.stderr)
+            text = str(exc) if str(exc).startswith(str(bag)) else f"{bag}: {exc}"  # the path once
+            print(f"asymformer predict: error: {text}", file=sys.stderr)
             continue
         reports.append(r)
         if not single:

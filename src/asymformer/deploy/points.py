@@ -99,6 +99,10 @@ class Intrinsics:
             raise ValueError(f"the intrinsics are for {self.width}x{self.height} images but the {what} is "
                              f"{width}x{height}; use the camera info of this image stream (for depth "
                              "registered to colour: the colour camera's)")
+        if not (0 <= self.cx <= width and 0 <= self.cy <= height):  # no size given ('fx,fy,cx,cy'): a sanity bound
+            raise ValueError(f"the intrinsics' principal point (cx={self.cx:g}, cy={self.cy:g}) lies outside the "
+                             f"{what} ({width}x{height}): they are for another resolution; scale fx,fy,cx,cy by "
+                             "the size ratio or use the camera info of this image stream")
 
 
 @dataclass

@@ -316,6 +316,11 @@ def _predict_locked(segmenter, pairs, out: Path, depth_unit, want: _Outputs, pro
         if depth.shape != rgb.shape[:2]:
             raise ValueError(f"{depth_path} is {depth.shape[0]}×{depth.shape[1]} but {rgb_path} is "
                              f"{rgb.shape[0]}×{rgb.shape[1]}; register depth to the colour image first")
+        if want.intrinsics is not None:  # before any of this frame's files: a wrong calibration writes nothing
+            try:
+                want.intrinsics.check(*depth.shape, f"depth image {depth_path}")
+            except ValueError as exc:
+                raise ValueError(f"--intrinsics: {exc}") from None
         gt = None
         if want.panel and label_path is not None:
             gt = _gt_to_zero_based(read_label(label_path), want.labels_base)

@@ -344,6 +344,9 @@ def _check_frame(rgb, depth, copy: bool):
                          f"{type(depth).__name__}")
     dshape = tuple(depth.shape)
     dsize = dshape[-2:] if isinstance(depth, torch.Tensor) else (dshape[:2] if len(dshape) >= 2 else dshape)
+    if isinstance(depth, np.ndarray) and len(dshape) == 3 and dshape[2] != 1:
+        raise ValueError(f"StreamRunner.submit: depth must be one channel (H×W or H×W×1), got shape {dshape}; a "
+                         "colour-mapped picture of depth is not depth: pass the camera's depth image")
     if tuple(dsize) != tuple(size) or len(dshape) not in (2, 3):
         raise ValueError(f"StreamRunner.submit: depth {dshape} does not match rgb {size[0]}×{size[1]}; register "
                          f"depth to the colour image first (e.g. align_depth on RealSense)")

@@ -79,6 +79,26 @@ def shard(paths: list[Path], k: int, n: int) -> list[Path]:
     return paths[k::n]
 
 
+def check_out_apart(bag, out) -> None:
+    """Refuse an output bag that is, holds or sits inside an input recording: with --overwrite the
+    finished output would replace (delete) the recording it was made from, and an output inside a
+    rosbag2 folder makes that folder no longer a plain recording."""
+    b, o = Path(bag).resolve(), Path(out).resolve()
+    if o == b or b.is_relative_to(o) or o.is_relative_to(b):
+        raise ValueError(f"--out {out} overlaps the input recording {bag} (the same path, inside it or holding it); "
+                         "choose an --out outside the recording")
+
+
+def check_out_name(out) -> None:
+    """An output bag is a rosbag2 folder; '--out run.mcap' made a folder named run.mcap holding
+    run.mcap.mcap, which tools then open as a file and fail on (and '.bag' promised ROS 1)."""
+    p = Path(out)
+    if p.suffix.lower() in (".mcap", ".db3", ".bag"):
+        raise ValueError(f"--out {out}: the output is a rosbag2 folder (metadata.yaml + {p.stem}.mcap inside, as "
+                         f"ros2 bag record writes), not a {p.suffix} file; give a folder name, e.g. --out "
+                         f"{p.with_suffix('')}")
+
+
 def output_names(paths: list[Path]) -> list[str]:
     """One distinct output name per recording: its stem, with parent folders prepended until unique."""
     def name(p: Path, depth: int) -> str:
@@ -102,6 +122,16 @@ class TopicSummary:
     count: int
 
 
+def _repair_hint(error: str) -> str:
+    """The usual cause of an unreadable recording is a recorder killed mid-run (a cut-short file):
+    name the tool that repairs it."""
+    if "end magic" in error:  # MCAP without its footer
+        return "; the file is cut short (the recording did not finish): repair it with `mcap recover IN -o OUT.mcap`"
+    if "index looks damaged" in error or "could not be read" in error.lower():  # ROS 1
+        return "; the bag is cut short or its index is damaged: repair it with `rosbag reindex`"
+    return ""
+
+
 @contextlib.contextmanager
 def open_bag(path):
     """An open rosbags AnyReader for one recording; errors name the file."""
@@ -117,7 +147,7 @@ def open_bag(path):
         reader = AnyReader([p], default_typestore=store)
         reader.open()
     except AnyReaderError as exc:
-        raise ValueError(f"{p}: cannot read this bag ({exc})") from None
+        raise ValueError(f"{p}: cannot read this bag ({' '.join(str(exc).split())}){_repair_hint(str(exc))}") from None
     try:
         yield reader
     finally:
@@ -201,6 +231,7 @@ class BagWriter:
 
         if storage not in STORAGES:
             raise ValueError(f"--storage must be one of {', '.join(STORAGES)}, got {storage!r}")
+        check_out_name(out)
         self.out = Path(out)
         if self.out.exists() and not overwrite:
             raise FileExistsError(f"{self.out} exists; pass --overwrite to replace it, or choose another --out")

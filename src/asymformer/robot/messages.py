@@ -242,6 +242,7 @@ def output_messages(seg, header, types: MessageTypes, rgb=None, depth_m=None, in
     """
     from asymformer import viz
 
+    outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)  # "points" is one key, not 6 letters
     unknown = sorted(set(outputs) - set(OUTPUTS))
     if unknown:
         raise ValueError(f"unknown outputs {unknown}; choose among {', '.join(OUTPUTS)}")

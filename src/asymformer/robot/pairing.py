@@ -16,6 +16,7 @@ as soon as both streams are `slop_s` past it (bags keep the default: recorders r
 from __future__ import annotations
 
 import bisect
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -40,9 +41,9 @@ class StampPairer:
     """Streaming nearest-stamp pairing: `add_color` / `add_depth` return the pairs now decided."""
 
     def __init__(self, slop_s: float = DEFAULT_SLOP_S, reorder_s: float = 0.5, max_pending: int = 64):
-        if not slop_s >= 0:
-            raise ValueError(f"slop must be >= 0 seconds, got {slop_s}")
-        if not reorder_s >= 0 or max_pending < 1:
+        if not 0 <= slop_s < math.inf:
+            raise ValueError(f"slop must be a finite number >= 0 seconds, got {slop_s}")
+        if not 0 <= reorder_s < math.inf or max_pending < 1:
             raise ValueError(f"reorder_s must be >= 0 and max_pending >= 1, got {reorder_s}, {max_pending}")
         self.slop_ns = int(round(slop_s * 1e9))
         self.delay_ns = self.slop_ns + int(round(reorder_s * 1e9))

@@ -18,21 +18,34 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .bags import BagWriter, check_topics, describe_topics, list_topics, open_bag
+from .bags import BagWriter, check_out_apart, check_topics, describe_topics, list_topics, open_bag
 from .frames import BagFrames, Frame
 from .messages import OUTPUTS, MessageTypes, class_info_message, output_messages
 from .pairing import DEFAULT_SLOP_S
 
 _DONE = object()
+_NAME_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class _Stopped(Exception):
     """Another stage failed or the run was interrupted."""
+
+
+def topic_prefix(namespace: str) -> str:
+    """'/asymformer' from '/asymformer', 'asymformer/' ...; '' for the root. A name ROS cannot use
+    ('my seg', '2d', 'a//b') is refused here: rosbags would write it, but ros2 bag play, rviz2 and
+    rclpy refuse such topics, so the bag would be unplayable."""
+    ns = namespace.strip("/")
+    if ns and not all(_NAME_TOKEN.fullmatch(t) for t in ns.split("/")):
+        raise ValueError(f"--namespace {namespace!r} is not a valid ROS topic namespace: use letters, digits and "
+                         "underscores between slashes, not starting with a digit (e.g. /asymformer or /robot1/seg)")
+    return "/" + ns if ns else ""
 
 
 class ResultWriter:
@@ -48,7 +61,7 @@ class ResultWriter:
         from .bags import ros2_typestore
 
         self.bag, self.names, self.colors = bag, class_names, colors
-        self.ns = "/" + namespace.strip("/") if namespace.strip("/") else ""
+        self.ns = topic_prefix(namespace)
         self.outputs, self.alpha, self.max_depth = tuple(outputs), alpha, max_depth
         self.typestore = ros2_typestore()
         self.types = MessageTypes.from_typestore(self.typestore)
@@ -188,6 +201,8 @@ def run_pipeline(items: Iterable, segment: Callable, write: Callable, *, decode:
             _put(out_q, ("frame", pool.submit(encode, f, seg) if encode else (f, seg)), stop)
             if on_frame is not None:
                 on_frame(f)
+    except _Stopped:  # a helper thread failed and stopped the run: its error is raised below
+        pass
     except BaseException:
         stop.set()
         raise
@@ -216,6 +231,8 @@ def process_bag(segmenter, bag, out, rgb_topic: str, depth_topic: str, info_topi
     """
     from asymformer.progress import progress_bar
 
+    check_out_apart(bag, out)
+    topic_prefix(namespace)
     t_start = time.perf_counter()
     with open_bag(bag) as reader:
         topics = list_topics(reader)

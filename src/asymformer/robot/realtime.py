@@ -19,6 +19,8 @@ from collections.abc import Iterable, Iterator
 
 from asymformer.deploy.stream import StreamResult, StreamRunner
 
+MIN_SPEED, MAX_SPEED = 0.01, 100.0
+
 
 class RealtimeReplay:
     """Turn a stream of `frames.Frame` into the `StreamResult`s a live run would have produced.
@@ -28,8 +30,9 @@ class RealtimeReplay:
     """
 
     def __init__(self, segmenter, speed: float = 1.0, queue_depth: int = 1):
-        if not speed > 0:
-            raise ValueError(f"--realtime speed must be > 0 (1.0 = as recorded), got {speed}")
+        if not MIN_SPEED <= speed <= MAX_SPEED:  # 1e-9 waited for years, inf died in int(inf)
+            raise ValueError(f"--realtime-speed must be between {MIN_SPEED} and {MAX_SPEED} (1.0 = as recorded, "
+                             f"2 = twice as fast), got {speed}")
         self.segmenter, self.speed, self.queue_depth = segmenter, float(speed), queue_depth
         self.late = 0  # frames submitted after their time (decoding slower than the recording)
         self.frames = 0
