@@ -219,3 +219,17 @@ def test_errors_that_are_not_writes_are_not_called_writes():
     assert describe_os_error(full).startswith("cannot write /out/a.png: No space left on device (the disk is full")
     assert str(WriteFailed(errno.EACCES, "Permission denied", "/out/a.png")).startswith(
         "cannot write /out/a.png: Permission denied (no permission to write there")
+
+
+def test_temp_siblings_of_bags_and_rerun_files_stay_within_255_bytes(tmp_path):
+    """Writers that create their own file or folder (a bag, a Rerun sink) get their temporary name from
+    files.temp_sibling: hidden, next to the target, per host and process, and within NAME_MAX."""
+    from asymformer.files import NAME_MAX, temp_sibling
+
+    long = tmp_path / ("é" * 120 + ".rrd")  # 244 bytes: a hand-made '.NAME.pid.tmp' would pass 255
+    tmp = temp_sibling(long, ".tmp")
+    assert tmp.parent == tmp_path and tmp.name.startswith(".") and tmp.name.endswith(".tmp")
+    assert len(tmp.name.encode()) <= NAME_MAX
+    tmp.write_bytes(b"ok")  # the file system takes the name
+    assert temp_sibling(long, ".tmp") == tmp  # stable within a process: a writer can find its own leftover
+    assert temp_sibling(tmp_path / "bag", ".partial") != temp_sibling(tmp_path / "bag2", ".partial")

@@ -16,8 +16,10 @@ import errno
 import json
 import math
 import os
+import socket
 import tempfile
 import threading
+import zlib
 from pathlib import Path
 
 _UMASK_LOCK = threading.Lock()
@@ -117,6 +119,17 @@ def _temp_prefix(name: str, suffix: str) -> str:
     if len(raw) > room:
         name = raw[:room].decode("utf-8", errors="ignore")
     return f".{name}."
+
+
+def temp_sibling(path, suffix: str = ".tmp") -> Path:
+    """A temporary name next to `path` for writers that create the file or folder themselves and
+    are renamed over `path` when complete (a bag folder, a Rerun file sink). Hidden, tagged with
+    this host and process (so shards of one job on a shared disk never meet), and cut to NAME_MAX
+    bytes like atomic_path's names."""
+    path = Path(path)
+    host = zlib.crc32(socket.gethostname().encode()) & 0xFFFF
+    tag = f"{host:04x}{os.getpid() & 0xFFFF:04x}"  # the 8 characters _temp_prefix leaves room for
+    return path.parent / f"{_temp_prefix(path.name, suffix)}{tag}{suffix}"
 
 
 @contextlib.contextmanager

@@ -24,13 +24,14 @@ def open_rerun_view(args, segmenter):
     from pathlib import Path
 
     from asymformer.deploy.rerun_view import RerunView
+    from asymformer.files import make_folder
 
     if args.rerun_save:
         if Path(args.rerun_save).is_dir():  # the shared check's example names a .json; a Rerun file is .rrd
             raise CLIError(f"--rerun-save {args.rerun_save} is a folder; give a file name, e.g. "
                            f"{Path(args.rerun_save) / 'recording.rrd'}")
         _check_out_file(args.rerun_save, "--rerun-save")
-        Path(args.rerun_save).parent.mkdir(parents=True, exist_ok=True)
+        make_folder(Path(args.rerun_save).parent)
     try:
         return RerunView(segmenter.class_names, segmenter.colors, save=args.rerun_save, spawn=args.rerun)
     except (ImportError, ValueError, FileNotFoundError) as exc:

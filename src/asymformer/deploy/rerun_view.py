@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from asymformer.files import temp_sibling
+
 from .points import Intrinsics, back_project
 
 RERUN_EXTRA = "the Rerun view needs rerun-sdk: pip install 'asymformer[viewing]'"
@@ -77,7 +79,7 @@ class RerunView:
                 raise ValueError(f"--rerun-save {self.path}: the file name must end in .rrd")
             if not self.path.parent.is_dir():
                 raise FileNotFoundError(f"--rerun-save {self.path}: folder {self.path.parent} does not exist")
-            self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            self._tmp = temp_sibling(self.path, ".tmp")
             sinks.append(rr.FileSink(str(self._tmp)))
         if spawn:
             self.rec.spawn(connect=False)

@@ -12,9 +12,10 @@ import contextlib
 import functools
 import os
 import shutil
-import socket
 from dataclasses import dataclass
 from pathlib import Path
+
+from asymformer.files import make_folder, temp_sibling
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
@@ -237,10 +238,9 @@ class BagWriter:
             raise FileExistsError(f"{self.out} exists; pass --overwrite to replace it, or choose another --out")
         if self.out.exists() and not self.out.is_dir():
             raise FileExistsError(f"{self.out} is a file; an output bag is a folder")
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.out.parent / f".{self.out.name}.partial-{socket.gethostname()}-{os.getpid()}"
-        shutil.rmtree(self._tmp, ignore_errors=True)
-        self._tmp.mkdir()
+        self._tmp = temp_sibling(self.out, ".partial")
+        shutil.rmtree(self._tmp, ignore_errors=True)  # left by a killed run of this process id
+        make_folder(self._tmp)
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
         self._writer = Writer(self._tmp / self.out.name, version=9, storage_plugin=plugin)
         for key, value in (custom_data or {}).items():
