@@ -264,9 +264,10 @@ def wait_until(cond, timeout: float = 10.0) -> bool:
 
 
 def test_an_idle_model_holds_out_for_a_fresher_frame_only_when_it_pays(seg):
-    """The rule behind the camera-rate latency: with the model free and the prepared frame old, wait
-    for the camera's next frame if it is due sooner than the prepared one is old (and within half
-    an inference); never for a fresh frame, a far-off one, or with a deeper queue."""
+    """The rule behind the camera-rate latency: with the model free and its newest frame old, wait
+    for the camera's next frame if it is due sooner than that frame is old (and within half an
+    inference); never for a fresh frame, a far-off one, a producer no faster than the model, or
+    when a newer frame came already."""
     from asymformer.deploy.stream_stages import Frame
 
     runner = StreamRunner(seg)
@@ -274,15 +275,100 @@ def test_an_idle_model_holds_out_for_a_fresher_frame_only_when_it_pays(seg):
     stages.ema.update(pre=0.001, model=0.1)
     f = Frame(0, 1, None, None, None, (H, W), submitted=100.0)
     runner._last_submit, runner._submit_gap = 100.0, 0.033  # a 30 FPS camera; f is its newest frame
-    assert stages.hold_for_fresher(f, 100.025) == pytest.approx(0.008 + 0.001 + 0.002)  # 25 ms old, next in 8
+    # 25 ms old, the next is due in 8 ms: wait that, a quarter period of jitter and one pre-processing
+    assert stages.hold_for_fresher(f, 100.025) == pytest.approx(0.008 + 0.033 / 4 + 0.001)
     assert stages.hold_for_fresher(f, 100.005) is None  # 5 ms old: fresh enough
-    runner._submit_gap = 0.2
+    runner._submit_gap = 0.06
     assert stages.hold_for_fresher(f, 100.03) is None  # the next frame is further off than this one is old
-    runner._submit_gap, runner._last_submit = 0.033, 100.02  # a newer frame came already
-    assert stages.hold_for_fresher(f, 100.025) == pytest.approx(0.003)  # one pre-processing time
-    runner.queue_depth = 3
-    assert stages.hold_for_fresher(f, 100.025) is None  # a deeper queue keeps its order
+    runner._submit_gap = 0.15
+    assert stages.hold_for_fresher(f, 100.1) is None  # frames come slower than the model runs
+    runner._submit_gap, runner._last_submit = 0.033, 100.02
+    assert stages.hold_for_fresher(f, 100.025) is None  # a newer frame came already: no waiting for a third
     runner.close()
+
+
+class FakeRunner:
+    """What `Stages` reads from its runner, without the runner's threads."""
+
+    def __init__(self):
+        self._cv = threading.Condition()
+        self._inbox = __import__("collections").deque()
+        self._submitted, self._aborted, self._closing = 0, False, False
+        self._submit_gap = self._last_submit = None
+        self.queue_depth = 1
+
+
+def stages_at(seg, prepped_at: float, newer_at: float):
+    """An idle model with a prepared frame submitted at `prepped_at` and a newer one waiting in the
+    inbox, submitted at `newer_at` (monotonic seconds); timings of a 100 ms model."""
+    from asymformer.deploy.stream_stages import Frame, Stages
+
+    r = FakeRunner()
+    st = Stages(r, seg, None)
+    st.ema.update(pre=0.002, model=0.1)
+    st.prepped = Frame(0, 1, None, None, None, (H, W), submitted=prepped_at)
+    r._inbox.append(Frame(1, 2, None, None, None, (H, W), submitted=newer_at))
+    r._submitted, r._last_submit = 2, newer_at
+    return r, st
+
+
+def test_the_idle_model_waits_for_a_much_newer_frame_to_be_prepared(seg):
+    """A camera frame 33 ms newer than the prepared one is waiting: the model waits until the
+    pre-processing stage has prepared it (here a stand-in, after 50 ms) instead of running the
+    older one; a frame only 5 ms newer (a flat-out producer) is not worth the wait."""
+    now = time.monotonic()
+    r, st = stages_at(seg, now - 0.040, now - 0.007)
+    newer = r._inbox[0]
+
+    def pre_stage():
+        time.sleep(0.05)
+        with r._cv:
+            st.prepped = r._inbox.popleft()
+            r._cv.notify_all()
+
+    threading.Thread(target=pre_stage).start()
+    t0 = time.monotonic()
+    with r._cv:
+        st._wait_for_fresher()
+    assert st.prepped is newer and time.monotonic() - t0 >= 0.045 and not st.holding
+
+    r, st = stages_at(seg, now - 0.010, now - 0.005)
+    t0 = time.monotonic()
+    with r._cv:
+        st._wait_for_fresher()
+    assert st.prepped.index == 0 and time.monotonic() - t0 < 0.04
+
+
+def test_the_hold_ends_when_the_next_frame_is_submitted(seg):
+    """Holding out for the camera's next frame is event-driven: it ends at the submit, not at the
+    deadline (and the frame is then waited for through pre-processing like any newer one)."""
+    from asymformer.deploy.stream_stages import Frame, Stages
+
+    r = FakeRunner()
+    st = Stages(r, seg, None)
+    st.ema.update(pre=0.002, model=0.4)
+    now = time.monotonic()
+    st.prepped = Frame(0, 1, None, None, None, (H, W), submitted=now - 0.2)
+    r._submitted, r._last_submit, r._submit_gap = 1, now - 0.2, 0.25  # next due in 50 ms; wait allows ~115
+    nxt = Frame(1, 2, None, None, None, (H, W), submitted=0.0)
+
+    def camera_and_pre_stage():
+        time.sleep(0.03)
+        with r._cv:
+            nxt.submitted = time.monotonic()
+            r._inbox.append(nxt)
+            r._submitted += 1
+            r._cv.notify_all()
+        time.sleep(0.01)
+        with r._cv:
+            st.prepped = r._inbox.popleft()
+            r._cv.notify_all()
+
+    threading.Thread(target=camera_and_pre_stage).start()
+    t0 = time.monotonic()
+    with r._cv:
+        st._wait_for_fresher()
+    assert st.prepped is nxt and 0.035 <= time.monotonic() - t0 < 0.1
 
 
 def test_tensor_frames_come_back_as_tensors(seg):

@@ -73,6 +73,9 @@ class StreamRunner:
     stall_after_s: with no result for this long, one warning saying why (`on_warning(text)`,
     default the "asymformer.stream" logger); `stall_hint()` may add a reason (e.g. the ROS
     node: "colour arrives but no depth"). copy: copy submitted arrays (drivers reuse buffers).
+    gil_free: run the model without holding Python's GIL (`Segmenter.infer(gil_free=True)`: on a
+    CPU an eager model is traced per frame size, about 1-2 s on the first frame of each), so the
+    producer, callbacks and any other Python thread do not slow inference down.
     """
 
     result_type = StreamResult
@@ -81,7 +84,7 @@ class StreamRunner:
                  on_error: Callable | None = None, *, result_depth: int | None = None,
                  clock: Callable[[], int] = time.time_ns, stall_after_s: float = 5.0,
                  on_warning: Callable[[str], None] | None = None, stall_hint: Callable[[], str | None] | None = None,
-                 copy: bool = True, depth_unit: float | None = None, window: int = 1024):
+                 copy: bool = True, depth_unit: float | None = None, window: int = 1024, gil_free: bool = True):
         if not isinstance(queue_depth, int) or queue_depth < 1:
             raise ValueError(f"StreamRunner: queue_depth must be an integer >= 1, got {queue_depth!r}")
         if result_depth is None:
@@ -111,7 +114,7 @@ class StreamRunner:
         self._last_submit = self._last_result = None
         self._submit_gap: float | None = None  # running mean seconds between submits
         self._stall_warned = False
-        self._stages = Stages(self, segmenter, depth_unit)
+        self._stages = Stages(self, segmenter, depth_unit, gil_free)
         self._threads = [threading.Thread(target=fn, name=f"asymformer-stream-{name}", daemon=True)
                          for name, fn in (("pre", self._stages.pre_loop), ("model", self._stages.model_loop),
                                           ("post", self._stages.post_loop), ("watchdog", self._watch_loop))]

@@ -11,6 +11,8 @@ overlap the kernels of frame n; a tensor is released only after the stage that u
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -107,14 +109,18 @@ def _sync(stream) -> None:
 class Stages:
     """The pre / model / post loops of one runner; all shared state lives under `runner._cv`."""
 
-    def __init__(self, runner, segmenter, depth_unit):
+    def __init__(self, runner, segmenter, depth_unit, gil_free: bool = True):
         self.r, self.seg, self.depth_unit = runner, segmenter, depth_unit
+        params = inspect.signature(segmenter.infer).parameters.values()  # a plain duck-typed infer(r, d) works too
+        takes = any(p.name == "gil_free" or p.kind is p.VAR_KEYWORD for p in params)
+        self.infer = functools.partial(segmenter.infer, gil_free=True) if gil_free and takes else segmenter.infer
         self.prepped: Frame | None = None
         self.to_post: Frame | None = None
         self.done = {"pre": False, "model": False, "post": False}
         self.busy_since: dict[str, float | None] = {"pre": None, "model": None, "post": None, "callback": None}
         self.ema = {"pre": None, "model": None}
-        self.holding = False  # the model is idle, waiting for a fresher frame than the prepared one
+        self.holding = False  # the idle model waits for a fresher frame than the prepared one
+        self.in_pre: Frame | None = None  # the frame the pre-processing stage is working on
         self.device = torch.device(getattr(segmenter, "device", "cpu"))
 
     def drop_slots(self) -> None:
@@ -138,7 +144,7 @@ class Stages:
         """
         now = time.monotonic()
         start, model, pre = self.busy_since["model"], self.ema["model"], self.ema["pre"]
-        if self.prepped is not None and self.holding:
+        if self.holding:
             return None  # the idle model waits for a fresher frame: prepare the one that came
         if self.prepped is not None and (start is None or self.r.queue_depth > 1):
             return 0.05  # the model takes it now, or a deeper queue keeps its order
@@ -146,7 +152,7 @@ class Stages:
             return None
         if model is None or pre is None:  # no timing yet: wait for the model rather than guess
             return 0.05
-        left = start + model - pre - (0.25 * pre + 0.001) - now
+        left = start + model - pre - max(0.25 * pre + 0.001, 0.05 * model) - now
         if left > 0:
             return left
         if self.prepped is not None:
@@ -174,7 +180,7 @@ class Stages:
                         self.done["pre"] = True
                         self.r._cv.notify_all()
                         return
-                    frame = self.r._inbox.popleft()
+                    frame = self.in_pre = self.r._inbox.popleft()
                     self.busy_since["pre"] = t0 = time.monotonic()
                 try:
                     if frame.event is not None:  # our stage stream (the context above sets it current)
@@ -182,11 +188,12 @@ class Stages:
                     frame.tensors = self.seg.preprocess(frame.rgb, frame.depth, self.depth_unit)
                     _sync(stream)
                 except Exception as exc:  # noqa: BLE001 - handed to the caller by _fail
+                    self.in_pre = None
                     self._clear("pre")
                     self.r._fail(frame, "pre-processing", exc)
                     continue
                 with self.r._cv:
-                    self.busy_since["pre"] = None
+                    self.busy_since["pre"], self.in_pre = None, None
                     dt = time.monotonic() - t0
                     self._ema("pre", dt)
                     frame.stage_ms["pre_ms"] = 1000 * dt
@@ -210,7 +217,8 @@ class Stages:
                         self.done["model"] = True
                         self.r._cv.notify_all()
                         return
-                    self._hold(self.hold_for_fresher(self.prepped, time.monotonic()))
+                    if self.r.queue_depth == 1:
+                        self._wait_for_fresher()
                     if self.r._aborted or self.prepped is None:
                         continue
                     frame, self.prepped = self.prepped, None
@@ -218,7 +226,7 @@ class Stages:
                     self.r._cv.notify_all()  # the pre stage may start on the next frame
                 try:
                     r, d = frame.tensors[0], frame.tensors[1]
-                    frame.logits = self.seg.infer(r, d)
+                    frame.logits = self.infer(r, d)
                     _sync(stream)
                 except Exception as exc:  # noqa: BLE001
                     self._clear("model")
@@ -238,38 +246,58 @@ class Stages:
                     self.to_post = frame
                     self.r._cv.notify_all()
 
+    def newest_before_model(self) -> Frame | None:
+        """The newest frame not yet in the model: prepared, being prepared or waiting (lock held)."""
+        frames = [f for f in (self.prepped, self.in_pre, self.r._inbox[-1] if self.r._inbox else None) if f]
+        return max(frames, key=lambda f: f.index) if frames else None
+
     def hold_for_fresher(self, frame: Frame, now: float) -> float | None:
-        """Seconds the idle model should wait for the camera's next frame instead of starting on
-        `frame` (None: start now). Keep-latest only (queue depth 1), and only when the next frame is
-        due sooner than `frame` is old and within half an inference: then its result comes out
-        fresher and the newest label map is younger on average, at the cost of a short idle gap
-        (a camera-rate stream; a flat-out producer always has a fresh frame, so never waits)."""
+        """Seconds the idle model should wait for the camera's next frame instead of running
+        `frame`, the newest it has (None: no wait). Only for a producer faster than the model, when
+        that frame is old and the next is due sooner than `frame` is old and within half an
+        inference: its result then comes out fresher, for a short idle gap. The wait allows a
+        quarter period of camera jitter plus one pre-processing; a flat-out producer always has a
+        fresh frame, so it never waits."""
         gap, model, last = self.r._submit_gap, self.ema["model"], self.r._last_submit
-        if self.r.queue_depth != 1 or self.r._closing or gap is None or model is None or last is None:
+        if self.r._closing or gap is None or model is None or last is None or last > frame.submitted + 1e-6:
             return None
-        pre, age = self.ema["pre"] or 0.0, now - frame.submitted
+        if gap >= model:  # frames come no faster than the model runs (or only when it takes one): nothing to gain
+            return None
+        age = now - frame.submitted
         if age < 0.1 * model:
             return None  # fresh enough: a few milliseconds are not worth an idle model
-        if last > frame.submitted + 1e-6:  # a newer frame is already in: worth one pre-processing time
-            return pre + 0.002 if pre < 0.25 * model else None
         next_in = last + gap - now
-        if next_in <= 0 or next_in >= age or next_in > 0.5 * model:
+        if next_in >= age or next_in > 0.5 * model:
             return None
-        return next_in + pre + 0.002
+        return max(next_in, 0.0) + 0.25 * gap + (self.ema["pre"] or 0.0)
 
-    def _hold(self, seconds: float | None) -> None:
-        """Wait (lock held) up to `seconds` for the pre-processing stage to replace the prepared frame."""
-        if not seconds:
-            return
-        frame, deadline = self.prepped, time.monotonic() + seconds
+    def _wait_for_fresher(self) -> None:
+        """Keep-latest only, lock held, the model idle: (1) hold out for the camera's next frame when
+        `hold_for_fresher` says it pays, until it is submitted; (2) when a frame newer than the
+        prepared one is waiting or being prepared, wait for the pre-processing stage to finish it
+        instead of running the older one, if it is newer by more than the wait costs (4
+        pre-processing times, a tenth of an inference: a camera's next frame is, a flat-out
+        producer's is not). Event-driven: the wait ends as soon as the frame is ready, not at a
+        guessed deadline."""
+        cv, r = self.r._cv, self.r
+        newest = self.newest_before_model()
+        seconds = self.hold_for_fresher(newest, time.monotonic())
         self.holding = True
-        self.r._cv.notify_all()
+        cv.notify_all()
         try:
-            while self.prepped is frame and not self.r._aborted and not self.r._closing:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self.r._cv.wait(left)
+            if seconds:
+                deadline, before = time.monotonic() + seconds, r._submitted
+                while r._submitted == before and not r._aborted and not r._closing:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    cv.wait(left)
+                newest = self.newest_before_model()
+            worth = max(4 * (self.ema["pre"] or 0.001), 0.1 * (self.ema["model"] or 0.0))
+            while (self.prepped is not None and newest is not None and self.prepped.index < newest.index
+                   and newest.submitted - self.prepped.submitted > worth and not r._aborted
+                   and (self.in_pre is not None or r._inbox)):
+                cv.wait(0.1)
         finally:
             self.holding = False
 
