@@ -130,6 +130,7 @@ def main() -> None:
 
         view = RerunView(seg.class_names, seg.colors, save=args.rerun_save, spawn=args.rerun)
     runner = StreamRunner(seg)
+    print(f"warmed up in {runner.warm_up(rgb, depth):.1f} s (the first frames build the model's fast path)")
     stop, errors = threading.Event(), []
     camera = threading.Thread(target=produce, args=(frames, (rgb, depth), runner, stop, errors, bool(args.rgb)),
                               daemon=True)

@@ -383,3 +383,21 @@ def test_tensor_frames_come_back_as_tensors(seg):
     want = seg(rgb_t, depth_t)
     assert isinstance(got.labels, torch.Tensor) and got.frame_size == (H, W)
     assert torch.equal(got.labels, want.labels)
+
+
+def test_warm_up_builds_the_gil_free_path_and_counts_nothing(small_model):
+    """warm_up runs the first frame of a size through the stages before the stream starts: the
+    trace the model thread would otherwise build on a live frame exists afterwards, and nothing was
+    delivered, counted or dropped."""
+    seg = Segmenter(small_model, device="cpu")
+    runner = StreamRunner(seg, result_depth=4)
+    rgb, depth = frame(0)
+    assert runner.warm_up(rgb, depth) > 0
+    assert len(seg._traces) == 1
+    stats = runner.stats()
+    assert (stats["processed"], stats["dropped"], stats["submitted"]) == (0, 0, 0) and runner.latest() is None
+    runner.submit(rgb, depth, stamp_ns=5)
+    runner.close()
+    assert np.array_equal(runner.latest().labels, seg(rgb, depth).labels)
+    with pytest.raises(ValueError, match="depth"):
+        runner.warm_up(rgb, depth[:10])

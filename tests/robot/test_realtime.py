@@ -34,6 +34,7 @@ def test_realtime_replay_writes_only_processed_frames(tmp_path, tiny_checkpoint,
     assert r["processed"] == r["frames"] >= 1 and r["dropped"] >= 1  # 100x the camera rate: the model cannot keep up
     assert 0 < r["latency_p50_ms"] <= r["latency_p99_ms"] and r["model_ms"] > 0
     assert r["realtime"]["decode_ms"] > 0  # pairs decoded when due, as a node decodes on arrival
+    assert r["realtime"]["warm_up_s"] > 0  # the first frame built the model's path before the clock started
     assert f"realtime: {r['processed']} processed, {r['dropped']} dropped" in line
     got = read_bag(tmp_path / "out")
     labels = got["/asymformer/labels"]

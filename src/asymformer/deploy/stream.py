@@ -155,6 +155,20 @@ class StreamRunner:
             self._cv.notify_all()
         return free
 
+    def warm_up(self, rgb, depth, runs: int = 3) -> float:
+        """Run one frame through the three stages `runs` times in the caller's thread before the
+        stream starts (nothing is delivered or counted); returns the seconds it took. The first
+        frames of a size build what the model needs (a GIL-free trace, kernels, a backend for that
+        size): seconds in which live frames would be dropped and whose latency would swamp the
+        statistics of a short run (a replay, a benchmark)."""
+        rgb, depth, _ = _check_frame(rgb, depth, copy=False)
+        t0 = time.monotonic()
+        with torch.inference_mode():
+            for _ in range(max(1, runs)):
+                r, d, frame_hw, is_tensor = self.segmenter.preprocess(rgb, depth, self._stages.depth_unit)
+                self.segmenter.postprocess(self._stages.infer(r, d), frame_hw, True, is_tensor)
+        return time.monotonic() - t0
+
     # ------------------------------------------------------------------ consumer side
     def get(self, timeout: float | None = None) -> StreamResult | None:
         """The oldest unread result, waiting up to `timeout` s (None: until one comes or the

@@ -49,6 +49,7 @@ class WindowStats:
     def reset_windows(self) -> None:
         window = self.window
         self.latency = deque(maxlen=window)
+        self.overhead = deque(maxlen=window)  # latency minus that frame's own model time
         self.pipeline = deque(maxlen=window)
         self.stage = {k: deque(maxlen=window) for k in ("pre_ms", "model_ms", "post_ms")}
         self.times = deque(maxlen=window)
@@ -56,6 +57,7 @@ class WindowStats:
     def add_result(self, now: float, latency_ms: float, pipeline_ms: float, stage_ms: dict) -> None:
         self.processed += 1
         self.latency.append(latency_ms)
+        self.overhead.append(latency_ms - stage_ms.get("model_ms", 0.0))
         self.pipeline.append(pipeline_ms)
         self.times.append(now)
         for k, v in stage_ms.items():
@@ -68,9 +70,11 @@ class WindowStats:
         out = {"processed": self.processed, "dropped": self.dropped, "errors": self.errors,
                "latency_p50_ms": pct(self.latency, 50), "latency_p99_ms": pct(self.latency, 99),
                "latency_max_ms": round(max(self.latency), 3) if self.latency else None,
+               "overhead_p50_ms": pct(self.overhead, 50), "overhead_p99_ms": pct(self.overhead, 99),
                "pipeline_p50_ms": pct(self.pipeline, 50), "pipeline_p99_ms": pct(self.pipeline, 99)}
         for k, v in self.stage.items():
             out[k] = round(float(np.mean(v)), 3) if v else None
+        out["model_p99_ms"] = pct(self.stage["model_ms"], 99)  # the model's own tail, next to latency_p99_ms
         span = self.times[-1] - self.times[0] if len(self.times) > 1 else 0.0
         out["fps"] = round((len(self.times) - 1) / span, 3) if span > 0 else None
         out["window"] = len(self.latency)

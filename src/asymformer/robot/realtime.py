@@ -35,6 +35,7 @@ class RealtimeReplay:
                              f"2 = twice as fast), got {speed}")
         self.segmenter, self.speed, self.queue_depth = segmenter, float(speed), queue_depth
         self.late = 0  # frames submitted after their time (decoding slower than the recording)
+        self.warm_up_s = 0.0  # the first frame through the model before the replay clock starts
         self.frames = 0
         self.seconds = 0.0
         self._stats: dict = {}
@@ -55,14 +56,18 @@ class RealtimeReplay:
         lazy = hasattr(frames, "pairs") and hasattr(frames, "decode")
         try:
             for index, item in enumerate(frames.pairs() if lazy else frames):
-                if not origin:
+                if not origin:  # the first frame also warms the model up, before the replay clock starts
+                    frame = self._decode(frames, item, index) if lazy else item
+                    if frame is not None:
+                        self.warm_up_s = round(runner.warm_up(frame.rgb, frame.depth_m), 3)
                     origin.update(stamp=item.stamp_ns, wall=time.monotonic_ns())
-                wait = (item.stamp_ns - clock()) / 1e9 / self.speed
-                if wait > 0:
-                    time.sleep(wait)
-                elif wait < -0.005:
-                    self.late += 1
-                frame = self._decode(frames, item, index) if lazy else item
+                else:
+                    wait = (item.stamp_ns - clock()) / 1e9 / self.speed
+                    if wait > 0:
+                        time.sleep(wait)
+                    elif wait < -0.005:
+                        self.late += 1
+                    frame = self._decode(frames, item, index) if lazy else item
                 if frame is None:  # undecodable: skipped and counted by the reader
                     continue
                 runner.submit(frame.rgb, frame.depth_m, frame.stamp_ns, meta=frame)
@@ -94,7 +99,8 @@ class RealtimeReplay:
                 "model_ms": model, "model_fps": round(1000 / model, 3) if model else None,
                 "latency_p50_ms": s.get("latency_p50_ms"), "latency_p99_ms": s.get("latency_p99_ms"),
                 "realtime": {"speed": self.speed, "queue_depth": self.queue_depth, "submitted": self.frames,
-                             "late_submits": self.late, "replay_seconds": round(self.seconds, 3),
+                             "late_submits": self.late, "warm_up_s": self.warm_up_s,
+                             "replay_seconds": round(self.seconds, 3),
                              "decode_ms": round(sum(self._decode_ms) / len(self._decode_ms), 3) if self._decode_ms
                              else None,
                              "latency_note": "capture stamp -> result on the replay clock (decoding on arrival "
