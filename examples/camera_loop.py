@@ -20,6 +20,7 @@ millimetres, float files metres); a replay shows every frame (it waits for each 
 from __future__ import annotations
 
 import argparse
+import sys
 import threading
 import time
 
@@ -130,7 +131,8 @@ def main() -> None:
 
         view = RerunView(seg.class_names, seg.colors, save=args.rerun_save, spawn=args.rerun)
     runner = StreamRunner(seg)
-    print(f"warmed up in {runner.warm_up(rgb, depth):.1f} s (the first frames build the model's fast path)")
+    print(f"warmed up in {runner.warm_up(rgb, depth):.1f} s (the first frames build the model's fast path)",
+          file=sys.stderr)
     stop, errors = threading.Event(), []
     camera = threading.Thread(target=produce, args=(frames, (rgb, depth), runner, stop, errors, bool(args.rgb)),
                               daemon=True)
