@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from asymformer import Segmenter
-from asymformer.deploy.segmenter import labels_and_confidence
+from asymformer.deploy.postprocess import labels_and_confidence
 
 
 def reference(logits, size):
@@ -63,7 +63,10 @@ def test_segmenter_postprocess_reuses_one_buffer_per_thread(small_model, make_fr
     a, b = seg(rgb, depth), seg(rgb, depth)
     np.testing.assert_array_equal(a.labels, b.labels)
     assert a.labels is not b.labels and not np.shares_memory(a.confidence, b.confidence)  # results stay the caller's
-    assert seg._post_work.buf.shape == (1, 5, 48, 64)
+    assert seg._work._local.buf.shape == (1, 5, 48, 64)
+    # batches and frames over the cap allocate per call: nothing large is kept for them
+    assert seg._work.get(torch.zeros(2, 5, 8, 8), (48, 64)) is None
+    assert seg._work.get(torch.zeros(1, 40, 8, 8), (720, 1280)) is None
 
 
 def test_gil_free_inference_is_a_trace_per_size_with_the_same_logits(small_model):
@@ -74,8 +77,32 @@ def test_gil_free_inference_is_a_trace_per_size_with_the_same_logits(small_model
     assert (got - want).abs().max() < 1e-4
     fn = seg._gil_free_fn(r, d)
     assert fn is not seg._fn and seg._gil_free_fn(r, d) is fn  # built once for this size
-    seg.infer(torch.randn(1, 3, 64, 96), torch.randn(1, 1, 64, 96), gil_free=True)
-    assert len(seg._traces) == 2
+    for h in (64, 96, 128, 160):  # four more sizes: at most four kept, the least recently used dropped
+        seg.infer(torch.randn(1, 3, h, 64), torch.randn(1, 1, h, 64), gil_free=True)
+    assert len(seg._traces) == 4 and seg._gil_free_fn(r, d) is not fn
+
+
+def test_a_module_that_is_not_asymformer_is_never_traced():
+    """A trace records one path through the code: a module whose branches depend on input values
+    would be right on the checked frame and silently wrong on the next, so only AsymFormer is traced."""
+
+    class Branchy(torch.nn.Module):
+        num_classes = 2
+
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, rgb, depth):
+            out = torch.cat([rgb[:, :1], -rgb[:, :1]], 1) * self.scale
+            return out if depth.mean() > 0 else -out
+
+    seg = Segmenter(Branchy(), device="cpu")
+    r = torch.randn(1, 3, 32, 32)
+    for sign in (1, -1):
+        d = sign * torch.ones(1, 1, 32, 32)
+        assert torch.equal(seg.infer(r, d, gil_free=True), seg.infer(r, d))
+    assert seg._gil_free_fn(r, d) is seg._fn
 
 
 def test_gil_free_keeps_a_backend_that_needs_no_trace_and_warns_when_tracing_fails(small_model, monkeypatch):
@@ -84,10 +111,9 @@ def test_gil_free_keeps_a_backend_that_needs_no_trace_and_warns_when_tracing_fai
     assert seg.backend == "jit" and seg._gil_free_fn(r, d) is seg._fn
 
     from asymformer.deploy import backends
-    from asymformer.deploy.common import BackendUnavailable
 
     def broken(*a, **k):
-        raise BackendUnavailable("torch.jit.trace/freeze failed: planted")
+        raise RuntimeError("torch.jit.trace/freeze failed: planted")
 
     monkeypatch.setattr(backends, "build_backend", broken)
     seg = Segmenter(small_model, device="cpu")

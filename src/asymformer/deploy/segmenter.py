@@ -8,14 +8,12 @@ the model's device, so a GPU loop uploads raw bytes and downloads two small maps
 
 from __future__ import annotations
 
-import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from asymformer.data.transforms import normalization_values, normalize_planar, prepare_frame
 from asymformer.deprecation import notice, renamed_keyword
@@ -23,7 +21,8 @@ from asymformer.devices import resolve_device, set_threads
 from asymformer.models.info import info_of
 from asymformer.viz import palette
 
-from .common import BackendUnavailable, fused_copy, max_abs_diff
+from .common import fused_copy
+from .gil_free import GIL_BOUND_BACKENDS, GilFreeTraces
 from .inputs import (
     depth_to_batch,
     depth_to_metres,
@@ -32,6 +31,7 @@ from .inputs import (
     resize_on_device,
     rgb_to_batch,
 )
+from .postprocess import Workspace, labels_and_confidence
 
 INVALID_DEPTH_WARN = 0.5  # share of invalid depth pixels that gets the once-per-run warning
 
@@ -133,6 +133,8 @@ class Segmenter:
             cands = tuple(optimize) if precision == "fp32" and optimize is not True else None
             self._fn = optimize_for_inference(model, self.device, h, w, candidates=cands, precision=precision)
             self.backend = self._fn.backend
+        self._traces = GilFreeTraces(self.model, self._fn)  # infer(gil_free=True): a trace per input size
+        self._work = Workspace()  # post-processing's reused buffer, one per calling thread
 
     def __repr__(self) -> str:
         return (f"Segmenter(device={self.device}, backend={self.backend!r}, precision={self.precision!r}, "
@@ -242,85 +244,16 @@ class Segmenter:
     def _gil_free_fn(self, rgb: torch.Tensor, depth: torch.Tensor):
         if self.device.type != "cpu" or self.backend not in GIL_BOUND_BACKENDS:
             return self._fn
-        traces = self.__dict__.setdefault("_traces", {})  # input shapes -> callable; the newest 4 kept
-        key = (tuple(rgb.shape), tuple(depth.shape))
-        if key not in traces:
-            if len(traces) >= 4:
-                traces.pop(next(iter(traces)))
-            traces[key] = self._trace(rgb, depth)
-        return traces[key]
-
-    def _trace(self, rgb: torch.Tensor, depth: torch.Tensor):
-        from .backends import build_backend  # backends import the CUDA / ONNX builders: only when needed
-
-        try:
-            fn, _ = build_backend("jit", self.model, rgb, depth)
-            diff = max_abs_diff(fn(rgb, depth), self._fn(rgb, depth))
-            if diff <= 1e-4:
-                return fn
-            reason = f"its logits differ from eager by {diff:.2g}"
-        except BackendUnavailable as exc:
-            reason = str(exc)
-        warnings.warn(f"Segmenter: no GIL-free path for {tuple(rgb.shape[2:])} inputs ({reason}); running eager "
-                      "PyTorch, which Python work on other threads slows down", stacklevel=3)
-        return self._fn
-
-    def _workspace(self, logits: torch.Tensor, frame: tuple[int, int]) -> torch.Tensor:
-        """This thread's reusable post-processing buffer (B×K×H×W float32): a live stream
-        post-processes every frame at one size, and a fresh 12-50 MB buffer per frame cost
-        thousands of page faults each time. Per thread, so concurrent callers never share it."""
-        local = self.__dict__.setdefault("_post_work", threading.local())
-        shape = (logits.shape[0], logits.shape[1], *frame)
-        layout = torch.channels_last if tuple(logits.shape[2:]) != tuple(frame) else torch.contiguous_format
-        work = getattr(local, "buf", None)
-        if work is None or tuple(work.shape) != shape or work.device != logits.device or \
-                not work.is_contiguous(memory_format=layout):
-            work = local.buf = torch.empty(shape, device=logits.device).contiguous(memory_format=layout)
-        return work
+        return self._traces.get(rgb, depth)
 
     @torch.inference_mode()
     def postprocess(self, logits: torch.Tensor, frame: tuple[int, int], single: bool = True,
                     is_tensor: bool = False, return_logits: bool = False, attention=None) -> Segmentation:
         """Logits -> labels and confidence at the frame size (numpy unless the frames were tensors)."""
-        work = None if return_logits else self._workspace(logits, tuple(frame))
+        work = None if return_logits else self._work.get(logits, tuple(frame))
         labels, conf, up = labels_and_confidence(logits, tuple(frame), keep_logits=return_logits, work=work)
         out = Segmentation(labels, conf, up, attention)
         return _finish(out, single, is_tensor)
-
-
-# Eager PyTorch: Python code runs between operations, so these hold the GIL for much of an inference.
-GIL_BOUND_BACKENDS = ("eager", "fused", "channels_last")
-
-
-def labels_and_confidence(logits: torch.Tensor, size: tuple[int, int], keep_logits: bool = False,
-                          work: torch.Tensor | None = None):
-    """B×K×h×w logits -> (labels B×H×W int64, confidence B×H×W float32, upsampled logits or None).
-
-    labels = the first class with the largest bilinearly upsampled logit (torch.argmax's rule);
-    confidence = the largest softmax probability, 1 / sum_k exp(l_k - max_l). Only cheap
-    reductions over the class axis: the max, then the first index where the logit equals it (as
-    the max of K..1 weights on uint8 masks), then one exp-sum written into `work` (a reused
-    B×K×H×W float32 buffer, when given) instead of a fresh full-size tensor. A softmax followed by
-    max(dim=1) took 2x as long on a CPU (an index-returning reduction across the class axis of an
-    NCHW tensor is strided and slow; fresh 12-50 MB buffers page-fault every frame), and this sits
-    on a live stream's latency path (benchmarks/stream_latency.py).
-    """
-    size = tuple(size)
-    x = logits.float()
-    if tuple(x.shape[2:]) != size:  # channels-last: the upsampling kernel vectorises over classes
-        x = F.interpolate(x.contiguous(memory_format=torch.channels_last), size=size, mode="bilinear",
-                          align_corners=False)
-    up = x.to(logits.dtype).contiguous() if keep_logits else None
-    k = x.shape[1]
-    top = x.amax(dim=1, keepdim=True)
-    fits = (work is not None and work.shape == x.shape and work.device == x.device
-            and work.stride() == x.stride())  # the same layout, or out= would be slow
-    shifted = torch.sub(x, top, out=work) if fits else x - top  # never in place in the caller's logits
-    weights = torch.arange(k, 0, -1, device=x.device, dtype=torch.uint8 if k < 256 else torch.int32)
-    first = ((shifted == 0) * weights.view(1, k, 1, 1)).amax(dim=1)
-    labels = (k - first.long()).remainder_(k)  # no class equal to the max (NaN logits): class 0
-    conf = shifted.exp_().sum(dim=1).reciprocal_()
-    return labels, conf, up
 
 
 def _short(normalization):

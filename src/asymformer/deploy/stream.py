@@ -160,7 +160,11 @@ class StreamRunner:
         stream starts (nothing is delivered or counted); returns the seconds it took. The first
         frames of a size build what the model needs (a GIL-free trace, kernels, a backend for that
         size): seconds in which live frames would be dropped and whose latency would swamp the
-        statistics of a short run (a replay, a benchmark)."""
+        statistics of a short run (a replay, a benchmark). Call it before submitting frames."""
+        with self._cv:
+            self._raise_pending("warm_up")
+            if self._closing:
+                raise RuntimeError("StreamRunner.warm_up: the runner is closed; create a new one")
         rgb, depth, _ = _check_frame(rgb, depth, copy=False)
         t0 = time.monotonic()
         with torch.inference_mode():

@@ -115,9 +115,9 @@ class Stages:
 
     def __init__(self, runner, segmenter, depth_unit, gil_free: bool = True):
         self.r, self.seg, self.depth_unit = runner, segmenter, depth_unit
-        params = inspect.signature(segmenter.infer).parameters.values()  # a plain duck-typed infer(r, d) works too
-        takes = any(p.name == "gil_free" or p.kind is p.VAR_KEYWORD for p in params)
-        self.infer = functools.partial(segmenter.infer, gil_free=True) if gil_free and takes else segmenter.infer
+        self.infer = segmenter.infer  # a duck-typed infer(r, d) runs as it is
+        if gil_free and _names_gil_free(segmenter.infer):
+            self.infer = functools.partial(segmenter.infer, gil_free=True)
         self.prepped: Frame | None = None
         self.to_post: Frame | None = None
         self.done = {"pre": False, "model": False, "post": False}
@@ -281,8 +281,8 @@ class Stages:
         prepared one is waiting or being prepared, wait for the pre-processing stage to finish it
         instead of running the older one, if it is newer by more than the wait costs (4
         pre-processing times, a tenth of an inference: a camera's next frame is, a flat-out
-        producer's is not). Event-driven: the wait ends as soon as the frame is ready, not at a
-        guessed deadline."""
+        producer's is not), and for at most that long. Event-driven: the wait ends as soon as the
+        frame is ready, not at a guessed deadline."""
         cv, r = self.r._cv, self.r
         newest = self.newest_before_model()
         seconds = self.hold_for_fresher(newest, time.monotonic())
@@ -298,10 +298,14 @@ class Stages:
                     cv.wait(left)
                 newest = self.newest_before_model()
             worth = max(4 * (self.ema["pre"] or 0.001), 0.1 * (self.ema["model"] or 0.0))
+            deadline = time.monotonic() + worth  # a slow pre-processing (a stalled GPU copy) is not waited out
             while (self.prepped is not None and newest is not None and self.prepped.index < newest.index
                    and newest.submitted - self.prepped.submitted > worth and not r._aborted
                    and (self.in_pre is not None or r._inbox)):
-                cv.wait(0.1)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                cv.wait(min(left, 0.1))
         finally:
             self.holding = False
 
@@ -353,3 +357,12 @@ class Stages:
         with self.r._cv:
             self.busy_since[stage] = None
             self.r._cv.notify_all()
+
+
+def _names_gil_free(infer) -> bool:
+    """Whether infer() takes gil_free by name (a Segmenter's does; a stand-in's need not, and one
+    taking *args / **kwargs, such as a scripted module, would choke on it)."""
+    try:
+        return "gil_free" in inspect.signature(infer).parameters
+    except (TypeError, ValueError):  # a builtin or C callable without a signature
+        return False

@@ -56,10 +56,11 @@ class RealtimeReplay:
         lazy = hasattr(frames, "pairs") and hasattr(frames, "decode")
         try:
             for index, item in enumerate(frames.pairs() if lazy else frames):
-                if not origin:  # the first frame also warms the model up, before the replay clock starts
+                if not origin:  # the first decodable frame warms the model up, then the replay clock starts
                     frame = self._decode(frames, item, index) if lazy else item
-                    if frame is not None:
-                        self.warm_up_s = round(runner.warm_up(frame.rgb, frame.depth_m), 3)
+                    if frame is None:
+                        continue
+                    self.warm_up_s = round(runner.warm_up(frame.rgb, frame.depth_m), 3)
                     origin.update(stamp=item.stamp_ns, wall=time.monotonic_ns())
                 else:
                     wait = (item.stamp_ns - clock()) / 1e9 / self.speed
