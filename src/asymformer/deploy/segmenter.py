@@ -231,10 +231,11 @@ class Segmenter:
         streaming runtime (`deploy.stream.StreamRunner`) can overlap them across frames.
         gil_free: for a background thread. Eager PyTorch (this Segmenter's default backend on a
         CPU) takes Python's GIL back between operations, so Python work on any other thread stalls
-        it (benchmarks/stream_latency.py: 30 % slower beside a 500 Hz producer thread; 25x beside
+        it (benchmarks/stream_latency.py: 30 % slower beside a 500 Hz producer thread; 27x beside
         a busy Python loop). Then a TorchScript trace of the same folded model runs instead: built
         on the first call at each input size (about 1-2 s), checked against eager within 1e-4
-        (else eager, with a warning). Backends that already run without the GIL (jit, ONNX
+        (else eager, with a warning); AsymFormer networks only (deploy/gil_free.py says why).
+        Backends that already run without the GIL (jit, ONNX
         Runtime, OpenVINO), GPUs and the eager bf16 path (not traced: it would need its own
         reference) are used as they are.
         """
