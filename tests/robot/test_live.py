@@ -71,6 +71,9 @@ def test_pairs_are_segmented_and_every_output_published(seg, checkpoint, compres
         assert pts["x"][0] == pytest.approx((u - CX) * z / FX, rel=1e-5)
         assert pts["y"][0] == pytest.approx((v - CY) * z / FY, rel=1e-5)
     assert stats["pairing"]["pairs"] >= 2 and stats["errors"] == 0 and not [x for x in logs if x[0] == "error"]
+    # the first pair went through the model once before streaming (not counted), and said so
+    assert stats["warm_up_s"] > 0 and stats["processed"] + stats["dropped"] == stats["submitted"]
+    assert any(level == "info" and text.startswith(f"model ready for {H}×{W} frames") for level, text in logs)
 
 
 def test_colour_without_depth_warns_with_the_reason_and_stays_bounded(seg, checkpoint):

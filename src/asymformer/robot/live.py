@@ -141,6 +141,7 @@ class LiveSegmentation:
             self.intrinsics = Intrinsics.load(settings.intrinsics)
         self._window = _Window()
         self._warned: set[str] = set()
+        self.warm_up_s: float | None = None  # seconds the first frame took through the model, before streaming
         self.published = dict.fromkeys((*settings.outputs, CLASS_TOPIC), 0)
         self.runner = StreamRunner(segmenter, queue_depth=settings.queue_depth, on_result=self._on_result,
                                    on_error=self._on_error, clock=clock, stall_after_s=settings.stall_after_s,
@@ -174,6 +175,10 @@ class LiveSegmentation:
         for pair in pairs:
             try:
                 rgb, depth = decode_color(pair.color), decode_depth(pair.depth)
+                if self.warm_up_s is None:  # once, on this thread: the model's fast path before the stream runs
+                    self.warm_up_s = round(self.runner.warm_up(rgb, depth), 3)
+                    self.log("info", f"model ready for {rgb.shape[0]}×{rgb.shape[1]} frames in {self.warm_up_s:.1f} s "
+                                     "(built on the first frame; frames meanwhile were dropped)")
                 self.runner.submit(rgb, depth, pair.stamp_ns, meta={"header": pair.color.header,
                                                                      "intrinsics": self.intrinsics})
             except ValueError as exc:  # a bad frame: say it once per kind of problem, keep going
@@ -236,10 +241,12 @@ class LiveSegmentation:
                 f"or check that both come from the same camera and clock")
 
     def stats(self) -> dict:
-        return {**self.runner.stats(), "pairing": self.pairer.stats(), "published": dict(self.published)}
+        return {**self.runner.stats(), "pairing": self.pairer.stats(), "published": dict(self.published),
+                "warm_up_s": self.warm_up_s}
 
     def close(self) -> dict:
         stats = self.runner.close(drain=False)
         if self.view is not None:
             self.view.close()
-        return {**stats, "pairing": self.pairer.stats(), "published": dict(self.published)}
+        return {**stats, "pairing": self.pairer.stats(), "published": dict(self.published),
+                "warm_up_s": self.warm_up_s}
