@@ -55,17 +55,23 @@ def median_ms(fn, iters: int) -> float:
     return statistics.median(times)
 
 
-def stage_times(seg, rgb, depth, iters: int) -> dict:
-    """Median ms of each stage alone. model_ms is the faster of the Segmenter's own path and the
-    GIL-free one the runner uses (`infer(gil_free=True)`: a trace of an eager model): the
-    stricter baseline for both claims."""
-    r, d, hw, is_t = seg.preprocess(rgb, depth)
+def model_only_ms(seg, r, d, iters: int) -> tuple[float, float]:
+    """Median ms of the Segmenter's own inference path and of the GIL-free one the runner uses
+    (`infer(gil_free=True)`: a trace of an eager model) on pre-processed tensors."""
     with torch.inference_mode():
-        logits = seg.infer(r, d)
         for _ in range(3):  # build and warm the trace (TorchScript optimises on its first calls)
             seg.infer(r, d, gil_free=True)
-        own = median_ms(lambda: seg.infer(r, d), iters)
-        gil_free = median_ms(lambda: seg.infer(r, d, gil_free=True), iters)
+        return (median_ms(lambda: seg.infer(r, d), iters),
+                median_ms(lambda: seg.infer(r, d, gil_free=True), iters))
+
+
+def stage_times(seg, rgb, depth, iters: int) -> dict:
+    """Median ms of each stage alone. model_ms is the faster of the two inference paths: the
+    stricter baseline for both claims."""
+    r, d, hw, is_t = seg.preprocess(rgb, depth)
+    own, gil_free = model_only_ms(seg, r, d, iters)
+    with torch.inference_mode():
+        logits = seg.infer(r, d)
         return {"pre_ms": median_ms(lambda: seg.preprocess(rgb, depth), iters),
                 "model_ms": min(own, gil_free), "model_own_ms": own, "model_gil_free_ms": gil_free,
                 "post_ms": median_ms(lambda: seg.postprocess(logits, hw, True, is_t), iters)}
@@ -142,9 +148,10 @@ def camera(seg, data, fps: float, seconds: float, stages: dict) -> dict:
 def flat_out(seg, data, seconds: float, iters: int) -> dict:
     """Model-only rate measured just before and just after the run (the machine may drift), and
     the model stage's utilisation in the run (frames/s x its own mean model time: 1.0 = never idle)."""
-    before = stage_times(seg, *data[0], iters)["model_ms"]
-    stats, _ = feed(seg, data, 0.002, lambda r, t: t >= seconds)
-    after = stage_times(seg, *data[0], iters)["model_ms"]
+    r, d = seg.preprocess(*data[0])[:2]
+    before = min(model_only_ms(seg, r, d, iters))
+    stats, _ = feed(seg, data, 0.002, lambda runner, t: t >= seconds)
+    after = min(model_only_ms(seg, r, d, iters))
     model_rate = 2000.0 / (before + after)
     return {"seconds": seconds, "stats": stats, "model_only_fps": round(model_rate, 3),
             "model_only_ms_before_after": [round(before, 2), round(after, 2)],

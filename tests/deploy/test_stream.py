@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 
 import numpy as np
 import pytest
@@ -292,7 +293,7 @@ class FakeRunner:
 
     def __init__(self):
         self._cv = threading.Condition()
-        self._inbox = __import__("collections").deque()
+        self._inbox = deque()
         self._submitted, self._aborted, self._closing = 0, False, False
         self._submit_gap = self._last_submit = None
         self.queue_depth = 1

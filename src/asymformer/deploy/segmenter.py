@@ -235,9 +235,8 @@ class Segmenter:
         a busy Python loop). Then a TorchScript trace of the same folded model runs instead: built
         on the first call at each input size (about 1-2 s), checked against eager within 1e-4
         (else eager, with a warning); AsymFormer networks only (deploy/gil_free.py says why).
-        Backends that already run without the GIL (jit, ONNX
-        Runtime, OpenVINO), GPUs and the eager bf16 path (not traced: it would need its own
-        reference) are used as they are.
+        Backends that already run without the GIL (jit, ONNX Runtime, OpenVINO), GPUs and the
+        eager bf16 path (not traced: it would need its own reference) are used as they are.
         """
         fn = self._gil_free_fn(rgb, depth) if gil_free else self._fn
         return fn(rgb, depth).to(self.device)

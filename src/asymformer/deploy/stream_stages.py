@@ -283,31 +283,34 @@ class Stages:
         pre-processing times, a tenth of an inference: a camera's next frame is, a flat-out
         producer's is not), and for at most that long. Event-driven: the wait ends as soon as the
         frame is ready, not at a guessed deadline."""
-        cv, r = self.r._cv, self.r
+        r = self.r
         newest = self.newest_before_model()
         seconds = self.hold_for_fresher(newest, time.monotonic())
         self.holding = True
-        cv.notify_all()
+        r._cv.notify_all()
         try:
             if seconds:
-                deadline, before = time.monotonic() + seconds, r._submitted
-                while r._submitted == before and not r._aborted and not r._closing:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    cv.wait(left)
+                before = r._submitted
+                self._wait_while(lambda: r._submitted == before and not r._closing, seconds)
                 newest = self.newest_before_model()
             worth = max(4 * (self.ema["pre"] or 0.001), 0.1 * (self.ema["model"] or 0.0))
-            deadline = time.monotonic() + worth  # a slow pre-processing (a stalled GPU copy) is not waited out
-            while (self.prepped is not None and newest is not None and self.prepped.index < newest.index
-                   and newest.submitted - self.prepped.submitted > worth and not r._aborted
-                   and (self.in_pre is not None or r._inbox)):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                cv.wait(min(left, 0.1))
+            # a slow pre-processing (a stalled GPU copy) is not waited out: at most what the frame is worth
+            self._wait_while(lambda: (self.prepped is not None and newest is not None
+                                      and self.prepped.index < newest.index
+                                      and newest.submitted - self.prepped.submitted > worth
+                                      and (self.in_pre is not None or r._inbox)), worth)
         finally:
             self.holding = False
+
+    def _wait_while(self, condition, seconds: float) -> None:
+        """Wait (lock held) while `condition()` holds, for at most `seconds`, re-checking on every
+        notification and at least every 0.1 s; an abort ends it."""
+        deadline = time.monotonic() + seconds
+        while condition() and not self.r._aborted:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.r._cv.wait(min(left, 0.1))
 
     def post_loop(self) -> None:
         stream = _stream_for(self.device)

@@ -241,12 +241,14 @@ class LiveSegmentation:
                 f"or check that both come from the same camera and clock")
 
     def stats(self) -> dict:
-        return {**self.runner.stats(), "pairing": self.pairer.stats(), "published": dict(self.published),
-                "warm_up_s": self.warm_up_s}
+        return self._with_node_stats(self.runner.stats())
 
     def close(self) -> dict:
         stats = self.runner.close(drain=False)
         if self.view is not None:
             self.view.close()
-        return {**stats, "pairing": self.pairer.stats(), "published": dict(self.published),
+        return self._with_node_stats(stats)
+
+    def _with_node_stats(self, runner_stats: dict) -> dict:
+        return {**runner_stats, "pairing": self.pairer.stats(), "published": dict(self.published),
                 "warm_up_s": self.warm_up_s}

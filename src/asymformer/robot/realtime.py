@@ -56,21 +56,18 @@ class RealtimeReplay:
         lazy = hasattr(frames, "pairs") and hasattr(frames, "decode")
         try:
             for index, item in enumerate(frames.pairs() if lazy else frames):
-                if not origin:  # the first decodable frame warms the model up, then the replay clock starts
-                    frame = self._decode(frames, item, index) if lazy else item
-                    if frame is None:
-                        continue
-                    self.warm_up_s = round(runner.warm_up(frame.rgb, frame.depth_m), 3)
-                    origin.update(stamp=item.stamp_ns, wall=time.monotonic_ns())
-                else:
+                if origin:
                     wait = (item.stamp_ns - clock()) / 1e9 / self.speed
                     if wait > 0:
                         time.sleep(wait)
                     elif wait < -0.005:
                         self.late += 1
-                    frame = self._decode(frames, item, index) if lazy else item
+                frame = self._decode(frames, item, index) if lazy else item
                 if frame is None:  # undecodable: skipped and counted by the reader
                     continue
+                if not origin:  # the first decodable frame warms the model up, then the replay clock starts
+                    self.warm_up_s = round(runner.warm_up(frame.rgb, frame.depth_m), 3)
+                    origin.update(stamp=item.stamp_ns, wall=time.monotonic_ns())
                 runner.submit(frame.rgb, frame.depth_m, frame.stamp_ns, meta=frame)
                 self.frames += 1
                 yield from self._ready(runner)
