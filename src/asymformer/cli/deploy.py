@@ -106,6 +106,10 @@ def _add_export(sub):
     p.add_argument("--calibration-data", metavar="DIR",
                    help="with --int8: dataset folder for calibration frames (default: synthetic rooms)")
     p.add_argument("--calibration-frames", type=_positive, help="with --int8: frames to use (default 32)")
+    p.add_argument("--int8-weights", choices=("auto", "7", "8"), default=None,
+                   help="with --int8: 8-bit weights need a CPU with VNNI (avx512_vnni / avx_vnni / amx_int8), 7-bit "
+                        "run right on every x86-64 CPU (default auto: what this CPU needs; pass 7 for a robot "
+                        "without VNNI)")
     _add_threads(p)
     _add_progress(p)
     p.set_defaults(func=_run_export)
@@ -127,8 +131,9 @@ def _run_export(args):
         print(f"export size {args.size[0]}x{args.size[1]}: {source}; --size HxW to choose", file=sys.stderr)
     if args.int8:
         return _run_export_int8(args, model)
-    if args.calibration_data or args.calibration_frames:
-        raise CLIError("--calibration-data and --calibration-frames are for --int8 exports: add --int8")
+    if args.calibration_data or args.calibration_frames or args.int8_weights:
+        raise CLIError("--calibration-data, --calibration-frames and --int8-weights are for --int8 exports: "
+                       "add --int8")
     try:
         r = export_onnx(model, args.out, height=args.size[0], width=args.size[1], batch=args.batch_size,
                         dynamic=args.dynamic, opset=args.opset, check=args.check)
@@ -150,11 +155,13 @@ def _run_export_int8(args, model):
     try:
         r = export_int8(model, args.out, height=args.size[0], width=args.size[1], batch=args.batch_size,
                         calibration_data=args.calibration_data, calibration_frames_num=args.calibration_frames or 32,
-                        check=args.check, progress=args.progress)
+                        check=args.check, progress=args.progress, weight_bits=args.int8_weights)
     except ImportError as exc:
         raise CLIError(str(exc)) from None
+    s = r["int8_scheme"]
+    runs_on = "any x86-64 CPU" if s["weight_bits"] == 7 else "CPUs with VNNI (avx512_vnni, avx_vnni, amx_int8) only"
     print(f"wrote {r['path']} ({r['bytes'] / 1e6:.1f} MB, INT8, {'x'.join(map(str, r['shape']))}; "
-          f"calibration: {r['calibration']})")
+          f"calibration: {r['calibration']}; {s['weight_bits']}-bit weights for {runs_on})")
     if "check" in r:
         print(f"INT8 vs FP32 on {r['check']['frames']} calibration frames: pixel agreement "
               f"{r['check']['pixel_agreement']:.2%}, max |diff| {r['check']['max_abs_diff']:.3g}")
@@ -172,6 +179,9 @@ def _add_benchmark(sub):
                    help="comma list (eager, fused, channels_last, jit, compile, onnxruntime, onnxruntime-int8, "
                         "cpu-bf16, openvino, openvino-int8, openvino-bf16, cuda-fp32, cuda-fp16, cuda-bf16, "
                         "cuda-graphs, cuda-compile, tensorrt) or all / cpu / cuda")
+    p.add_argument("--precision", choices=("fp32", "int8", "bf16"), default="fp32",
+                   help="int8 / bf16: also time the path Segmenter(precision=...) would choose on this CPU (the "
+                        "fastest one agreeing with FP32 on synthetic rooms), beside FP32 (default backends: fused)")
     p.add_argument("--warmup", type=int, default=3, help="untimed calls per backend first")
     p.add_argument("--iters", type=_positive, default=10, help="timed calls per backend")
     _add_threads(p)
@@ -180,6 +190,36 @@ def _add_benchmark(sub):
     p.add_argument("--out", help="also write the JSON here")
     _add_progress(p)
     p.set_defaults(func=_run_benchmark)
+
+
+def _reduced_precision_path(model, args):
+    """The INT8 / bf16 path this CPU gets (agreement-gated), or one line saying why none and what would help."""
+    from asymformer.deploy.optimize import optimize_for_inference
+
+    if args.progress:
+        print(f"benchmark: choosing the {args.precision} path (agreement with FP32 on synthetic rooms) ...",
+              file=sys.stderr, flush=True)
+    try:
+        return optimize_for_inference(model, "cpu", args.size[0], args.size[1], batch=args.batch_size,
+                                      precision=args.precision, iters=1)
+    except ValueError as exc:
+        from asymformer.deploy.cpu import cpu_info
+
+        raise CLIError(f"--precision {args.precision} refused on this CPU ({cpu_info()['model'] or 'unknown'}): "
+                       f"{exc}") from None
+
+
+def _precision_summary(precision, chosen, results) -> dict:
+    """The chosen reduced-precision path beside FP32: its gate report, the CPU's INT8 format, the ratio."""
+    from asymformer.deploy.cpu import int8_scheme
+
+    mine, fp32 = results.get(chosen.backend, {}), results.get("fused", {})
+    ratio = (round(mine["median_ms"] / fp32["median_ms"], 3)
+             if "median_ms" in mine and "median_ms" in fp32 else None)
+    out = {"precision": precision, "chosen": chosen.backend, "vs_fused_fp32": ratio, "candidates": chosen.report}
+    if precision == "int8":
+        out["int8_scheme"] = int8_scheme()
+    return out
 
 
 def _run_benchmark(args):
@@ -206,9 +246,16 @@ def _run_benchmark(args):
         from asymformer.models import create_model
 
         model = create_model(args.model or "asymformer_b0_t")
-    report = run_benchmark(model, args.backends or DEFAULT_BACKENDS, height=args.size[0], width=args.size[1],
+    backends, extra, chosen = args.backends or DEFAULT_BACKENDS, None, None
+    if args.precision != "fp32":
+        chosen = _reduced_precision_path(model, args)
+        extra, backends = {chosen.backend: chosen}, args.backends or "fused"
+        backends = ",".join(b for b in backends.split(",") if b.strip() != chosen.backend)
+    report = run_benchmark(model, backends, height=args.size[0], width=args.size[1],
                            batch=args.batch_size, warmup=args.warmup, iters=args.iters, progress=args.progress,
-                           device=args.device)
+                           device=args.device, extra=extra)
+    if chosen is not None:
+        report["precision"] = _precision_summary(args.precision, chosen, report["results"])
     if args.out:
         from asymformer.files import write_json
 

@@ -3,7 +3,8 @@
 INT8 runs fastest with VNNI (AVX-512 VNNI or AVX-VNNI), bf16 only exists natively with
 AVX-512 BF16 or AMX; without them a "bf16" run is an emulation slower than FP32. Every
 benchmark JSON carries `cpu_info()` so its numbers say on what they were obtained, and the
-reduced-precision paths ask `has_native_bf16()` before offering bf16.
+reduced-precision paths ask `has_native_bf16()` before offering bf16 and `int8_scheme()` how
+to quantise weights for this CPU's integer kernels.
 """
 
 from __future__ import annotations
@@ -51,6 +52,27 @@ def has_vnni() -> bool:
     return any(f in cpu_flags() for f in VNNI_FLAGS)
 
 
+def int8_scheme(flags=None) -> dict:
+    """How INT8 weights must be stored for the integer dot-product kernels of this CPU.
+
+    With VNNI (AVX-512 VNNI, AVX-VNNI, AMX-INT8) a u8 activation times an s8 weight is summed
+    straight into int32: full 8-bit weights are exact. Without it, ONNX Runtime's and OpenVINO's
+    x86 kernels use `vpmaddubsw`, which adds *pairs* of u8×s8 products into a saturating int16:
+    255·127·2 = 64,770 > 32,767, so large activations clip and the argmax drifts (pixel agreement
+    0.57 on an AVX2 EPYC). 7-bit weights (|w| <= 64: 255·64·2 = 32,640) can never saturate; this is
+    ONNX Runtime's `reduce_range` and NNCF's `OverflowFix.ENABLE`. `flags` fakes the CPU (tests).
+    """
+    flags = cpu_flags() if flags is None else frozenset(flags)
+    isa = next((f for f in ("amx_int8", "avx512_vnni", "avx_vnni") if f in flags), None)
+    if isa is not None:
+        return {"isa": isa, "vnni": True, "weight_bits": 8,
+                "why": f"{isa}: u8 x s8 products accumulate in int32, full 8-bit weights are exact"}
+    base = next((f for f in ("avx512bw", "avx2") if f in flags), "sse4_1" if "sse4_1" in flags else "unknown")
+    return {"isa": base, "vnni": False, "weight_bits": 7,
+            "why": f"{base} without VNNI: vpmaddubsw sums u8 x s8 pairs in a saturating int16, so weights "
+                   "are kept to 7 bits (|w| <= 64) and cannot overflow"}
+
+
 def cpu_info() -> dict:
     """Model, core count and the inference-relevant features, for every benchmark JSON."""
     import os
@@ -60,5 +82,5 @@ def cpu_info() -> dict:
     model, flags = _read_cpuinfo()
     return {"model": model or platform.processor() or platform.machine(), "logical_cpus": os.cpu_count(),
             "features": {flag: flag in flags for flag in FEATURES},
-            "native_bf16": has_native_bf16(), "vnni": has_vnni(),
+            "native_bf16": has_native_bf16(), "vnni": has_vnni(), "int8_scheme": int8_scheme(),
             "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}

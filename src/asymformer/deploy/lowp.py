@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from .common import BackendUnavailable, PerShape, fused_copy, ort_runner, ort_session
-from .cpu import has_native_bf16
+from .cpu import has_native_bf16, int8_scheme
 from .export import remove_onnx
 from .openvino_backend import build_openvino
 from .quantize import ort_int8_file
@@ -38,6 +38,23 @@ def require_native_bf16() -> None:
                                  "precision='int8' or 'fp32'")
 
 
+def refusal_advice(precision: str, report: dict) -> str:
+    """What would make a refused `precision` work, for the one-line refusal: install what is
+    missing, or, when the paths ran but disagreed with FP32, why (this CPU's INT8 format) and what
+    is left to try. Never "try another CPU" for INT8: 7-bit weights already run right on every x86-64."""
+    rejected = [name for name, r in report.items() if "rejected" in r]
+    if not rejected:
+        if precision == "bf16":
+            return "bf16 needs a CPU with avx512_bf16 or amx_bf16 (Cooper Lake, Sapphire Rapids, Zen 4 or newer)"
+        return "install the INT8 engines: pip install 'asymformer[onnx,openvino]'"
+    if precision == "int8":
+        s = int8_scheme()
+        return (f"INT8 ran with {s['weight_bits']}-bit weights for {s['isa']} (no saturation), so the model itself "
+                "loses its decisions in INT8: train it further (barely trained weights have margins INT8 rounding "
+                "flips), or keep precision 'fp32'")
+    return "bf16 rounding flips this model's decisions: keep precision 'fp32'"
+
+
 def _ort_int8(model, rgb, depth):
     def build(r, d):
         path = ort_int8_file(model, r, d)
@@ -45,9 +62,10 @@ def _ort_int8(model, rgb, depth):
             return ort_runner(ort_session(path))
         finally:
             remove_onnx(path)
-    info = {"device": "cpu", "precision": "int8", "engine": "onnxruntime",
-            "quantization": "dynamic int8 MatMul/Gemm, per-channel weights; LAFS, softmax, LayerNorm, "
-                            "attention products and classifier in float"}
+    scheme = int8_scheme()
+    info = {"device": "cpu", "precision": "int8", "engine": "onnxruntime", "int8_scheme": scheme,
+            "quantization": f"dynamic int8 MatMul/Gemm, per-channel {scheme['weight_bits']}-bit weights; LAFS, "
+                            "softmax, LayerNorm, attention products and classifier in float"}
     return PerShape(build, rgb, depth), info
 
 

@@ -14,7 +14,9 @@ kernels to correct). Depthwise convolutions (OpenVINO runs them in FP32 anyway),
 depth patch embeddings (the depth ones cost 0.4 mIoU points), LAFS, the fusion convolutions, the
 decoder and the classifier stay FP32. INT8 and bf16 graphs take ConvNeXt's channel norms in one
 pass (`ChannelLayerNorm(one_pass=)`): faster, and within their own rounding; FP32 graphs stay
-exact. Measured speed and accuracy: benchmarks/RESULTS.md.
+exact. Without VNNI the weights are kept to 7 bits (NNCF's overflow fix, `cpu.int8_scheme`): the
+x86 INT8 kernels there sum pairs of u8×s8 products in a saturating int16. With VNNI, 8 bits.
+Measured speed and accuracy: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import torch
 
 from .common import BackendUnavailable, PerShape, ReusedOutputs, numpy_feeds, quiet_libraries, stdout_to_stderr
+from .cpu import int8_scheme
 from .export import remove_onnx, temp_onnx_file
 
 HINTS = {"fp32": "f32", "int8": "f32", "bf16": "bf16"}
@@ -50,20 +53,32 @@ def _nhwc_output(ov_model):
     return ppp.build()
 
 
-def quantize_int8(ov_model, frames):
-    """NNCF static INT8 of an OpenVINO model, calibrated on `frames` [(rgb, depth) float32 arrays]."""
+def overflow_fix(scheme: dict):
+    """NNCF's OverflowFix for `scheme` (cpu.int8_scheme): 7-bit weights everywhere without VNNI."""
+    from nncf.quantization.advanced_parameters import OverflowFix
+
+    return OverflowFix.ENABLE if scheme["weight_bits"] == 7 else OverflowFix.DISABLE
+
+
+def quantize_int8(ov_model, frames, scheme: dict | None = None):
+    """NNCF static INT8 of an OpenVINO model, calibrated on `frames` [(rgb, depth) float32 arrays],
+    with this CPU's weight format unless `scheme` says otherwise."""
     try:
         import nncf
     except ImportError:
         raise BackendUnavailable("openvino-int8 needs NNCF: pip install asymformer[openvino]") from None
     import logging
 
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+
     nncf.set_log_level(logging.ERROR)  # its progress bars would land in the JSON on stdout
     scope = nncf.IgnoredScope(patterns=list(INT8_FLOAT_PATTERNS), types=["GroupConvolution"], validate=False)
     dataset = nncf.Dataset(list(frames), lambda f: {"rgb": f[0], "depth": f[1]})
     with stdout_to_stderr(), quiet_libraries():  # native prints to stderr, Python-level ones held back
         return nncf.quantize(ov_model, dataset, subset_size=len(frames), model_type=nncf.ModelType.TRANSFORMER,
-                             preset=nncf.QuantizationPreset.PERFORMANCE, ignored_scope=scope)
+                             preset=nncf.QuantizationPreset.PERFORMANCE, ignored_scope=scope,
+                             advanced_parameters=AdvancedQuantizationParameters(
+                                 overflow_fix=overflow_fix(scheme or int8_scheme())))
 
 
 def compile_onnx(path, precision: str = "fp32", threads: int | None = None, frames=None):
@@ -130,7 +145,10 @@ def build_openvino(model, rgb, depth, precision: str = "fp32"):
     info = {"device": "cpu", "precision": precision, "engine": f"openvino {ov.__version__}",
             "inference_precision_hint": HINTS[precision], "output_memory": "NHWC (an NCHW view)"}
     if precision == "int8":
-        info["quantization"] = (f"NNCF static INT8 (per-channel weights, {INT8_CALIBRATION_FRAMES} synthetic rooms): "
+        scheme = int8_scheme()
+        info["int8_scheme"] = scheme
+        info["quantization"] = (f"NNCF static INT8 (per-channel {scheme['weight_bits']}-bit weights, "
+                                f"{INT8_CALIBRATION_FRAMES} synthetic rooms): "
                                 "pointwise and stage 2-4 down-sampling convolutions, linear layers and attention "
                                 "products, symmetric activations; the rest FP32")
     return PerShape(build, rgb, depth), info

@@ -18,7 +18,7 @@ from asymformer.models.info import info_of
 
 from .backends import REDUCED_PRECISION, backend_device, build_backend
 from .common import BackendUnavailable, example_inputs, max_abs_diff
-from .lowp import BF16_CANDIDATES, INT8_CANDIDATES, check_precision
+from .lowp import BF16_CANDIDATES, INT8_CANDIDATES, check_precision, refusal_advice
 from .quantize import calibration_frames
 
 # openvino: exact with the f32 hint; faster than ONNX Runtime FP32 on some CPUs and loads, slower on others
@@ -212,7 +212,8 @@ def optimize_reduced(model, precision: str, height: int, width: int, batch: int 
             best = (name, fn)
     if best is None:
         reasons = "; ".join(f"{n}: {r.get('skipped') or r.get('rejected')}" for n, r in report.items())
-        raise ValueError(f"no {precision} inference path is available or accurate enough here ({reasons})")
+        raise ValueError(f"no {precision} inference path is available or accurate enough here ({reasons}); "
+                         f"{refusal_advice(precision, report)}")
     return InferenceFn(best[1], best[0], "cpu", report)
 
 

@@ -10,6 +10,9 @@ Why this recipe (measured on asymformer_b0_t, 480×640, 2 threads; see benchmark
   per-channel) with calibration ranges; `conv=True` does so. It is off by default because it
   did not pay on the CPUs measured (see RESULTS.md); calibration frames are still used to
   check the quantised model against FP32 and the agreement is stored in the file.
+Weights are 8-bit where the CPU has VNNI and 7-bit elsewhere (`cpu.int8_scheme`: without VNNI the
+x86 u8×s8 kernels saturate an int16 and the argmax drifts); exports choose for the CPU at hand
+unless told `weight_bits=7` (a file for any x86-64 CPU) or 8 (VNNI CPUs only), and record it.
 Calibration frames come from the user's dataset folder (`calibration_data`, read with the same
 reader and pre-processing as evaluation) or, without one, from synthetic rooms; which one was
 used is written into the ONNX file's metadata_props (`asymformer.*`).
@@ -28,6 +31,7 @@ from asymformer.files import atomic_path, make_folder
 from asymformer.models.info import info_of
 
 from .common import BackendUnavailable, fused_copy, ort_session, quiet_libraries
+from .cpu import int8_scheme
 from .export import export_onnx, remove_onnx, set_onnx_metadata, temp_onnx_file
 
 # Float islands: LAFS (spatial/channel selection, its reductions and gating MLPs) and the classifier.
@@ -109,13 +113,29 @@ def float_nodes(model_proto, patterns=EXCLUDE_PATTERNS) -> list[str]:
     return [n.name for n in model_proto.graph.node if any(p in n.name for p in patterns)]
 
 
-def quantize_onnx(fp32_path, out_path, frames=None, conv: bool = False) -> dict:
+def weight_scheme(weight_bits=None) -> dict:
+    """The INT8 weight format to write: this CPU's (`cpu.int8_scheme`) or the one asked for (7 / 8)."""
+    scheme = int8_scheme()
+    if weight_bits in (None, "auto"):
+        return {**scheme, "chosen_for": "this CPU"}
+    if str(weight_bits) not in ("7", "8"):
+        raise ValueError(f"INT8 weight bits must be 7, 8 or 'auto', got {weight_bits!r}")
+    bits = int(weight_bits)
+    why = ("7-bit weights: exact on every x86-64 CPU (no int16 saturation without VNNI)" if bits == 7 else
+           "8-bit weights: for CPUs with VNNI only (avx512_vnni / avx_vnni / amx_int8); elsewhere they saturate")
+    return {**scheme, "weight_bits": bits, "why": why, "chosen_for": "asked for"}
+
+
+def quantize_onnx(fp32_path, out_path, frames=None, conv: bool = False, scheme: dict | None = None) -> dict:
     """Quantise the FP32 ONNX file `fp32_path` into `out_path`; returns what was done.
 
     MatMul/Gemm: dynamic, per-channel INT8 weights, constant weights only. `conv=True` first
-    quantises convolutions statically (QDQ, per-channel) with ranges from `frames`.
+    quantises convolutions statically (QDQ, per-channel) with ranges from `frames`. `scheme`
+    (`weight_scheme()`, default this CPU's) decides 8- or 7-bit weights (`reduce_range`).
     """
     _require_quantization()
+    scheme = scheme or weight_scheme()
+    reduce_range = scheme["weight_bits"] == 7
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
@@ -131,13 +151,14 @@ def quantize_onnx(fp32_path, out_path, frames=None, conv: bool = False) -> dict:
         with quiet_libraries():
             quantize_static(src, tmp, _Reader(frames), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
                             per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
+                            nodes_to_exclude=exclude, reduce_range=reduce_range,
+                            calibrate_method=CalibrationMethod.MinMax,
                             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
         src = tmp
     try:
         with quiet_libraries():
             quantize_dynamic(src, str(out_path), op_types_to_quantize=["MatMul", "Gemm"], per_channel=True,
-                             weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
+                             weight_type=QuantType.QInt8, nodes_to_exclude=exclude, reduce_range=reduce_range,
                              extra_options={"MatMulConstBOnly": True})
     finally:
         if tmp:
@@ -146,7 +167,8 @@ def quantize_onnx(fp32_path, out_path, frames=None, conv: bool = False) -> dict:
     ops = {}
     for n in q.graph.node:
         ops[n.op_type] = ops.get(n.op_type, 0) + 1
-    return {"matmul": "dynamic int8 (per-channel weights, constant B only)",
+    return {"matmul": f"dynamic int8 (per-channel {scheme['weight_bits']}-bit weights, constant B only)",
+            "weight_bits": scheme["weight_bits"], "int8_scheme": scheme,
             "conv": "static QDQ int8 (per-channel, MinMax calibration)" if conv else "float",
             "float_nodes": len(exclude), "float_patterns": list(EXCLUDE_PATTERNS),
             "quantized_ops": {k: v for k, v in ops.items() if "Integer" in k or "Quant" in k}}
@@ -169,9 +191,11 @@ def agreement(session, model: torch.nn.Module, frames) -> dict:
 def export_int8(model: torch.nn.Module, path, height: int = 480, width: int = 640, batch: int = 1,
                 calibration_data=None, calibration_frames_num: int = DEFAULT_CALIBRATION_FRAMES,
                 conv: bool = False, check: bool = True, min_agreement: float = 0.98,
-                progress: bool = False) -> dict:
+                progress: bool = False, weight_bits=None) -> dict:
     """Export `model` to an INT8 ONNX file at `path` (static shape), record how, check it on the frames.
 
+    weight_bits: None / "auto" for this CPU (8 with VNNI, else 7), 7 for a file that runs right on
+    any x86-64 CPU (export on a workstation for a robot without VNNI), 8 for VNNI CPUs only.
     Raises ValueError when the quantised model agrees with FP32 on fewer than `min_agreement` of
     the calibration pixels (the file is not written then).
     """
@@ -179,6 +203,7 @@ def export_int8(model: torch.nn.Module, path, height: int = 480, width: int = 64
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         raise ValueError(f"export path {path} must end in .onnx")
+    scheme = weight_scheme(weight_bits)  # a bad value fails before minutes of export
     make_folder(path.parent)
     info = info_of(model)
     frames, source = calibration_frames(calibration_data, calibration_frames_num, height, width,
@@ -190,13 +215,14 @@ def export_int8(model: torch.nn.Module, path, height: int = 480, width: int = 64
         with atomic_path(path, suffix=".tmp.onnx") as tmp:
             export_onnx(model, fp32, height=height, width=width, batch=batch, check=False,
                         channels_first=False)  # the recipe quantises MatMul (Linear form)
-            report = quantize_onnx(fp32, tmp, frames, conv=conv)
+            report = quantize_onnx(fp32, tmp, frames, conv=conv, scheme=scheme)
             report.update({"calibration": source, "shape": [batch, height, width]})
             if check:
                 report["check"] = agreement(ort_session(tmp), fused_copy(model, "cpu", torch.float32), frames[:8])
                 if report["check"]["pixel_agreement"] < min_agreement:
                     raise ValueError(f"INT8 model agrees with FP32 on only {report['check']['pixel_agreement']:.2%} "
-                                     f"of calibration pixels (< {min_agreement:.0%}); keep FP32 for this model")
+                                     f"of calibration pixels (< {min_agreement:.0%}, {scheme['weight_bits']}-bit "
+                                     f"weights on {scheme['isa']}); keep FP32 for this model")
             set_onnx_metadata(tmp, {"precision": "int8", "calibration": source, "check": report.get("check", "skipped"),
                                     "quantization": {k: v for k, v in report.items() if k != "check"}})
     finally:
@@ -205,12 +231,13 @@ def export_int8(model: torch.nn.Module, path, height: int = 480, width: int = 64
     return report
 
 
-def ort_int8_file(model, rgb, depth) -> str:
-    """A temporary INT8 ONNX file for `model` at the shape of rgb/depth (caller deletes it)."""
+def ort_int8_file(model, rgb, depth, scheme: dict | None = None) -> str:
+    """A temporary INT8 ONNX file for `model` at the shape of rgb/depth (caller deletes it),
+    quantised for this CPU unless `scheme` says otherwise."""
     fp32 = temp_onnx_file(model, rgb, depth, channels_first=False)  # dynamic INT8 quantises MatMul, not Conv
     out = fp32[:-5] + ".int8.onnx"
     try:
-        quantize_onnx(fp32, out)
+        quantize_onnx(fp32, out, scheme=scheme)
     except ImportError as exc:
         raise BackendUnavailable(str(exc)) from None
     finally:
