@@ -73,6 +73,54 @@ def int8_scheme(flags=None) -> dict:
                    "are kept to 7 bits (|w| <= 64) and cannot overflow"}
 
 
+def _clock_ghz(path: str = "/proc/cpuinfo") -> tuple[float | None, str]:
+    """(GHz, where it came from): cpufreq's maximum (turbo) where the kernel exposes it, else the
+    nominal clock in the model name ("@ 2.80GHz"), else /proc/cpuinfo's current "cpu MHz"."""
+    try:
+        return int(open("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read()) / 1e6, "cpufreq max"
+    except (OSError, ValueError):
+        pass
+    model, _ = _read_cpuinfo(path)
+    if "@" in model and model.rstrip().lower().endswith("ghz"):
+        try:
+            return float(model.rsplit("@", 1)[1].strip()[:-3]), "model name (nominal)"
+        except ValueError:
+            pass
+    try:
+        for line in open(path, encoding="utf-8", errors="replace"):
+            if line.startswith("cpu MHz"):
+                return float(line.split(":")[1]) / 1000.0, "cpu MHz (current)"
+    except (OSError, ValueError):
+        pass
+    return None, "unknown"
+
+
+def fp32_peak(threads: int, flags=None, clock_ghz: float | None = None) -> dict:
+    """The FP32 peak of `threads` cores: cores x FLOP/cycle x clock, and how it was computed.
+
+    FLOP/cycle assumes two FMA units of the widest vector the flags allow (an FMA is 2 FLOP):
+    AVX-512 64, AVX2+FMA 32, AVX 16, SSE 8. Parts with one 512-bit FMA unit (Xeon Silver/Bronze,
+    some client CPUs) reach half the AVX-512 figure; turbo clocks under load vary, so the figure is
+    an upper bound to compare paths against, not a promise.
+    """
+    flags = cpu_flags() if flags is None else frozenset(flags)
+    if "avx512f" in flags:
+        per_cycle, isa = 64, "avx512f (2 x 512-bit FMA)"
+    elif "avx2" in flags and "fma" in flags:
+        per_cycle, isa = 32, "avx2+fma (2 x 256-bit FMA)"
+    elif "avx" in flags:
+        per_cycle, isa = 16, "avx (256-bit add + mul)"
+    else:
+        per_cycle, isa = 8, "sse (128-bit add + mul)"
+    source = "given"
+    if clock_ghz is None:
+        clock_ghz, source = _clock_ghz()
+    gflops = threads * per_cycle * clock_ghz if clock_ghz else None
+    return {"gflops": round(gflops, 1) if gflops else None, "threads": threads, "flop_per_cycle": per_cycle,
+            "isa": isa, "clock_ghz": round(clock_ghz, 3) if clock_ghz else None, "clock_source": source,
+            "how": f"{threads} cores x {per_cycle} FLOP/cycle ({isa}) x {clock_ghz or '?'} GHz ({source})"}
+
+
 def cpu_info() -> dict:
     """Model, core count and the inference-relevant features, for every benchmark JSON."""
     import os
