@@ -73,11 +73,14 @@ def int8_scheme(flags=None) -> dict:
                    "are kept to 7 bits (|w| <= 64) and cannot overflow"}
 
 
-def _clock_ghz(path: str = "/proc/cpuinfo") -> tuple[float | None, str]:
+CPUFREQ_MAX = "/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"
+
+
+def _clock_ghz(path: str = "/proc/cpuinfo", cpufreq: str = CPUFREQ_MAX) -> tuple[float | None, str]:
     """(GHz, where it came from): cpufreq's maximum (turbo) where the kernel exposes it, else the
     nominal clock in the model name ("@ 2.80GHz"), else /proc/cpuinfo's current "cpu MHz"."""
     try:
-        return int(open("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read()) / 1e6, "cpufreq max"
+        return int(open(cpufreq).read()) / 1e6, "cpufreq max"
     except (OSError, ValueError):
         pass
     model, _ = _read_cpuinfo(path)

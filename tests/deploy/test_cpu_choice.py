@@ -1,4 +1,4 @@
-"""INT8 chosen per CPU: 8-bit weights only where VNNI sums u8×s8 in int32, 7-bit elsewhere (the
+"""The CPU decides: its FP32 peak (what benchmarks compare against) and its INT8 format. INT8 per CPU: 8-bit weights only where VNNI sums u8×s8 in int32, 7-bit elsewhere (the
 int16 `vpmaddubsw` path saturates at 255·127·2), for ONNX Runtime and OpenVINO alike, recorded in
 what the user sees. The CPU is faked through its flags; the end-to-end paths run on the CPU at hand
 (tests/deploy/test_lowp.py)."""
@@ -31,6 +31,21 @@ def test_scheme_follows_the_cpu_flags(flags, isa, bits):
     s = cpu.int8_scheme(flags)
     assert (s["isa"], s["weight_bits"], s["vnni"]) == (isa, bits, bits == 8)
     assert ("saturat" in s["why"]) == (bits == 7)
+
+
+def test_fp32_peak_from_flags_and_clock(tmp_path):
+    """2 cores of an AVX2 EPYC at 3.5 GHz: 2 x 32 x 3.5 = 224 GFLOP/s (the issue's figure); AVX-512 doubles."""
+    assert cpu.fp32_peak(2, AVX2_ZEN3, 3.5)["gflops"] == 224.0
+    assert cpu.fp32_peak(2, ICE_LAKE, 2.8)["gflops"] == 358.4
+    assert cpu.fp32_peak(1, {"avx"}, 2.0)["flop_per_cycle"] == 16
+    assert "2 cores x 32 FLOP/cycle" in cpu.fp32_peak(2, AVX2_ZEN3, 3.5)["how"]
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) CPU E5-2680 v3 @ 2.50GHz\ncpu MHz\t\t: 1200.0\n")
+    assert cpu._clock_ghz(str(info), str(tmp_path / "none")) == (2.5, "model name (nominal)")
+    (tmp_path / "max").write_text("3300000\n")
+    assert cpu._clock_ghz(str(info), str(tmp_path / "max")) == (3.3, "cpufreq max")
+    info.write_text("processor\t: 0\nmodel name\t: AMD EPYC 7B13\ncpu MHz\t\t: 2450.000\n")
+    assert cpu._clock_ghz(str(info), str(tmp_path / "none")) == (2.45, "cpu MHz (current)")
 
 
 def test_weight_scheme_override_and_bad_value(monkeypatch):
