@@ -1,6 +1,8 @@
-"""The CPU decides: its FP32 peak (what benchmarks compare against) and its INT8 format. INT8 per CPU: 8-bit weights only where VNNI sums u8×s8 in int32, 7-bit elsewhere (the
-int16 `vpmaddubsw` path saturates at 255·127·2), for ONNX Runtime and OpenVINO alike, recorded in
-what the user sees. The CPU is faked through its flags; the end-to-end paths run on the CPU at hand
+"""The CPU decides: its FP32 peak (what the benchmarks compare against) and its INT8 format.
+
+INT8 per CPU: 8-bit weights only where VNNI sums u8×s8 in int32, 7-bit elsewhere (the int16
+`vpmaddubsw` path saturates at 255·127·2), for ONNX Runtime and OpenVINO alike, recorded in what the
+user sees. The CPU is faked through its flags; the end-to-end paths run on the CPU at hand
 (tests/deploy/test_lowp.py)."""
 
 from __future__ import annotations

@@ -170,6 +170,9 @@ def test_segmenter_int8(trained_model, synthetic_eval_set):
 
     seg = Segmenter(trained_model, device="cpu", size=(H, W), precision="int8")
     assert seg.backend in lowp.INT8_CANDIDATES and "int8" in repr(seg)
+    info = seg.info  # what was chosen and why, for the user's logs
+    assert info["precision"] == "int8" and info["backend"] == seg.backend and info["size"] == [H, W]
+    assert info["chosen"]["pixel_agreement"] >= 0.98 and info["chosen"]["int8_scheme"] == cpu.int8_scheme()
     ref = Segmenter(trained_model, device="cpu", size=(H, W))
     s = synthetic_eval_set[0]
     rgb = np.zeros((H, W, 3), np.uint8) + 128

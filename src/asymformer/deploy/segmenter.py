@@ -141,6 +141,18 @@ class Segmenter:
                 f"normalization={_short(self.normalization)!r}, classes={self.num_classes}, threads={self.threads})")
 
     @property
+    def info(self) -> dict:
+        """How frames are run: device, backend, precision, threads and size; for a path chosen by
+        measurement (`optimize=`, `precision="int8"/"bf16"`) its own record too (median ms, agreement
+        with FP32, and for INT8 the CPU's `int8_scheme`: 8-bit weights with VNNI, 7-bit without)."""
+        out = {"device": str(self.device), "backend": self.backend, "precision": self.precision,
+               "threads": self.threads, "size": list(self.size) if self.size else None}
+        chosen = getattr(self._fn, "report", {}).get(self.backend)
+        if chosen:
+            out["chosen"] = dict(chosen)
+        return out
+
+    @property
     def depth_scale(self):
         """Deprecated 0.1 name of `depth_unit`."""
         warnings.warn(f"Segmenter.{notice('depth_scale', 'depth_unit')}", DeprecationWarning, stacklevel=2)
