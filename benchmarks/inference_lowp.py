@@ -24,12 +24,18 @@ import json
 import sys
 import types
 
-import torch
-import torch.nn as nn
+import isa_emulation
 
-from asymformer.deploy.benchmark import environment, run_benchmark
-from asymformer.deploy.cpu import fp32_peak
-from asymformer.models import create_model
+if "--isa" in sys.argv and sys.argv[sys.argv.index("--isa") + 1:][:1] == ["avx2"]:  # before torch loads
+    isa_emulation.reexec("avx2")
+    isa_emulation.pretend("avx2")
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+
+from asymformer.deploy.benchmark import environment, run_benchmark  # noqa: E402
+from asymformer.deploy.cpu import fp32_peak  # noqa: E402
+from asymformer.models import create_model  # noqa: E402
 
 BACKENDS = "eager,fused,onnxruntime,onnxruntime-int8,cpu-bf16,openvino,openvino-int8,openvino-bf16"
 
@@ -78,6 +84,8 @@ def main() -> None:
     p.add_argument("--official", metavar="REPO", help="checkout of the authors' repository (timed beside ours)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--iters", type=int, default=7)
+    p.add_argument("--isa", choices=("native", "avx2"), default="native",
+                   help="avx2: run as an AVX2-only CPU (benchmarks/isa_emulation.py says what obeys)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     runs = []
@@ -93,8 +101,11 @@ def main() -> None:
             summary = summarize(report["results"], _gflop(model, h, w), fp32_peak(args.threads))
             runs.append({"model": name, "size": [h, w], "summary": summary, "chosen": chosen(summary),
                          "full": report})
-    print(json.dumps({"environment": environment(), "peak": fp32_peak(args.threads), "command": " ".join(sys.argv),
-                      "runs": runs}, indent=1))
+    notes = {b: isa_emulation.note(args.isa, b) for b in args.backends.split(",")}
+    isa = {"asked": args.isa, "env": isa_emulation.EMULATED.get(args.isa, {}),
+           "notes": {b: n for b, n in notes.items() if n}}
+    print(json.dumps({"environment": environment(), "peak": fp32_peak(args.threads), "isa": isa,
+                      "command": " ".join(sys.argv), "runs": runs}, indent=1))
 
 
 def _gflop(model, h: int, w: int) -> float:

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 
-EMULATED = {"avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}}
-EMULATED_FLAGS = {"avx2": {"avx", "avx2", "fma"}}
+import isa_emulation
+
 DEFAULT_BACKENDS = "eager,fused,channels_last,jit,onnxruntime,openvino"
 
 
@@ -33,18 +31,10 @@ def _args():
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--iters", type=int, default=7)
     p.add_argument("--backends", default=DEFAULT_BACKENDS)
-    p.add_argument("--isa", choices=("native", *EMULATED), default="native",
+    p.add_argument("--isa", choices=("native", *isa_emulation.EMULATED), default="native",
                    help="avx2: behave as an AVX2-only CPU (torch and OpenVINO's oneDNN only)")
     p.add_argument("--profile", type=int, default=0, metavar="N", help="add the N most expensive operators")
     return p.parse_args()
-
-
-def _reexec_with_isa(isa: str) -> None:
-    """The ISA variables must be set before torch loads: run this script again with them."""
-    env = EMULATED[isa]
-    if all(os.environ.get(k) == v for k, v in env.items()):
-        return
-    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **env})
 
 
 def _profile(model, rgb, depth, top: int) -> list[dict]:
@@ -64,7 +54,8 @@ def _profile(model, rgb, depth, top: int) -> list[dict]:
 def main() -> None:
     args = _args()
     if args.isa != "native":
-        _reexec_with_isa(args.isa)
+        isa_emulation.reexec(args.isa)
+        isa_emulation.pretend(args.isa)
     import torch
 
     from asymformer.deploy.benchmark import run_benchmark
@@ -79,19 +70,18 @@ def main() -> None:
     model = create_model(args.model)
     gflop = 2 * count_macs(fused_copy(model), h, w)["total_with_attention"]
     report = run_benchmark(model, args.backends, h, w, warmup=args.warmup, iters=args.iters)
-    peak = fp32_peak(args.threads, EMULATED_FLAGS.get(args.isa))
+    peak = fp32_peak(args.threads)
     exact = {}
     for name, r in report["results"].items():
         if "median_ms" in r:
             r["share_of_peak"] = round(gflop / (r["median_ms"] / 1000) / peak["gflops"], 3) if peak["gflops"] else None
-            if args.isa != "native" and name.startswith(("onnxruntime", "openvino")):
-                r["isa_note"] = ("MLAS (all of onnxruntime, OpenVINO's FullyConnected) ignores the ISA variables: "
-                                 "partly the host's kernels, not an AVX2 time")
+            if isa_emulation.note(args.isa, name):
+                r["isa_note"] = isa_emulation.note(args.isa, name)
             elif r.get("matches_eager"):
                 exact[name] = r["median_ms"]
     report["work_gflop"] = round(gflop, 2)
     report["peak"] = peak
-    report["isa"] = {"asked": args.isa, "env": EMULATED.get(args.isa, {}),
+    report["isa"] = {"asked": args.isa, "env": isa_emulation.EMULATED.get(args.isa, {}),
                      "torch_capability": torch.backends.cpu.get_cpu_capability()}
     if exact:
         best = min(exact, key=exact.get)
