@@ -14,8 +14,10 @@ kernels to correct). Depthwise convolutions (OpenVINO runs them in FP32 anyway),
 depth patch embeddings (the depth ones cost 0.4 mIoU points), LAFS, the fusion convolutions, the
 decoder and the classifier stay FP32. INT8 and bf16 graphs take ConvNeXt's channel norms in one
 pass (`ChannelLayerNorm(one_pass=)`): faster, and within their own rounding; FP32 graphs stay
-exact. Without VNNI the weights are kept to 7 bits (NNCF's overflow fix, `cpu.int8_scheme`): the
-x86 INT8 kernels there sum pairs of u8×s8 products in a saturating int16. With VNNI, 8 bits.
+exact. Without VNNI the x86 INT8 kernels sum pairs of u8×s8 products in a saturating int16
+(`cpu.int8_scheme`), so there the weights are kept to 7 bits (NNCF's overflow fix) and the attention
+products, whose both operands are activations at full 8-bit range, stay FP32 (nothing bounds them).
+With VNNI, 8-bit weights and INT8 attention products.
 Measured speed and accuracy: benchmarks/RESULTS.md.
 """
 
@@ -60,6 +62,17 @@ def overflow_fix(scheme: dict):
     return OverflowFix.ENABLE if scheme["weight_bits"] == 7 else OverflowFix.DISABLE
 
 
+def activation_matmuls(ov_model) -> list[str]:
+    """Names of the MatMuls with no constant operand (attention products: activation × activation)."""
+    def constant(port) -> bool:
+        node = port.get_source_output().get_node()
+        while node.get_type_name() in ("Convert", "Reshape", "Transpose", "Unsqueeze") and node.inputs():
+            node = node.inputs()[0].get_source_output().get_node()
+        return node.get_type_name() == "Constant"
+    return [n.get_friendly_name() for n in ov_model.get_ops()
+            if n.get_type_name() == "MatMul" and not any(constant(i) for i in n.inputs())]
+
+
 def quantize_int8(ov_model, frames, scheme: dict | None = None):
     """NNCF static INT8 of an OpenVINO model, calibrated on `frames` [(rgb, depth) float32 arrays],
     with this CPU's weight format unless `scheme` says otherwise."""
@@ -72,13 +85,16 @@ def quantize_int8(ov_model, frames, scheme: dict | None = None):
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
 
     nncf.set_log_level(logging.ERROR)  # its progress bars would land in the JSON on stdout
-    scope = nncf.IgnoredScope(patterns=list(INT8_FLOAT_PATTERNS), types=["GroupConvolution"], validate=False)
+    scheme = scheme or int8_scheme()
+    float_products = activation_matmuls(ov_model) if scheme["weight_bits"] == 7 else []  # no saturation
+    scope = nncf.IgnoredScope(patterns=list(INT8_FLOAT_PATTERNS), types=["GroupConvolution"], names=float_products,
+                              validate=False)
     dataset = nncf.Dataset(list(frames), lambda f: {"rgb": f[0], "depth": f[1]})
     with stdout_to_stderr(), quiet_libraries():  # native prints to stderr, Python-level ones held back
         return nncf.quantize(ov_model, dataset, subset_size=len(frames), model_type=nncf.ModelType.TRANSFORMER,
                              preset=nncf.QuantizationPreset.PERFORMANCE, ignored_scope=scope,
                              advanced_parameters=AdvancedQuantizationParameters(
-                                 overflow_fix=overflow_fix(scheme or int8_scheme())))
+                                 overflow_fix=overflow_fix(scheme)))
 
 
 def compile_onnx(path, precision: str = "fp32", threads: int | None = None, frames=None):
