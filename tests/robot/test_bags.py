@@ -313,11 +313,13 @@ def test_camera_info_topic_without_messages_and_info_of_another_resolution(tmp_p
     for t, _, _, m in big:
         if t == B.RS_INFO:
             m.width, m.height = 640, 480  # e.g. the unaligned depth camera's info
-    src = B.write_rosbag2(tmp_path / "big", big)
-    with pytest.raises(ValueError, match=r"intrinsics are for 640x480 images but the colour image on "
-                                         r"/camera/camera/color/image_raw is 96x64"):
-        process_bag(segmenter, src, tmp_path / "out2", *RS, progress=False)
-    assert not (tmp_path / "out2").exists()
+    src = B.write_rosbag2(tmp_path / "big", big)  # camera info of another size: no points, the frames stay
+    r = process_bag(segmenter, src, tmp_path / "out2", *RS, progress=False)
+    assert r["frames"] == 1 and r["failed"] is None
+    assert f"{B.RS_INFO} is for 640x480 images, the frame is 96x64 (1 frames)" in r["points"]
+    assert r["frames_without_points"] == [{"topic": B.RS_COLOR, "stamp_ns": B.T0, "reason": r["frames_without_points"]
+                                           [0]["reason"]}]
+    assert "/asymformer/points" not in read_bag(tmp_path / "out2")
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "getpriority"), reason="per-thread priorities are a Linux feature")
