@@ -43,6 +43,8 @@ def _check_output(out, src, segmenter, topics, storage="mcap"):
     for t in topics:
         assert len(got[t]) == len(inp[t])  # copied
     assert len(got["/asymformer/class_info"]) == 1
+    # written once, at the first frame's time (a player shows the class names from the start)
+    assert got["/asymformer/class_info"][0][0] == min(t for t, _ in got["/asymformer/labels"])
     colour = {stamp_ns(m): m for _, m in inp[rgb_t]}
     depth = sorted(inp[depth_t], key=lambda e: stamp_ns(e[1]))
     assert len(got["/asymformer/labels"]) == len(colour)
