@@ -48,7 +48,7 @@ def test_silent_loss_inside_an_mcap_chunk_is_a_failed_recording_whose_readable_p
     out, err = _lines(capsys)
     assert len(err) == 1 and err[0].startswith(f"asymformer predict: error: {bag}: ")
     declared_by = "metadata.yaml" if layout == "folder" else "the MCAP summary"
-    assert f"declares could not be read" in err[0] and declared_by in err[0] and "mcap recover" in err[0]
+    assert "declares could not be read" in err[0] and declared_by in err[0] and "mcap recover" in err[0]
     assert f"{B.RS_COLOR} 6 of 10" in err[0]
     summary = json.loads(rep.read_text())
     r = summary["bags"][0]
@@ -142,7 +142,8 @@ def test_camera_info_of_the_old_size_after_a_resolution_change_costs_points_not_
     src = B.write_rosbag2(tmp_path / "rec", big + small)
     r = process_bag(segmenter, src, tmp_path / "out", B.RS_COLOR, B.RS_DEPTH, B.RS_INFO, progress=False)
     assert r["frames"] == 5 and r["failed"] is None
-    assert r["points"].startswith("written for 3 of 5 frames") and "is for 96x64 images, the frame is 48x32" in r["points"]
+    assert r["points"].startswith("written for 3 of 5 frames")
+    assert "is for 96x64 images, the frame is 48x32" in r["points"]
     stamps = [f["stamp_ns"] for f in r["frames_without_points"]]
     assert stamps == [B.T0 + 3 * 33 * B.MS, B.T0 + 4 * 33 * B.MS]
     got = read_bag(tmp_path / "out")

@@ -152,7 +152,8 @@ def open_bag(path):
         reader = AnyReader([p], default_typestore=store)
         reader.open()
     except AnyReaderError as exc:
-        raise ValueError(f"{p}: cannot read this bag ({' '.join(str(exc).split())}){_repair_hint(str(exc), p)}") from None
+        text = " ".join(str(exc).split())
+        raise ValueError(f"{p}: cannot read this bag ({text}){_repair_hint(str(exc), p)}") from None
     except (OSError, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 - zstd / bz2 / sqlite3 / struct errors of a damaged file's index

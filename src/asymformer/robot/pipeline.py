@@ -298,7 +298,8 @@ def process_bag(segmenter, bag, out, rgb_topic: str, depth_topic: str, info_topi
     integrity = integrity_report(bag, declared, frames.log)
     problems = [x for x in (damage_problem(bag, integrity, n),) if x]
     if n == 0:
-        problems.append(f"no frames were segmented and no bag was written: {zero_frames_cause(stats, frames.log, names)}")
+        cause = zero_frames_cause(stats, frames.log, names)
+        problems.append(f"no frames were segmented and no bag was written: {cause}")
     warnings += count_warnings(integrity) + stamp_warnings(frames.log, names)
     return {"bag": str(bag), "out": str(out) if n else None, "storage": storage, "frames": n,
             "failed": "; ".join(problems) or None, "warnings": warnings,
