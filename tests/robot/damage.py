@@ -24,8 +24,12 @@ def garble_record(bag, log_time_ns: int) -> None:
     f = storage_file(bag)
     data = bytearray(f.read_bytes())
     # message record: opcode 0x05, uint64 length, uint16 channel, uint32 sequence, uint64 log time
-    at = data.find(struct.pack("<Q", log_time_ns)) - (1 + 8 + 2 + 4)
-    assert at >= 0 and data[at] == 0x05, "no message record at that log time"
+    key, at = struct.pack("<Q", log_time_ns), -1
+    while (at := data.find(key, at + 1)) >= 0:  # the same bytes may be a chunk's start time
+        if at >= 15 and data[at - 15] == 0x05 and data[at + 8:at + 16] == key:  # log time == publish time
+            break
+    assert at >= 0, "no message record at that log time"
+    at -= 1 + 8 + 2 + 4
     data[at] = 0x7F
     data[at + 1:at + 9] = struct.pack("<Q", 1 << 40)
     f.write_bytes(bytes(data))

@@ -90,18 +90,21 @@ def test_noise_in_a_zstd_chunk_is_one_line_and_the_frames_before_it_are_kept(tmp
 
 def test_metadata_yaml_counts_that_disagree_with_the_data(tmp_path, tiny_checkpoint, capsys):
     """Counts of 0 for an intact recording said "the bag is empty"; now the data is read, and the
-    disagreement is a warning (not a loss). Declaring more than the file holds is a loss."""
+    disagreement with the storage file's own summary is a warning, not a loss, whichever way."""
     src = B.write_rosbag2(tmp_path / "zero", B.realsense(n=3))
     D.set_declared_counts(src, {B.RS_COLOR: 0, B.RS_DEPTH: 0, B.RS_INFO: 0})
     assert _run(tiny_checkpoint, [src], tmp_path / "out") == 0
     out, err = _lines(capsys)
     assert "3 frames from 3 pairs" in out
-    assert len(err) == 1 and "warning" in err[0] and f"{B.RS_COLOR} declares 0 but holds 3" in err[0]
+    assert len(err) == 1 and "warning" in err[0] and f"{B.RS_COLOR}: 0 in metadata.yaml, 3 in zero.mcap" in err[0]
     more = B.write_rosbag2(tmp_path / "more", B.realsense(n=3))
     D.set_declared_counts(more, {B.RS_DEPTH: 5})
-    assert _run(tiny_checkpoint, [more], tmp_path / "out2") == 2
+    rep = tmp_path / "r.json"
+    assert _run(tiny_checkpoint, [more], tmp_path / "out2", "--report", str(rep)) == 0
     _, err = _lines(capsys)
-    assert len(err) == 1 and f"{B.RS_DEPTH} 3 of 5" in err[0] and "metadata.yaml" in err[0]
+    assert len(err) == 1 and f"{B.RS_DEPTH}: 5 in metadata.yaml, 3 in more.mcap" in err[0]
+    r = json.loads(rep.read_text())["bags"][0]
+    assert r["integrity"]["metadata_mismatch"] == {B.RS_DEPTH: [5, 3]} and r["integrity"]["lost"] == {}
 
 
 def test_rows_shorter_than_step_is_a_failure_with_the_cause_and_no_slop_advice(tmp_path, tiny_checkpoint, capsys):
@@ -237,11 +240,11 @@ def test_write_targets_fail_as_one_line_naming_the_path(tmp_path, tiny_checkpoin
         pytest.skip("/sys is writable here")
     except OSError:
         pass
-    for flag in ("--rerun-save", "--report"):
-        target = "/sys/view.rrd" if flag == "--rerun-save" else "/sys/report.json"
-        assert _run(tiny_checkpoint, [src], tmp_path / "o2", flag, target) == 2
+    for flag, target in (("--rerun-save", "/sys/view.rrd"), ("--report", "/sys/report.json"), ("--out", "/sys/o")):
+        extra = [flag, target] if flag != "--out" else []
+        assert _run(tiny_checkpoint, [src], target if flag == "--out" else tmp_path / "o2", *extra) == 2
         _, err = _lines(capsys)
-        assert len(err) == 1 and f"cannot write {target}" in err[0], err
+        assert len(err) == 1 and f"cannot write {target}: " in err[0], err
     assert not (tmp_path / "o2").exists()
 
 

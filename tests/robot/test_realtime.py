@@ -117,3 +117,13 @@ def test_realtime_is_for_bags(tmp_path, tiny_checkpoint, capsys):
     assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--rgb", "a.png", "--depth", "b.png", "--out",
                  str(tmp_path / "o"), "--realtime"]) == 2
     assert "--realtime replays --bag recordings" in capsys.readouterr().err
+
+
+def test_the_replay_stall_warning_speaks_of_the_recording_not_a_camera(segmenter):
+    """The runtime's stall warning asked whether "the camera" was running during a replay's wait."""
+    from asymformer.deploy.stream_stages import stall_reason
+
+    replay = RealtimeReplay(segmenter)
+    replay.due_in_s = 4.2
+    text = stall_reason(10.0, 0.0, 3, 4.0, {}, replay._stall_hint())
+    assert "camera" not in text and "waiting 4.2 s for the recording's next frame" in text

@@ -153,7 +153,7 @@ def run_bags(args) -> int:
     --out/<name>/ bag + --out/<name>.json each; one JSON summary with --report."""
     from asymformer.deploy.segmenter import Segmenter
     from asymformer.files import make_folder
-    from asymformer.robot.bags import bag_paths, check_out_apart, check_out_name, output_names, shard
+    from asymformer.robot.bags import bag_paths, check_out_apart, check_out_name, first_overlap, output_names, shard
 
     _require("rosbags", "predict --bag")
     bags = bag_paths(args.bag)
@@ -180,13 +180,15 @@ def run_bags(args) -> int:
         if report_path.resolve().is_relative_to(source.resolve()):  # 'x.mcap --report x.mcap' replaced the recording
             raise CLIError(f"--report {report_path} is an input recording or inside one ({source}); give a file "
                            "outside the inputs")
-    for source in {*bags, *map(Path, args.bag)}:  # any input (a recording or a folder of them) against any output
-        for target in targets:
-            try:
-                check_out_apart(source, target)
-            except ValueError as exc:
-                raise CLIError(str(exc) if single else f"--out {out}: the output bag {target} overlaps the input "
-                               f"{source}; choose an --out outside the inputs") from None
+    # any input (a recording or a folder of them) against any output
+    clash = first_overlap({*bags, *map(Path, args.bag)}, targets)
+    if clash is not None:
+        source, target = clash
+        try:
+            check_out_apart(source, target)
+        except ValueError as exc:
+            raise CLIError(str(exc) if single else f"--out {out}: the output bag {target} overlaps the input "
+                           f"{source}; choose an --out outside the inputs") from None
     if not args.overwrite:
         existing = [str(t) for t in targets if t.exists()]
         if existing:

@@ -40,6 +40,8 @@ def repair_hint(path) -> str:
         if inner is not None and inner.suffix == ".mcap":
             return (f"repair it with `mcap recover {inner} -o fixed.mcap` (move fixed.mcap in its place), then "
                     f"`ros2 bag reindex {p}`")
+        if inner is not None:
+            return f"{repair_hint(inner)}, then `ros2 bag reindex {p}`"
         return f"repair it with `ros2 bag reindex {p}` (rebuilds metadata.yaml from the storage files)"
     if p.suffix == ".mcap":
         return f"repair it with `mcap recover {p} -o {p.with_name(p.stem + '-recovered.mcap')}`"
@@ -98,10 +100,41 @@ def compare(declared: dict[str, int], read: dict[str, int]) -> dict:
     return {"declared": dict(declared), "read": {t: read.get(t, 0) for t in declared}, "lost": lost, "extra": extra}
 
 
-def integrity_report(bag, declared: dict[str, int], log: ReadLog) -> dict:
-    """The report's "integrity" entry: declared vs read, the reader error and where it struck."""
-    return {"declared_by": declared_by(bag), **compare(declared, dict(log.counts)), "read_error": log.error,
-            "read_until": log.where() if log.error else None}
+def storage_counts(reader, connections) -> dict[str, int] | None:
+    """For a rosbag2 folder: messages per topic as its storage files (.mcap summary, .db3 rows)
+    declare them, next to metadata.yaml's; None for a bare file. metadata.yaml is written by the
+    recorder at the end (or by hand): where the two disagree, the storage file's own count is
+    the one that says whether messages were lost."""
+    wanted = {(c.topic, c.msgtype) for c in connections}
+    out: dict[str, int] = {c.topic: 0 for c in connections}
+    found = False
+    for r in getattr(reader, "readers", ()):
+        for storage in getattr(getattr(r, "storage", None), "storages", ()):
+            found = True
+            for c in storage.connections:
+                if (c.topic, c.msgtype) in wanted:
+                    out[c.topic] += int(c.msgcount or 0)
+    return out if found else None
+
+
+def integrity_report(bag, declared: dict[str, int], log: ReadLog, inner: dict[str, int] | None = None) -> dict:
+    """The report's "integrity" entry: declared vs read, the reader error and where it struck.
+    inner: a folder's storage-file counts (`storage_counts`); where metadata.yaml disagrees with
+    them, they decide what was lost and the disagreement is noted (`metadata_mismatch`)."""
+    read = dict(log.counts)
+    rep = {"declared_by": declared_by(bag), **compare(declared, read), "read_error": log.error,
+           "read_until": log.where() if log.error else None, "metadata_mismatch": {}}
+    if inner is not None and inner != declared:
+        storage = compare(inner, read)
+        name = next((f.name for f in sorted(Path(bag).iterdir()) if f.suffix in (".mcap", ".db3")), "the storage file")
+        rep.update(declared_by=name, declared=storage["declared"], lost=storage["lost"], extra=storage["extra"],
+                   metadata_mismatch={t: [declared.get(t, 0), inner.get(t, 0)]
+                                      for t in {*declared, *inner} if declared.get(t, 0) != inner.get(t, 0)})
+    return rep
+
+
+def _n(count: int, what: str) -> str:
+    return f"{count} {what}{'' if count == 1 else 's'}"
 
 
 def damage_problem(bag, integrity: dict, frames: int) -> str | None:
@@ -115,22 +148,28 @@ def damage_problem(bag, integrity: dict, frames: int) -> str | None:
     if lost:
         declared = integrity["declared"]
         listed = ", ".join(f"{t} {declared[t] - n} of {declared[t]}" for t, n in lost.items())
-        parts.append(f"{sum(lost.values())} messages {integrity['declared_by']} declares could not be read "
+        parts.append(f"{_n(sum(lost.values()), 'message')} {integrity['declared_by']} declares could not be read "
                      f"(read: {listed})")
-    kept = f"the {frames} frames read before the damage were written" if frames else "no frame could be kept"
+    kept = f"the {_n(frames, 'frame')} read before the damage were written" if frames else "no frame could be kept"
     return f"{'; '.join(parts)}; {kept}; {repair_hint(bag)}"
 
 
 def count_warnings(integrity: dict) -> list[str]:
-    """More messages than declared: the declaration (a hand-edited or stale metadata.yaml) is wrong,
-    not the data; the run trusts what it read and says so."""
+    """Declarations that do not match the data, when nothing was lost: a hand-edited or stale
+    metadata.yaml, a summary that counts fewer than the file holds. The run trusts what it read."""
+    out = []
+    mismatch = integrity.get("metadata_mismatch") or {}
+    if mismatch:
+        listed = ", ".join(f"{t}: {a} in metadata.yaml, {b} in {integrity['declared_by']}"
+                           for t, (a, b) in sorted(mismatch.items()))
+        out.append(f"metadata.yaml does not match the recording ({listed}); the storage file's counts were "
+                   "checked instead (`ros2 bag reindex` rewrites metadata.yaml from the storage files)")
     extra = integrity["extra"]
-    if not extra:
-        return []
-    listed = ", ".join(f"{t} declares {integrity['declared'].get(t, 0)} but holds {integrity['read'].get(t, 0)}"
-                       for t in extra)
-    return [f"{integrity['declared_by']} does not match the data ({listed}); all messages read were used "
-            "(`ros2 bag reindex` rewrites metadata.yaml from the storage files)"]
+    if extra:
+        listed = ", ".join(f"{t} declares {integrity['declared'].get(t, 0)} but holds {integrity['read'].get(t, 0)}"
+                           for t in extra)
+        out.append(f"{integrity['declared_by']} does not match the data ({listed}); all messages read were used")
+    return out
 
 
 def stamp_warnings(log: ReadLog, topics: dict[str, str]) -> list[str]:

@@ -26,7 +26,14 @@ from pathlib import Path
 
 from .bags import BagWriter, check_out_apart, check_topics, choose_types, describe_topics, list_topics, open_bag
 from .frames import BagFrames, Frame
-from .integrity import count_warnings, damage_problem, integrity_report, stamp_warnings, zero_frames_cause
+from .integrity import (
+    count_warnings,
+    damage_problem,
+    integrity_report,
+    stamp_warnings,
+    storage_counts,
+    zero_frames_cause,
+)
 from .messages import OUTPUTS, MessageTypes, class_info_message, output_messages
 from .pairing import DEFAULT_SLOP_S
 
@@ -291,11 +298,12 @@ def process_bag(segmenter, bag, out, rgb_topic: str, depth_topic: str, info_topi
             bar.close()
             writer.close(commit=False)  # a no-op after the writer thread closed it
         declared = frames.declared()
+        inner = storage_counts(reader, frames.connections())
     seconds = time.perf_counter() - t_start
     n = results.frames
     stats = frames.stats()
     names = {"color": rgb_topic, "depth": depth_topic}
-    integrity = integrity_report(bag, declared, frames.log)
+    integrity = integrity_report(bag, declared, frames.log, inner)
     problems = [x for x in (damage_problem(bag, integrity, n),) if x]
     if n == 0:
         cause = zero_frames_cause(stats, frames.log, names)
