@@ -302,15 +302,9 @@ def process_bag(segmenter, bag, out, rgb_topic: str, depth_topic: str, info_topi
     seconds = time.perf_counter() - t_start
     n = results.frames
     stats = frames.stats()
-    names = {"color": rgb_topic, "depth": depth_topic}
-    integrity = integrity_report(bag, declared, frames.log, inner)
-    problems = [x for x in (damage_problem(bag, integrity, n),) if x]
-    if n == 0:
-        cause = zero_frames_cause(stats, frames.log, names)
-        problems.append(f"no frames were segmented and no bag was written: {cause}")
-    warnings += count_warnings(integrity) + stamp_warnings(frames.log, names)
+    integrity, failed, more = _verdict(bag, frames, stats, declared, inner, n)
     return {"bag": str(bag), "out": str(out) if n else None, "storage": storage, "frames": n,
-            "failed": "; ".join(problems) or None, "warnings": warnings,
+            "failed": failed, "warnings": warnings + more,
             "topics": {"rgb": rgb_topic, "depth": depth_topic, "camera_info": info_topic,
                        "types": {t: types[t] for t in types},
                        "outputs": {k: results.topic(k) for k in (*results.outputs, "class_info")}},
@@ -324,6 +318,18 @@ def process_bag(segmenter, bag, out, rgb_topic: str, depth_topic: str, info_topi
             "timing_note": "model_* = Segmenter calls (pre/post-processing included); end_to_end = whole run "
                            "(reading, decoding, inference, encoding, writing)",
             **(realtime.report() if realtime is not None else {})}
+
+
+def _verdict(bag, frames: BagFrames, stats: dict, declared: dict, inner: dict | None, n: int):
+    """(integrity entry, the one-line failure or None, warnings) of a finished recording: damage
+    (a reader error, fewer messages than declared) and no frame out are failures."""
+    names = {"color": frames.rgb_topic, "depth": frames.depth_topic}
+    integrity = integrity_report(bag, declared, frames.log, inner)
+    problems = [x for x in (damage_problem(bag, integrity, n),) if x]
+    if n == 0:
+        problems.append(f"no frames were segmented and no bag was written: "
+                        f"{zero_frames_cause(stats, frames.log, names)}")
+    return integrity, "; ".join(problems) or None, count_warnings(integrity) + stamp_warnings(frames.log, names)
 
 
 def _holds_nothing(reader) -> bool:
