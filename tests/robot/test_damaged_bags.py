@@ -88,6 +88,19 @@ def test_noise_in_a_zstd_chunk_is_one_line_and_the_frames_before_it_are_kept(tmp
     assert len(read_bag(tmp_path / "out")["/asymformer/labels"]) >= 4
 
 
+def test_a_ros1_bag_whose_bz2_chunk_does_not_decompress(tmp_path, tiny_checkpoint, capsys):
+    """bz2 reports bad data as an errno-less OSError ("Invalid data stream"): it was printed as
+    it came, with no file named and no repair."""
+    bag = B.write_ros1(tmp_path / "tum.bag", B.tum(n=3), "bz2")
+    D.overwrite(bag, 0.5, 64)
+    argv = ["predict", "--checkpoint", str(tiny_checkpoint), "--bag", str(bag), "--rgb-topic", B.TUM_COLOR,
+            "--depth-topic", B.TUM_DEPTH, "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(argv) == 2
+    _, err = _lines(capsys)
+    assert len(err) == 1 and f"{bag}: " in err[0] and "does not decompress (Invalid data stream)" in err[0]
+    assert f"rosbag reindex {bag}" in err[0] and "no frame could be kept" in err[0]
+
+
 def test_metadata_yaml_counts_that_disagree_with_the_data(tmp_path, tiny_checkpoint, capsys):
     """Counts of 0 for an intact recording said "the bag is empty"; now the data is read, and the
     disagreement with the storage file's own summary is a warning, not a loss, whichever way."""

@@ -61,6 +61,8 @@ def describe_error(exc: BaseException) -> str:
         return text
     if kind in ("OverflowError", "error", "IndexError", "KeyError", "UnicodeDecodeError"):
         return f"a garbled record ({kind}: {text})"
+    if isinstance(exc, OSError) and exc.errno is None:  # bz2 / lz4 say "Invalid data stream" as an OSError
+        return f"compressed data that does not decompress ({text})"
     return f"{kind}: {text}"
 
 
