@@ -53,13 +53,15 @@ def flip_chunk_crc(mcap_file, index: int) -> None:
     f.write_bytes(bytes(data))
 
 
-def noise_in_chunk(mcap_file, index: int, n: int = 64, seed: int = 0) -> None:
-    """Overwrite `n` bytes in the middle of chunk `index`'s (zstd) data: it no longer decompresses."""
+def noise_in_chunk(mcap_file, index: int, n: int = 64, seed: int = 0, where: float = 0.5) -> None:
+    """Overwrite `n` bytes of chunk `index`'s (zstd) data at fraction `where` of it: at 0 the zstd
+    frame header (it no longer decompresses), in the middle most likely a stored block (only the
+    chunk's CRC, where the writer set one, notices)."""
     start, size = chunk_offsets(mcap_file)[index]
     f = Path(mcap_file)
     data = bytearray(f.read_bytes())
     header = 9 + 8 + 8 + 8 + 4 + 4 + len("zstd") + 8
-    at = start + header + size // 2 - n // 2
+    at = start + header + max(0, int(size * where) - n // 2)
     data[at:at + n] = np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
     f.write_bytes(bytes(data))
 
