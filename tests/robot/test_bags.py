@@ -356,3 +356,16 @@ def test_likely_topics_for_common_drivers():
     assert got["info"][0] == "/camera/camera/color/camera_info"
     tum = [TopicSummary(t, typ, 10) for t, typ in [(B.TUM_DEPTH, img), (B.TUM_COLOR, img), (B.TUM_INFO, info)]]
     assert likely_topics(tum) == {"color": [B.TUM_COLOR], "depth": [B.TUM_DEPTH], "info": [B.TUM_INFO]}
+
+
+def test_first_overlap_finds_same_inside_and_holding_paths(tmp_path):
+    """The batch's input/output overlap check, each path resolved once (pairwise resolves took
+    ~10 s for 200 recordings)."""
+    from asymformer.robot.bags import first_overlap
+
+    ins = [tmp_path / "in" / f"r{i}" for i in range(300)]
+    outs = [tmp_path / "out" / f"r{i}" for i in range(300)]
+    assert first_overlap(ins + [tmp_path / "in"], outs) is None
+    assert first_overlap(ins, [*outs, ins[7]]) == (ins[7], ins[7])  # the same path
+    assert first_overlap(ins, [ins[3] / "labelled"]) == (ins[3], ins[3] / "labelled")  # inside an input
+    assert first_overlap(ins, [tmp_path / "in"])[1] == tmp_path / "in"  # holding the inputs
