@@ -170,15 +170,9 @@ def open_bag(path):
     except AnyReaderError as exc:
         text = " ".join(str(exc).split())
         raise ValueError(f"{p}: cannot read this bag ({text}){_repair_hint(str(exc), p)}") from None
-    except MemoryError:
-        raise
-    except OSError as exc:
-        if exc.errno is not None:  # the file system's own error (permissions, a read error): as it is
-            raise
-        from .integrity import describe_error
-
-        raise ValueError(f"{p}: cannot read this bag ({describe_error(exc)}){_repair_hint('damaged', p)}") from None
     except Exception as exc:  # noqa: BLE001 - zstd / bz2 / sqlite3 / struct errors of a damaged file's index
+        if isinstance(exc, OSError) and exc.errno is not None:  # the file system's own error: as it is
+            raise
         from .integrity import describe_error
 
         raise ValueError(f"{p}: cannot read this bag ({describe_error(exc)}){_repair_hint('damaged', p)}") from None
