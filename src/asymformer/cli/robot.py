@@ -337,7 +337,7 @@ def _summary_line(r: dict) -> str:
     return (f"{r['bag']} -> {r['out']}: {r['frames']} frames from {r['pairs']} pairs (unpaired colour "
             f"{r['unpaired_color']}, depth {r['unpaired_depth']}{skipped}); model {r['model_ms']} ms/frame, "
             f"end to end {r['end_to_end_fps']} frames/s ({r['backend']} on {r['device']}); points: {r['points']}"
-            + live)
+            + live + ("; counted as failed: the readable part of a damaged recording" if r.get("failed") else ""))
 
 
 __all__ = ["add_robot_args", "check_file_mode", "run_bags"]
