@@ -128,13 +128,14 @@ def _as_dict(msg):
     return msg
 
 
-def write_foxglove_mcap(path, messages, short_names: bool = False):
-    """A bare .mcap file written by Foxglove's mcap-ros2-support (zstd chunks, its own CDR encoder);
-    short_names: schemas named 'sensor_msgs/Image' as some tools write them."""
+def write_foxglove_mcap(path, messages, short_names: bool = False, chunk_size: int = 1024 * 1024, crcs: bool = True):
+    """A bare .mcap file written by Foxglove's mcap-ros2-support (zstd chunks with CRCs, its own CDR
+    encoder); short_names: schemas named 'sensor_msgs/Image' as some tools write them; a small
+    chunk_size gives a chunk every few messages (to damage one of them); crcs=False leaves them out."""
     from mcap_ros2.writer import Writer
 
     with open(path, "wb") as f:
-        w = Writer(f)
+        w = Writer(f, chunk_size=chunk_size, enable_crcs=crcs)
         schemas = {t: w.register_msgdef(t.replace("/msg/", "/") if short_names else t, _DEFS[t])
                    for t in {m[1] for m in messages}}
         for topic, msgtype, t, msg in messages:

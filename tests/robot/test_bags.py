@@ -43,6 +43,8 @@ def _check_output(out, src, segmenter, topics, storage="mcap"):
     for t in topics:
         assert len(got[t]) == len(inp[t])  # copied
     assert len(got["/asymformer/class_info"]) == 1
+    # written once, at the first frame's time (a player shows the class names from the start)
+    assert got["/asymformer/class_info"][0][0] == min(t for t, _ in got["/asymformer/labels"])
     colour = {stamp_ns(m): m for _, m in inp[rgb_t]}
     depth = sorted(inp[depth_t], key=lambda e: stamp_ns(e[1]))
     assert len(got["/asymformer/labels"]) == len(colour)
@@ -313,11 +315,13 @@ def test_camera_info_topic_without_messages_and_info_of_another_resolution(tmp_p
     for t, _, _, m in big:
         if t == B.RS_INFO:
             m.width, m.height = 640, 480  # e.g. the unaligned depth camera's info
-    src = B.write_rosbag2(tmp_path / "big", big)
-    with pytest.raises(ValueError, match=r"intrinsics are for 640x480 images but the colour image on "
-                                         r"/camera/camera/color/image_raw is 96x64"):
-        process_bag(segmenter, src, tmp_path / "out2", *RS, progress=False)
-    assert not (tmp_path / "out2").exists()
+    src = B.write_rosbag2(tmp_path / "big", big)  # camera info of another size: no points, the frames stay
+    r = process_bag(segmenter, src, tmp_path / "out2", *RS, progress=False)
+    assert r["frames"] == 1 and r["failed"] is None
+    assert f"{B.RS_INFO} is for 640x480 images, the frame is 96x64 (1 frames)" in r["points"]
+    assert r["frames_without_points"] == [{"topic": B.RS_COLOR, "stamp_ns": B.T0, "reason": r["frames_without_points"]
+                                           [0]["reason"]}]
+    assert "/asymformer/points" not in read_bag(tmp_path / "out2")
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "getpriority"), reason="per-thread priorities are a Linux feature")
@@ -352,3 +356,16 @@ def test_likely_topics_for_common_drivers():
     assert got["info"][0] == "/camera/camera/color/camera_info"
     tum = [TopicSummary(t, typ, 10) for t, typ in [(B.TUM_DEPTH, img), (B.TUM_COLOR, img), (B.TUM_INFO, info)]]
     assert likely_topics(tum) == {"color": [B.TUM_COLOR], "depth": [B.TUM_DEPTH], "info": [B.TUM_INFO]}
+
+
+def test_first_overlap_finds_same_inside_and_holding_paths(tmp_path):
+    """The batch's input/output overlap check, each path resolved once (pairwise resolves took
+    ~10 s for 200 recordings)."""
+    from asymformer.robot.bags import first_overlap
+
+    ins = [tmp_path / "in" / f"r{i}" for i in range(300)]
+    outs = [tmp_path / "out" / f"r{i}" for i in range(300)]
+    assert first_overlap(ins + [tmp_path / "in"], outs) is None
+    assert first_overlap(ins, [*outs, ins[7]]) == (ins[7], ins[7])  # the same path
+    assert first_overlap(ins, [ins[3] / "labelled"]) == (ins[3], ins[3] / "labelled")  # inside an input
+    assert first_overlap(ins, [tmp_path / "in"])[1] == tmp_path / "in"  # holding the inputs

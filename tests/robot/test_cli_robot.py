@@ -122,13 +122,17 @@ def test_file_mode_refuses_bag_options(tmp_path, tiny_checkpoint, capsys):
     assert "--intrinsics" in _err(capsys)
 
 
-def test_no_pairs_within_slop_says_so(tmp_path, tiny_checkpoint, capsys):
+def test_no_pairs_within_slop_is_a_failure_naming_the_offset_and_the_slop_that_pairs(tmp_path, tiny_checkpoint,
+                                                                                      capsys):
+    """Nothing paired: exit 0 and a bag of copied inputs, the offset named nowhere; now a failure whose
+    line gives the median colour-depth offset and the --slop that would pair them."""
     src = B.write_rosbag2(tmp_path / "rec", B.realsense(n=2, jitter_ms=(15,)))
     assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--bag", str(src), *TOPICS, "--out",
-                 str(tmp_path / "out"), "--slop", "0.01", "--no-progress"]) == 0
-    line = capsys.readouterr().out
-    assert "no frames (2 colour and 2 depth messages, 0 pairs within --slop 0.01 s)" in line and "raise --slop" in line
-    assert (tmp_path / "out" / "metadata.yaml").is_file()  # the copies are still written
+                 str(tmp_path / "out"), "--slop", "0.01", "--no-progress"]) == 2
+    err = _err(capsys)
+    assert "none of 2 colour and 2 depth messages pair within --slop 0.01 s" in err
+    assert "depth is stamped a median 15.0 ms after colour" in err and "--slop 0.020 would pair them" in err
+    assert not (tmp_path / "out").exists()  # no "labelled" bag holding only copies
 
 
 def test_missing_extra_is_one_line_naming_it(tmp_path, tiny_checkpoint, capsys, monkeypatch):

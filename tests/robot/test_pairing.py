@@ -101,3 +101,24 @@ def test_camera_info_goes_to_the_pair_nearest_its_stamp():
               ("c", 10 * PERIOD, 1), ("d", 10 * PERIOD, 1)]
     pairs, stats = _run(events)
     assert [p.info for p in pairs] == ["K0", "K1"] and stats["infos"] == 2
+
+
+@pytest.mark.parametrize("side", [1, -1])
+def test_the_slop_window_is_the_same_on_both_sides(side):
+    """A depth stamp exactly `slop` after colour pairs as one exactly `slop` before does (a one-sided
+    window paired only one of them); one nanosecond beyond does not, on either side."""
+    slop = 30 * MS
+    pairs, _ = _run([("c", 10**12, "c"), ("d", 10**12 + side * slop, "d")], slop_s=0.03)
+    assert [(p.color, p.depth) for p in pairs] == [("c", "d")]
+    pairs, stats = _run([("c", 10**12, "c"), ("d", 10**12 + side * (slop + 1), "d")], slop_s=0.03)
+    assert pairs == [] and stats["unpaired_color"] == 1 and stats["unpaired_depth"] == 1
+
+
+def test_an_extra_depth_frame_is_counted_unpaired():
+    events = []
+    for i in range(6):
+        events.append(("c", i * PERIOD, i))
+        events.append(("d", i * PERIOD + MS, i))
+    events.append(("d", 6 * PERIOD, "extra"))  # the depth camera ran one frame longer
+    pairs, stats = _run(events)
+    assert len(pairs) == 6 and stats["unpaired_depth"] == 1 and stats["unpaired_color"] == 0

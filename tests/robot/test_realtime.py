@@ -5,6 +5,7 @@ the report adds processed / dropped / latency, and --rerun-save records the same
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import numpy as np
@@ -54,22 +55,75 @@ def test_realtime_replay_writes_only_processed_frames(tmp_path, tiny_checkpoint,
 
 
 def test_replay_keeps_the_recorded_pace(tiny_model):
-    """Frames 50 ms apart, replayed at speed 1, take their 150 ms; each is submitted at its time."""
+    """Frames 100 ms apart, replayed at speed 1: the replay (warm-up aside) takes the recording's
+    0.5 s, and each frame is submitted at its time (the warm-up alone used to satisfy this test)."""
     from types import SimpleNamespace
 
     seg = Segmenter(tiny_model, device="cpu")
     rgb, mm = B.scene(0)
-    frames = [SimpleNamespace(stamp_ns=B.T0 + i * 50 * B.MS, rgb=rgb, depth_m=mm / 1000.0, index=i) for i in range(4)]
-    replay = RealtimeReplay(seg, queue_depth=4)
-    t0 = time.perf_counter()
+    frames = [SimpleNamespace(stamp_ns=B.T0 + i * 100 * B.MS, rgb=rgb, depth_m=mm / 1000.0, index=i) for i in range(6)]
+    replay = RealtimeReplay(seg, queue_depth=6)
     results = list(replay.results(frames))
-    assert time.perf_counter() - t0 >= 0.15
-    assert [x.index for x in results] == [0, 1, 2, 3]
+    assert [x.index for x in results] == [0, 1, 2, 3, 4, 5]
     rep = replay.report()
-    assert rep["processed"] == 4 and rep["dropped"] == 0 and rep["realtime"]["submitted"] == 4
+    paced = rep["realtime"]["replay_seconds"] - rep["realtime"]["warm_up_s"]
+    assert 0.5 * 0.95 <= paced <= 0.5 + 1.5, paced
+    assert rep["realtime"]["late_submits"] == 0 and rep["realtime"]["gaps_skipped"] == 0
+    assert rep["processed"] == 6 and rep["dropped"] == 0 and rep["realtime"]["submitted"] == 6
+
+
+class _SlowOnce:
+    """A Segmenter whose infer() is quick until `stall` is set, then blocks until `go` is set: the
+    model runs late with a frame already prepared, so the pre-processing stage replaces it."""
+
+    def __init__(self, seg):
+        self.seg, self.device = seg, seg.device
+        self.stall, self.go = threading.Event(), threading.Event()
+
+    def preprocess(self, *a, **kw):
+        return self.seg.preprocess(*a, **kw)
+
+    def infer(self, r, d):
+        if self.stall.is_set() and not self.go.is_set():
+            assert self.go.wait(10)
+        return self.seg.infer(r, d)
+
+    def postprocess(self, *a, **kw):
+        return self.seg.postprocess(*a, **kw)
+
+
+def test_a_prepared_frame_replaced_before_the_model_took_it_is_counted_dropped(tiny_model):
+    """Every submitted frame ends processed, dropped or failed, also the prepared frames the
+    pre-processing stage replaces while the model runs late (that drop went uncounted)."""
+    from asymformer.deploy.stream import StreamRunner
+
+    slow = _SlowOnce(Segmenter(tiny_model, device="cpu"))
+    rgb, mm = B.scene(0)
+    runner = StreamRunner(slow, queue_depth=1, depth_unit=1.0, result_depth=256)
+    for i in range(4):  # the model's timing is learnt on quick frames
+        runner.submit(rgb, mm / 1000.0, i + 1)
+        time.sleep(0.05)
+    slow.stall.set()
+    for i in range(4, 60):  # the model stalls; frames keep coming, the prepared one is replaced
+        runner.submit(rgb, mm / 1000.0, i + 1)
+        time.sleep(0.005)
+    slow.go.set()
+    stats = runner.close(drain=True)
+    assert stats["submitted"] == 60 == stats["processed"] + stats["dropped"] + stats["errors"], stats
+    assert stats["dropped"] >= 40
 
 
 def test_realtime_is_for_bags(tmp_path, tiny_checkpoint, capsys):
     assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--rgb", "a.png", "--depth", "b.png", "--out",
                  str(tmp_path / "o"), "--realtime"]) == 2
     assert "--realtime replays --bag recordings" in capsys.readouterr().err
+
+
+def test_the_replay_stall_warning_speaks_of_the_recording_not_a_camera(segmenter):
+    """The runtime's stall warning asked whether "the camera" was running during a replay's wait."""
+    from asymformer.deploy.stream_stages import stall_reason
+
+    replay = RealtimeReplay(segmenter)
+    replay.due_in_s = 4.2
+    text = stall_reason(10.0, 0.0, 3, 4.0, {}, replay._stall_hint())
+    assert "camera" not in text and "waiting 4.2 s for the recording's next frame" in text

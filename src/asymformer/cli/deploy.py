@@ -64,8 +64,11 @@ def _run_predict(args):
     # options that would do nothing: refused, never silently ignored
     if args.labels and not args.panel:
         raise CLIError("--labels are drawn as the panel's ground-truth column: add --panel (or drop --labels)")
-    if args.alpha != 0.5 and not args.overlay:
+    if args.alpha != 0.5 and not args.overlay and not args.bag:  # bags get an overlay topic by default
         raise CLIError("--alpha is the prediction's weight in the overlay: add --overlay (or drop --alpha)")
+    if args.alpha != 0.5 and args.bag and "overlay" not in args.outputs:
+        raise CLIError("--alpha is the prediction's weight in the overlay topic: add overlay to --outputs (or drop "
+                       "--alpha)")
     if args.depth_unit is not None:
         resolve_depth_unit(None, args.depth_unit, "--depth-unit", arg="--depth-unit")
     if args.size is not None and min(args.size) < 32:

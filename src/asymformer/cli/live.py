@@ -32,7 +32,29 @@ def open_rerun_view(args, segmenter):
                            f"{Path(args.rerun_save) / 'recording.rrd'}")
         _check_out_file(args.rerun_save, "--rerun-save")
         make_folder(Path(args.rerun_save).parent)
+        probe_writable(args.rerun_save)
     try:
         return RerunView(segmenter.class_names, segmenter.colors, save=args.rerun_save, spawn=args.rerun)
     except (ImportError, ValueError, FileNotFoundError) as exc:
         raise CLIError(str(exc)) from None
+    except RuntimeError as exc:  # rerun's own "Failed to create file": name the file and the reason
+        raise CLIError(f"--rerun-save {args.rerun_save}: cannot create the file ({' '.join(str(exc).split())})") \
+            from None
+
+
+def probe_writable(path) -> None:
+    """Create and remove a file next to `path` before the work starts: a read-only or full file
+    system fails now, as one line naming `path` and the reason (files.WriteFailed), not after an
+    hour of work or as a library's traceback."""
+    import os
+    import tempfile
+
+    from asymformer.files import write_failed
+
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".asymformer-probe-")
+    except OSError as exc:
+        raise write_failed(path, exc) from None
+    os.close(fd)
+    os.unlink(tmp)

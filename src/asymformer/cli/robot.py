@@ -41,7 +41,8 @@ def add_robot_args(p) -> None:
     g.add_argument("--bag", nargs="+", metavar="IN",
                    help="recordings to segment (files, rosbag2 folders, or folders of them) instead of --rgb/--depth; "
                         "writes a labelled rosbag2 at --out (a folder of them for several recordings)")
-    g.add_argument("--rgb-topic", help="with --bag: colour topic (sensor_msgs/Image or CompressedImage)")
+    g.add_argument("--rgb-topic", help="with --bag: colour topic (sensor_msgs/Image or CompressedImage); TOPIC:TYPE "
+                                       "picks the type on a topic that carries several")
     g.add_argument("--depth-topic", help="with --bag: depth topic registered to colour (Image 16UC1/32FC1 or "
                                          "compressedDepth), e.g. realsense2_camera's aligned_depth_to_color")
     g.add_argument("--camera-info-topic", help="with --bag: CameraInfo of the colour camera (for points)")
@@ -66,6 +67,9 @@ def add_robot_args(p) -> None:
                            "drops what the model cannot keep up with); the report adds processed, dropped, latency")
     g.add_argument("--realtime-speed", type=float, default=1.0, metavar="X",
                    help="with --realtime: replay X times faster than recorded (default 1.0)")
+    g.add_argument("--max-gap", type=float, default=None, metavar="S",
+                   help="with --realtime: a jump of more than S seconds in the recording's stamps (a clock resync) "
+                        "is skipped and reported, not waited out (default 5)")
     if "--precision" not in p._option_string_actions:  # another change may give predict its own
         p.add_argument("--precision", choices=("fp32", "int8", "bf16"), default="fp32",
                        help="fp32 (exact), or on the CPU int8 / bf16 (fastest such backend for --size)")
@@ -76,7 +80,7 @@ def check_file_mode(args) -> None:
     for flag in ("rgb_topic", "depth_topic", "camera_info_topic", "shard", "slop"):
         if getattr(args, flag) is not None:
             raise CLIError(f"--{flag.replace('_', '-')} is for --bag recordings")
-    if args.realtime or args.realtime_speed != 1.0:
+    if args.realtime or args.realtime_speed != 1.0 or args.max_gap is not None:
         raise CLIError("--realtime replays --bag recordings at their recorded rate; image files have no time")
     if args.rgb is None or args.depth is None:
         raise CLIError("predict needs --rgb and --depth (image files), or --bag with --rgb-topic and --depth-topic")
@@ -148,7 +152,8 @@ def run_bags(args) -> int:
     """`predict --bag`: one recording -> the bag at --out; several (or a folder, or --shard) ->
     --out/<name>/ bag + --out/<name>.json each; one JSON summary with --report."""
     from asymformer.deploy.segmenter import Segmenter
-    from asymformer.robot.bags import bag_paths, check_out_apart, check_out_name, output_names, shard
+    from asymformer.files import make_folder
+    from asymformer.robot.bags import bag_paths, check_out_apart, check_out_name, first_overlap, output_names, shard
 
     _require("rosbags", "predict --bag")
     bags = bag_paths(args.bag)
@@ -175,13 +180,15 @@ def run_bags(args) -> int:
         if report_path.resolve().is_relative_to(source.resolve()):  # 'x.mcap --report x.mcap' replaced the recording
             raise CLIError(f"--report {report_path} is an input recording or inside one ({source}); give a file "
                            "outside the inputs")
-    for source in {*bags, *map(Path, args.bag)}:  # any input (a recording or a folder of them) against any output
-        for target in targets:
-            try:
-                check_out_apart(source, target)
-            except ValueError as exc:
-                raise CLIError(str(exc) if single else f"--out {out}: the output bag {target} overlaps the input "
-                               f"{source}; choose an --out outside the inputs") from None
+    # any input (a recording or a folder of them) against any output
+    clash = first_overlap({*bags, *map(Path, args.bag)}, targets)
+    if clash is not None:
+        source, target = clash
+        try:
+            check_out_apart(source, target)
+        except ValueError as exc:
+            raise CLIError(str(exc) if single else f"--out {out}: the output bag {target} overlaps the input "
+                           f"{source}; choose an --out outside the inputs") from None
     if not args.overwrite:
         existing = [str(t) for t in targets if t.exists()]
         if existing:
@@ -189,12 +196,21 @@ def run_bags(args) -> int:
     intrinsics = _intrinsics(args)
     if args.realtime_speed != 1.0 and not args.realtime:
         raise CLIError("--realtime-speed sets the replay rate of --realtime; add --realtime (or drop --realtime-speed)")
+    if args.max_gap is not None and not args.realtime:
+        raise CLIError("--max-gap bounds the waits of the --realtime replay; add --realtime (or drop --max-gap)")
     if args.realtime:
         from asymformer.robot.realtime import MAX_SPEED, MIN_SPEED
 
         if not MIN_SPEED <= args.realtime_speed <= MAX_SPEED:
             raise CLIError(f"--realtime-speed must be between {MIN_SPEED} and {MAX_SPEED} (1.0 = as recorded, 2 = "
                            f"twice as fast), got {args.realtime_speed}")
+        if args.max_gap is not None and not 0 < args.max_gap <= 3600:
+            raise CLIError(f"--max-gap must be between 0 and 3600 seconds, got {args.max_gap}")
+    if report_path is not None:
+        from .live import probe_writable
+
+        make_folder(report_path.parent)
+        probe_writable(report_path)
     seg = Segmenter(args.checkpoint, device=args.device, normalization=args.normalization, size=args.size,
                     optimize=args.optimize, precision=getattr(args, "precision", "fp32"))
     with _live_view(args, seg) as view:
@@ -212,41 +228,100 @@ def _live_view(args, seg):
 
 
 def _run_bag_list(args, seg, bags, targets, single, out, report_path, intrinsics, view) -> int:
+    """Each recording in turn; one that fails (damaged, nothing segmented, a write error) is one
+    line on stderr, counted in `failed`, and the batch goes on. SIGTERM ends the run as Ctrl-C
+    does: the recording in progress leaves nothing half-written, the finished ones stay."""
     from asymformer.files import write_json
+
+    reports: list[dict] = []
+    summary = {"bags": reports, "shard": list(args.shard) if args.shard else None, "failed": 0, "frames": 0}
+    try:
+        with _sigterm_as_interrupt():
+            for bag, target in zip(bags, targets, strict=True):
+                r = _one_bag(args, seg, bag, target, single, intrinsics, view)
+                reports.append(r)
+                if r.get("failed"):
+                    summary["failed"] += 1
+                    text = r["failed"] if r["failed"].startswith(str(bag)) else f"{bag}: {r['failed']}"  # the path once
+                    print(f"asymformer predict: error: {text}", file=sys.stderr)
+                if "error" in r:
+                    continue
+                if not single and r["frames"]:
+                    write_json(out / f"{target.name}.json", r)
+                print(_summary_line(r))
+    except KeyboardInterrupt:
+        summary["interrupted"] = True
+        _finish_summary(summary, report_path)
+        raise
+    _finish_summary(summary, report_path)
+    if not single:
+        print(f"{len(reports) - summary['failed']} of {len(reports)} recordings -> {out}"
+              + (f" (shard {args.shard[0]}/{args.shard[1]})" if args.shard else ""))
+    return 2 if summary["failed"] else 0
+
+
+def _one_bag(args, seg, bag, target, single, intrinsics, view) -> dict:
+    """One recording -> its report; an error that ends it is the report {"bag", "error", "failed"}."""
+    import os
+
     from asymformer.robot.pairing import DEFAULT_SLOP_S
     from asymformer.robot.pipeline import process_bag
-    from asymformer.robot.realtime import RealtimeReplay
+    from asymformer.robot.realtime import DEFAULT_MAX_GAP_S, RealtimeReplay
 
-    reports, failed = [], 0
-    for bag, target in zip(bags, targets, strict=True):
-        try:
-            r = process_bag(seg, bag, target, args.rgb_topic, args.depth_topic, args.camera_info_topic,
-                            intrinsics=intrinsics, storage=args.storage, namespace=args.namespace,
-                            outputs=args.outputs, slop_s=DEFAULT_SLOP_S if args.slop is None else args.slop,
-                            max_depth=args.max_depth, alpha=args.alpha, copy_input=args.copy_input,
-                            overwrite=args.overwrite, progress=args.progress,
-                            realtime=RealtimeReplay(seg, args.realtime_speed) if args.realtime else None,
-                            view=view)
-        except (ValueError, FileNotFoundError, FileExistsError) as exc:
-            if single:
-                raise
-            failed += 1
-            reports.append({"bag": str(bag), "error": str(exc)})
-            text = str(exc) if str(exc).startswith(str(bag)) else f"{bag}: {exc}"  # the path once
-            print(f"asymformer predict: error: {text}", file=sys.stderr)
-            continue
-        reports.append(r)
-        if not single:
-            write_json(out / f"{target.name}.json", r)
-        print(_summary_line(r))
-    summary = {"bags": reports, "shard": list(args.shard) if args.shard else None, "failed": failed,
-               "frames": sum(r.get("frames", 0) for r in reports)}
+    try:
+        realtime = RealtimeReplay(seg, args.realtime_speed, max_gap_s=args.max_gap or DEFAULT_MAX_GAP_S) \
+            if args.realtime else None
+        r = process_bag(seg, bag, target, args.rgb_topic, args.depth_topic, args.camera_info_topic,
+                        intrinsics=intrinsics, storage=args.storage, namespace=args.namespace,
+                        outputs=args.outputs, slop_s=DEFAULT_SLOP_S if args.slop is None else args.slop,
+                        max_depth=args.max_depth, alpha=args.alpha, copy_input=args.copy_input,
+                        overwrite=args.overwrite, progress=args.progress, realtime=realtime, view=view)
+    except (ValueError, OSError) as exc:
+        if single:
+            raise
+        text = str(exc) if not isinstance(exc, OSError) or str(exc).startswith("cannot write") else \
+            f"{type(exc).__name__}: {exc}"
+        return {"bag": str(bag), "error": text, "failed": text}
+    except Exception as exc:  # noqa: BLE001 - one recording must not end the batch or print a traceback
+        if os.environ.get("ASYMFORMER_DEBUG"):
+            raise
+        text = f"unexpected {type(exc).__name__} while reading this recording: {' '.join(str(exc).split())}"
+        return {"bag": str(bag), "error": text, "failed": text}
+    for w in r["warnings"]:
+        print(f"asymformer predict: warning: {bag}: {w}", file=sys.stderr)
+    return r
+
+
+def _finish_summary(summary: dict, report_path) -> None:
+    from asymformer.files import write_json
+
+    summary["frames"] = sum(r.get("frames", 0) for r in summary["bags"])
     if report_path is not None:
         write_json(report_path, summary)
-    if not single:
-        print(f"{len(reports) - failed} of {len(reports)} recordings -> {out}"
-              + (f" (shard {args.shard[0]}/{args.shard[1]})" if args.shard else ""))
-    return 2 if failed else 0
+
+
+def _sigterm_as_interrupt():
+    """SIGTERM (a job scheduler, `kill`) handled as Ctrl-C: the run's cleanup removes the
+    unfinished output; the default action kills the process and leaves `.NAME.partial/` behind."""
+    import contextlib
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return contextlib.nullcontext()
+
+    def raise_interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def handler():
+        old = signal.signal(signal.SIGTERM, raise_interrupt)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, old)
+
+    return handler()
 
 
 def _summary_line(r: dict) -> str:
@@ -254,14 +329,15 @@ def _summary_line(r: dict) -> str:
         if r["skipped"] else ""
     live = (f"; realtime: {r['processed']} processed, {r['dropped']} dropped, latency p50 {r['latency_p50_ms']} ms, "
             f"p99 {r['latency_p99_ms']} ms") if "realtime" in r else ""
-    if r["frames"] == 0:
-        return (f"{r['bag']} -> {r['out']}: no frames ({r['colour_messages']} colour and {r['depth_messages']} depth "
-                f"messages, {r['pairs']} pairs within --slop {r['slop_ms'] / 1000:g} s{skipped}); check the topics "
-                "and the stamps, or raise --slop")
+    if "realtime" in r and r["realtime"]["gaps_skipped"]:
+        live += f"; {r['realtime']['gaps_skipped']} stamp gaps over --max-gap {r['realtime']['max_gap_s']:g} s skipped"
+    if r["frames"] == 0:  # the cause is the error line on stderr
+        return (f"{r['bag']}: no frames ({r['colour_messages']} colour and {r['depth_messages']} depth messages, "
+                f"{r['pairs']} pairs within --slop {r['slop_ms'] / 1000:g} s{skipped}); nothing written")
     return (f"{r['bag']} -> {r['out']}: {r['frames']} frames from {r['pairs']} pairs (unpaired colour "
             f"{r['unpaired_color']}, depth {r['unpaired_depth']}{skipped}); model {r['model_ms']} ms/frame, "
             f"end to end {r['end_to_end_fps']} frames/s ({r['backend']} on {r['device']}); points: {r['points']}"
-            + live)
+            + live + ("; counted as failed: the readable part of a damaged recording" if r.get("failed") else ""))
 
 
 __all__ = ["add_robot_args", "check_file_mode", "run_bags"]

@@ -15,7 +15,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from asymformer.files import make_folder, temp_sibling
+from asymformer.files import WriteFailed, make_folder, temp_sibling, write_failed
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
@@ -90,6 +90,22 @@ def check_out_apart(bag, out) -> None:
                          "choose an --out outside the recording")
 
 
+def first_overlap(sources, targets) -> tuple[Path, Path] | None:
+    """The first (source, target) pair that is the same path or where one holds the other, or None.
+    Each path is resolved once and compared through sets of parents: a batch of thousands of
+    recordings took minutes when every pair was resolved and compared."""
+    src = {Path(s).resolve(): Path(s) for s in sources}
+    tgt = {Path(t).resolve(): Path(t) for t in targets}
+    src_parents = {p: s for r, s in src.items() for p in (r, *r.parents)}
+    for r, t in tgt.items():
+        if r in src_parents:  # the target is a source or holds one
+            return src_parents[r], t
+        for p in r.parents:  # the target lies inside a source
+            if p in src:
+                return src[p], t
+    return None
+
+
 def check_out_name(out) -> None:
     """An output bag is a rosbag2 folder; '--out run.mcap' made a folder named run.mcap holding
     run.mcap.mcap, which tools then open as a file and fail on (and '.bag' promised ROS 1)."""
@@ -123,13 +139,17 @@ class TopicSummary:
     count: int
 
 
-def _repair_hint(error: str) -> str:
+def _repair_hint(error: str, path) -> str:
     """The usual cause of an unreadable recording is a recorder killed mid-run (a cut-short file):
     name the tool that repairs it."""
+    from .integrity import repair_hint
+
     if "end magic" in error:  # MCAP without its footer
-        return "; the file is cut short (the recording did not finish): repair it with `mcap recover IN -o OUT.mcap`"
+        return f"; the file is cut short (the recording did not finish): {repair_hint(path)}"
     if "index looks damaged" in error or "could not be read" in error.lower():  # ROS 1
-        return "; the bag is cut short or its index is damaged: repair it with `rosbag reindex`"
+        return f"; the bag is cut short or its index is damaged: {repair_hint(path)}"
+    if any(w in error.lower() for w in ("checksum", "damaged", "invalid", "mismatch", "corrupt", "malformed")):
+        return f"; {repair_hint(path)}"
     return ""
 
 
@@ -148,7 +168,14 @@ def open_bag(path):
         reader = AnyReader([p], default_typestore=store)
         reader.open()
     except AnyReaderError as exc:
-        raise ValueError(f"{p}: cannot read this bag ({' '.join(str(exc).split())}){_repair_hint(str(exc))}") from None
+        text = " ".join(str(exc).split())
+        raise ValueError(f"{p}: cannot read this bag ({text}){_repair_hint(str(exc), p)}") from None
+    except Exception as exc:  # noqa: BLE001 - zstd / bz2 / sqlite3 / struct errors of a damaged file's index
+        if isinstance(exc, OSError) and exc.errno is not None:  # the file system's own error: as it is
+            raise
+        from .integrity import describe_error
+
+        raise ValueError(f"{p}: cannot read this bag ({describe_error(exc)}){_repair_hint('damaged', p)}") from None
     try:
         yield reader
     finally:
@@ -197,20 +224,60 @@ def describe_topics(topics: list[TopicSummary]) -> str:
     return f"its topics: {listed}" + (f"; likely: {hint}" if hint else "")
 
 
-def check_topics(bag, topics: list[TopicSummary], rgb: str, depth: str, info: str | None) -> dict[str, TopicSummary]:
-    """The chosen topics exist and have usable types; else one line listing the bag's topics."""
+def split_topic(spec: str | None) -> tuple[str | None, str | None]:
+    """'TOPIC:TYPE' -> (TOPIC, normalised TYPE); a plain topic -> (topic, None). ROS names have no ':'."""
+    if not spec or ":" not in spec:
+        return spec, None
+    topic, msgtype = spec.split(":", 1)
+    return topic, normalize_type(msgtype.strip())
+
+
+def choose_types(bag, reader, *specs) -> tuple[list, dict[str, str], list[str]]:
+    """Topics given as TOPIC or TOPIC:TYPE -> (topics, {topic: type} for topics that carry several
+    message types, warnings). A topic with several types is read as the type the user named, else
+    as the one with the most messages, and a warning says so (a recorder that saw two publishers
+    of different types on one name records both)."""
+    topics, types, warnings = [], {}, []
+    per_topic: dict[str, dict[str, int]] = {}
+    for c in reader.connections:
+        counts = per_topic.setdefault(c.topic, {})
+        counts[normalize_type(c.msgtype)] = counts.get(normalize_type(c.msgtype), 0) + int(c.msgcount or 0)
+    for spec in specs:
+        topic, wanted = split_topic(spec)
+        topics.append(topic)
+        have = per_topic.get(topic, {})
+        listed = ", ".join(f"{t} ({n} messages)" for t, n in sorted(have.items(), key=lambda e: -e[1]))
+        if wanted is not None:
+            if have and wanted not in have:
+                raise ValueError(f"{bag}: {topic} carries no {wanted}; it carries {listed}")
+            if len(have) > 1:
+                types[topic] = wanted
+        elif len(have) > 1:
+            best = max(have, key=lambda t: (t in (*IMAGE_TYPES, CAMERA_INFO), have[t]))
+            types[topic] = best
+            warnings.append(f"{topic} carries {len(have)} message types ({listed}); reading {best}, the one with "
+                            f"the most messages; name another as {topic}:TYPE")
+    return topics, types, warnings
+
+
+def check_topics(bag, topics: list[TopicSummary], rgb: str, depth: str, info: str | None,
+                 types: dict[str, str] | None = None) -> dict[str, TopicSummary]:
+    """The chosen topics exist and have usable types; else one line listing the bag's topics.
+    types: the type read on a topic that carries several (`choose_types`)."""
     by_name = {t.topic: t for t in topics}
     want = {"rgb": (rgb, IMAGE_TYPES), "depth": (depth, IMAGE_TYPES)}
     if info:
         want["camera-info"] = (info, (CAMERA_INFO,))
     found = {}
-    for role, (name, types) in want.items():
+    for role, (name, accepted) in want.items():
         t = by_name.get(name)
         if t is None:
             raise ValueError(f"{bag}: no topic {name!r} (--{role}-topic); {describe_topics(topics)}")
-        if t.msgtype not in types:
+        if types and name in types:
+            t = TopicSummary(name, types[name], t.count)
+        if t.msgtype not in accepted:
             raise ValueError(f"{bag}: --{role}-topic {name} carries {t.msgtype}, expected "
-                             f"{' or '.join(types)}; {describe_topics(topics)}")
+                             f"{' or '.join(accepted)}; {describe_topics(topics)}")
         found[role] = t
     if rgb == depth:
         raise ValueError(f"{bag}: --rgb-topic and --depth-topic are the same topic {rgb}")
@@ -240,7 +307,10 @@ class BagWriter:
             raise FileExistsError(f"{self.out} is a file; an output bag is a folder")
         self._tmp = temp_sibling(self.out, ".partial")
         shutil.rmtree(self._tmp, ignore_errors=True)  # left by a killed run of this process id
-        make_folder(self._tmp)
+        try:
+            make_folder(self._tmp)
+        except OSError as exc:  # name the output asked for, not the hidden temporary folder
+            raise WriteFailed(exc.errno, exc.strerror or str(exc), os.fspath(self.out)) from None
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
         self._writer = Writer(self._tmp / self.out.name, version=9, storage_plugin=plugin)
         for key, value in (custom_data or {}).items():
@@ -261,7 +331,10 @@ class BagWriter:
 
     def write_raw(self, topic: str, msgtype: str, t_ns: int, data, typestore=None) -> None:
         """Write CDR bytes as they are (a message copied from a ROS 2 input bag)."""
-        self._writer.write(self.connection(topic, msgtype, typestore), int(t_ns), data)
+        try:
+            self._writer.write(self.connection(topic, msgtype, typestore), int(t_ns), data)
+        except OSError as exc:  # a full disk: "[Errno 28]" alone names no path
+            raise write_failed(self.out, exc) from None
         self.counts[topic] = self.counts.get(topic, 0) + 1
 
     def write(self, topic: str, msg, t_ns: int) -> None:
@@ -279,14 +352,17 @@ class BagWriter:
                     if self._opened:
                         self._writer.close()
                 return None
-            if not self._opened:  # no message at all: still a valid, empty bag
-                self._writer.open()
-            self._writer.close()
-            staged = self._tmp / self.out.name
-            if self.out.exists():  # --overwrite: the old bag goes only once the new one is complete
-                trash = self._tmp / ".replaced"
-                os.replace(self.out, trash)
-            os.replace(staged, self.out)
+            try:
+                if not self._opened:  # no message at all: still a valid, empty bag
+                    self._writer.open()
+                self._writer.close()
+                staged = self._tmp / self.out.name
+                if self.out.exists():  # --overwrite: the old bag goes only once the new one is complete
+                    trash = self._tmp / ".replaced"
+                    os.replace(self.out, trash)
+                os.replace(staged, self.out)
+            except OSError as exc:
+                raise write_failed(self.out, exc) from None
             return self.out
         finally:
             shutil.rmtree(self._tmp, ignore_errors=True)

@@ -5,6 +5,10 @@ invalid, the colour header, intrinsics) in bounded memory: messages are deserial
 come, paired by header stamp (`pairing.StampPairer`) and decoded only once paired. A frame whose
 bytes cannot be decoded is skipped, counted and named (`stats()`); a stream that can never be
 decoded (unknown encoding, colour and depth of different sizes) stops the run with the reason.
+A reader error (a damaged file) ends the reading where it strikes: the pairs read before it are
+still yielded, and the error, the counts read per topic and how far it got are kept in `log`
+(`integrity.ReadLog`) for the report. Camera info that does not fit a frame (another size, an
+uncalibrated K) costs that frame its points, counted with the stamp, never the run.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 from asymformer.deploy.points import Intrinsics
 
 from .codecs import CorruptFrame, UnsupportedEncoding
+from .integrity import ReadLog, describe_error
 from .messages import camera_intrinsics, decode_color, decode_depth, stamp_ns
 from .pairing import DEFAULT_SLOP_S, Pair, StampPairer
 
@@ -45,19 +50,23 @@ class BagFrames:
     intrinsics: fixed intrinsics (`--intrinsics`), used instead of the camera-info topic.
     copy: called as copy(topic, msgtype, t_ns, cdr_bytes) for every message read from the three
     topics (ROS 1 messages converted to CDR), so they can be copied into the output bag.
+    types: {topic: msgtype} for topics that carry several types (only that type's messages are read).
     """
 
     def __init__(self, reader, bag, rgb_topic: str, depth_topic: str, info_topic: str | None = None,
                  intrinsics: Intrinsics | None = None, slop_s: float = DEFAULT_SLOP_S,
-                 copy: Callable[[str, str, int, Any], None] | None = None):
+                 copy: Callable[[str, str, int, Any], None] | None = None, types: dict[str, str] | None = None):
         self.reader, self.bag = reader, bag
         self.rgb_topic, self.depth_topic, self.info_topic = rgb_topic, depth_topic, info_topic
         self.intrinsics = intrinsics
         self.pairer = StampPairer(slop_s)
         self.copy = copy
+        self.types = dict(types or {})
+        self.log = ReadLog()
         self.skipped = Counter()
         self.skipped_frames: list[dict] = []
         self.no_intrinsics = Counter()
+        self.no_intrinsics_frames: list[dict] = []
         self.copy_failed = 0
         self.decoded = 0
         self._checked = False
@@ -71,11 +80,34 @@ class BagFrames:
             if frame is not None:
                 yield frame
 
-    def pairs(self) -> Iterator[Pair]:
-        """Paired messages, not yet decoded (deserialised, so their stamps are known)."""
+    def connections(self) -> list:
+        """The connections read: the chosen topics, of the chosen type where a topic has several."""
+        from .bags import normalize_type
+
         wanted = {self.rgb_topic, self.depth_topic} | ({self.info_topic} if self.info_topic else set())
-        conns = [c for c in self.reader.connections if c.topic in wanted]
-        for conn, t_ns, raw in self.reader.messages(connections=conns):
+        return [c for c in self.reader.connections if c.topic in wanted
+                and (c.topic not in self.types or normalize_type(c.msgtype) == self.types[c.topic])]
+
+    def declared(self) -> dict[str, int]:
+        """Messages per chosen topic as the file declares them (metadata.yaml, MCAP summary, index)."""
+        out: dict[str, int] = {}
+        for c in self.connections():
+            out[c.topic] = out.get(c.topic, 0) + int(c.msgcount or 0)
+        return out
+
+    def pairs(self) -> Iterator[Pair]:
+        """Paired messages, not yet decoded (deserialised, so their stamps are known). A reader
+        error ends the reading (kept in `log.error`); the pairs read so far are still yielded."""
+        messages = iter(self.reader.messages(connections=self.connections()))
+        while True:
+            try:
+                conn, t_ns, raw = next(messages)
+            except StopIteration:
+                break
+            except Exception as exc:  # noqa: BLE001 - rosbags, zstd, bz2, lz4, sqlite3 and struct errors alike
+                self.log.error = describe_error(exc)
+                break
+            self.log.note(conn.topic, t_ns)
             if self.copy is not None:
                 self._copy(conn, t_ns, raw)
             msg = self._deserialize(conn, t_ns, raw)
@@ -84,7 +116,9 @@ class BagFrames:
             if conn.topic == self.info_topic:
                 self.pairer.add_info(stamp_ns(msg), msg)
                 continue
-            add = self.pairer.add_color if conn.topic == self.rgb_topic else self.pairer.add_depth
+            kind = "color" if conn.topic == self.rgb_topic else "depth"
+            self.log.stamp(kind, stamp_ns(msg))
+            add = self.pairer.add_color if kind == "color" else self.pairer.add_depth
             yield from add(stamp_ns(msg), msg)
         yield from self.pairer.flush()
 
@@ -143,26 +177,37 @@ class BagFrames:
         return Frame(index, pair.stamp_ns, pair.color.header, rgb, depth, intr, pair.depth_stamp_ns)
 
     def _intrinsics(self, pair: Pair, hw) -> Intrinsics | None:
+        """The frame's intrinsics, or None (no points for it, counted with its stamp) when the camera
+        info is missing, uncalibrated or for another image size (a stream that changed resolution).
+        Fixed --intrinsics that do not fit the first frame are the user's mistake: refused."""
         intr = self.intrinsics
         if intr is None and self.info_topic:
             if pair.info is None:
-                with self._lock:
-                    self.no_intrinsics[f"no message on {self.info_topic} yet"] += 1
-                return None
+                return self._no_points(pair, f"no message on {self.info_topic} yet")
             try:
                 intr = camera_intrinsics(pair.info)
             except ValueError as exc:
-                with self._lock:
-                    self.no_intrinsics[f"{self.info_topic}: {exc}"] += 1
-                return None
-        if intr is not None and not self._checked:
-            source = "--intrinsics" if self.intrinsics is not None else self.info_topic
-            try:
-                intr.check(hw[0], hw[1], f"colour image on {self.rgb_topic}")
-            except ValueError as exc:
+                return self._no_points(pair, f"{self.info_topic}: {exc}")
+        if intr is None:
+            return None
+        source = "--intrinsics" if self.intrinsics is not None else self.info_topic
+        try:
+            intr.check(hw[0], hw[1], f"colour image on {self.rgb_topic}")
+        except ValueError as exc:
+            if self.intrinsics is not None and not self._checked:
                 raise ValueError(f"{self.bag}: {source}: {exc}") from None
-            self._checked = True
+            size = f"{intr.width}x{intr.height}" if intr.width else "another size"
+            return self._no_points(pair, f"{source} is for {size} images, the frame is {hw[1]}x{hw[0]}")
+        self._checked = True
         return intr
+
+    def _no_points(self, pair: Pair, reason: str) -> None:
+        with self._lock:
+            self.no_intrinsics[reason] += 1
+            if len(self.no_intrinsics_frames) < MAX_NAMED:
+                self.no_intrinsics_frames.append({"topic": self.rgb_topic, "stamp_ns": int(pair.stamp_ns),
+                                                  "reason": reason})
+        return None
 
     def stats(self) -> dict:
         s = self.pairer.stats()
@@ -173,4 +218,5 @@ class BagFrames:
                 "max_stamp_offset_ms": s["max_offset_ms"], "slop_ms": s["slop_ms"],
                 "skipped": sum(self.skipped.values()), "skipped_by_reason": dict(self.skipped),
                 "skipped_frames": list(self.skipped_frames),
-                "frames_without_intrinsics": dict(self.no_intrinsics), "copy_failed": self.copy_failed}
+                "frames_without_intrinsics": dict(self.no_intrinsics),
+                "frames_without_points": list(self.no_intrinsics_frames), "copy_failed": self.copy_failed}

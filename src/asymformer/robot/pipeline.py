@@ -24,8 +24,16 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .bags import BagWriter, check_out_apart, check_topics, describe_topics, list_topics, open_bag
+from .bags import BagWriter, check_out_apart, check_topics, choose_types, describe_topics, list_topics, open_bag
 from .frames import BagFrames, Frame
+from .integrity import (
+    count_warnings,
+    damage_problem,
+    integrity_report,
+    stamp_warnings,
+    storage_counts,
+    zero_frames_cause,
+)
 from .messages import OUTPUTS, MessageTypes, class_info_message, output_messages
 from .pairing import DEFAULT_SLOP_S
 
@@ -121,7 +129,8 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> None:
 def run_pipeline(items: Iterable, segment: Callable, write: Callable, *, decode: Callable | None = None,
                  encode: Callable | None = None, workers: int = 2, queue_size: int = 4,
                  on_frame: Callable | None = None, feed: Callable | None = None,
-                 finish: Callable[[bool], None] | None = None, nice: int = 5) -> float:
+                 finish: Callable[[bool], None] | None = None, nice: int = 5,
+                 stop: threading.Event | None = None) -> float:
     """items -> decode (pool) -> segment (this thread) -> encode (pool) -> write (writer thread).
 
     decode(item) returns a frame or None (skipped); encode(frame, seg) returns what write takes
@@ -131,13 +140,15 @@ def run_pipeline(items: Iterable, segment: Callable, write: Callable, *, decode:
     runs last in the writer thread (a writer such as sqlite3 must stay in the thread that opened
     it); ok is False when a stage failed or the run was interrupted. The helper threads run `nice`
     steps below the caller (0: same priority). Returns the seconds spent in `segment`. A stage's
-    exception stops the others and is re-raised here; so is KeyboardInterrupt.
+    exception stops the others and is re-raised here; so is KeyboardInterrupt. `stop`: the event
+    that stops the stages, shared with a source that waits (a replay sleeping toward its next
+    frame wakes on it, so an interrupt ends the run at once).
     """
     from concurrent.futures import ThreadPoolExecutor
 
     in_q: queue.Queue = queue.Queue(queue_size)
     out_q: queue.Queue = queue.Queue(2 * queue_size)
-    stop = threading.Event()
+    stop = stop if stop is not None else threading.Event()
     errors: list[BaseException] = []
     try:
         base = os.getpriority(os.PRIO_PROCESS, 0)  # this thread's (Linux: per thread)
@@ -159,6 +170,10 @@ def run_pipeline(items: Iterable, segment: Callable, write: Callable, *, decode:
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             errors.append(exc)
             stop.set()
+        finally:
+            close = getattr(items, "close", None)  # a generator source: its cleanup runs now, in this thread
+            if close is not None:
+                close()
 
     def consume():
         _lower_priority(nice, base)
@@ -226,8 +241,14 @@ def process_bag(segmenter, bag, out, rgb_topic: str, depth_topic: str, info_topi
     Output topics (under `namespace`): labels, confidence, overlay, points (frames with
     intrinsics: the camera-info topic's or `intrinsics`), class_info (JSON names/colours, once);
     the input topics are copied (`copy_input`). Message times are the colour header stamps.
+    A topic may be given as TOPIC:TYPE where it carries several message types.
     realtime: a `realtime.RealtimeReplay` (--realtime): frames go through the streaming runtime at
     their recorded rate and only the processed ones are written. view: a RerunView for each frame.
+
+    A damaged recording (a reader error, fewer messages than the file declares) or one that
+    yields no frame is a failed one: the report's "failed" says why in one line, and what could
+    be segmented is still written (nothing is, when no frame came out). "warnings" lists what
+    the user should know (a choice made for them, a declaration that does not match the data).
     """
     from asymformer.progress import progress_bar
 
@@ -236,9 +257,11 @@ def process_bag(segmenter, bag, out, rgb_topic: str, depth_topic: str, info_topi
     t_start = time.perf_counter()
     with open_bag(bag) as reader:
         topics = list_topics(reader)
-        if sum(t.count for t in topics) == 0:
+        if sum(t.count for t in topics) == 0 and _holds_nothing(reader):  # a stale metadata.yaml may say 0
             raise ValueError(f"{bag}: the bag is empty (no messages); {describe_topics(topics)}")
-        found = check_topics(bag, topics, rgb_topic, depth_topic, info_topic)
+        (rgb_topic, depth_topic, info_topic), types, warnings = choose_types(bag, reader, rgb_topic, depth_topic,
+                                                                            info_topic)
+        found = check_topics(bag, topics, rgb_topic, depth_topic, info_topic, types)
         meta = {"asymformer": json.dumps({"source": str(bag), "rgb_topic": rgb_topic, "depth_topic": depth_topic,
                                           "namespace": namespace, "classes": list(segmenter.class_names or [])})}
         jobs = {}
@@ -250,10 +273,13 @@ def process_bag(segmenter, bag, out, rgb_topic: str, depth_topic: str, info_topi
             jobs["put"](lambda: writer.write_raw(topic, msgtype, t_ns, raw))
 
         frames = BagFrames(reader, bag, rgb_topic, depth_topic, info_topic, intrinsics, slop_s,
-                           copy if copy_input else None)
+                           copy if copy_input else None, types)
         total = min(found["rgb"].count, found["depth"].count)
         writer = BagWriter(out, storage, overwrite, custom_data=meta)
-        bar = progress_bar(total=total, desc=Path(bag).name, unit="frame", enabled=progress, leave=False)
+        bar = progress_bar(total=total or None, desc=Path(bag).name, unit="frame", enabled=progress, leave=False)
+        stop = threading.Event()
+        # a run that segmented nothing writes nothing: a "labelled" bag of copied inputs misleads
+        finish = lambda ok: writer.close(commit=ok and results.frames > 0)  # noqa: E731
         try:
             results = ResultWriter(writer, segmenter.class_names, segmenter.colors, namespace, outputs, alpha,
                                    max_depth)
@@ -261,26 +287,30 @@ def process_bag(segmenter, bag, out, rgb_topic: str, depth_topic: str, info_topi
                 model_s = run_pipeline(frames.pairs(), lambda f: segmenter(f.rgb, f.depth_m, depth_unit=1.0),
                                        results.write_encoded, decode=frames.decode, encode=results.encode,
                                        workers=workers, queue_size=queue_size, on_frame=lambda f: bar.update(1),
-                                       feed=feed, finish=lambda ok: writer.close(commit=ok))
+                                       feed=feed, finish=finish, stop=stop)
             else:  # --realtime and/or a Rerun view: decoded frames in, (frame, seg) to the writer thread
-                source, segment, sink = _stages(segmenter, frames, results, realtime, view)
+                source, segment, sink = _stages(segmenter, frames, results, realtime, view, stop)
                 # nice=0: with --realtime the runtime's threads start in the reading thread and
                 # inherit its priority; the model must not run below the caller's
                 model_s = run_pipeline(source, segment, sink, queue_size=queue_size, on_frame=lambda f: bar.update(1),
-                                       feed=feed, finish=lambda ok: writer.close(commit=ok),
-                                       nice=0 if realtime is not None else 5)
+                                       feed=feed, finish=finish, nice=0 if realtime is not None else 5, stop=stop)
         finally:
             bar.close()
             writer.close(commit=False)  # a no-op after the writer thread closed it
+        declared = frames.declared()
+        inner = storage_counts(reader, frames.connections())
     seconds = time.perf_counter() - t_start
     n = results.frames
     stats = frames.stats()
-    return {"bag": str(bag), "out": str(out), "storage": storage, "frames": n,
+    integrity, failed, more = _verdict(bag, frames, stats, declared, inner, n)
+    return {"bag": str(bag), "out": str(out) if n else None, "storage": storage, "frames": n,
+            "failed": failed, "warnings": warnings + more,
             "topics": {"rgb": rgb_topic, "depth": depth_topic, "camera_info": info_topic,
+                       "types": {t: types[t] for t in types},
                        "outputs": {k: results.topic(k) for k in (*results.outputs, "class_info")}},
-            **stats,
+            **stats, "integrity": integrity,
             "points": _points_note(results, intrinsics, info_topic, stats),
-            "messages_written": dict(writer.counts),
+            "messages_written": dict(writer.counts) if n else {},
             "model_ms": round(1000 * model_s / n, 2) if n else None,
             "model_fps": round(n / model_s, 3) if n and model_s else None,
             "end_to_end_fps": round(n / seconds, 3) if n else None, "seconds": round(seconds, 3),
@@ -290,7 +320,27 @@ def process_bag(segmenter, bag, out, rgb_topic: str, depth_topic: str, info_topi
             **(realtime.report() if realtime is not None else {})}
 
 
-def _stages(segmenter, frames, results: ResultWriter, realtime, view):
+def _verdict(bag, frames: BagFrames, stats: dict, declared: dict, inner: dict | None, n: int):
+    """(integrity entry, the one-line failure or None, warnings) of a finished recording: damage
+    (a reader error, fewer messages than declared) and no frame out are failures."""
+    names = {"color": frames.rgb_topic, "depth": frames.depth_topic}
+    integrity = integrity_report(bag, declared, frames.log, inner)
+    problems = [x for x in (damage_problem(bag, integrity, n),) if x]
+    if n == 0:
+        problems.append(f"no frames were segmented and no bag was written: "
+                        f"{zero_frames_cause(stats, frames.log, names)}")
+    return integrity, "; ".join(problems) or None, count_warnings(integrity) + stamp_warnings(frames.log, names)
+
+
+def _holds_nothing(reader) -> bool:
+    """No message can be read at all (the declared counts alone may be wrong)."""
+    try:
+        return next(iter(reader.messages()), None) is None
+    except Exception:  # noqa: BLE001 - damaged: not empty; the run reports the damage
+        return False
+
+
+def _stages(segmenter, frames, results: ResultWriter, realtime, view, stop=None):
     """(source, segment, sink) for run_pipeline: every frame through the Segmenter, or with
     --realtime the StreamRunner's results (each carries its Frame as meta), plus the Rerun view."""
     if realtime is None:
@@ -307,7 +357,7 @@ def _stages(segmenter, frames, results: ResultWriter, realtime, view):
             view.log(r.stamp_ns, r.meta.rgb, r.meta.depth_m, seg.labels, seg.confidence, r.meta.intrinsics,
                      latency_ms=r.latency_ms, model_ms=r.model_ms, index=r.meta.index)
 
-    return realtime.results(frames), (lambda r: r.segmentation), sink_rt
+    return realtime.results(frames, stop=stop), (lambda r: r.segmentation), sink_rt
 
 
 def _points_note(results: ResultWriter, intrinsics, info_topic, stats) -> str:
@@ -317,4 +367,6 @@ def _points_note(results: ResultWriter, intrinsics, info_topic, stats) -> str:
         return "off: no intrinsics (pass --camera-info-topic or --intrinsics fx,fy,cx,cy)"
     done = results.frames - results.points_skipped
     why = "; ".join(f"{k} ({v} frames)" for k, v in stats["frames_without_intrinsics"].items())
-    return f"written for {done} of {results.frames} frames" + (f"; none for: {why}" if why else "")
+    first = stats["frames_without_points"][0]["stamp_ns"] if stats["frames_without_points"] else None
+    return (f"written for {done} of {results.frames} frames" + (f"; none for: {why}" if why else "")
+            + (f" (first at stamp {first}; all in frames_without_points)" if why and first is not None else ""))
