@@ -27,6 +27,8 @@ from .codecs import CorruptFrame, UnsupportedEncoding, as_bytes, decode_compress
 COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "yuv422", "yuv422_yuy2")
 DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
 OUTPUTS = ("labels", "confidence", "overlay", "points")
+# confidence images: 32FC1 softmax probability, or mono8 0-255 (what Nav2's semantic_segmentation_layer reads)
+CONFIDENCE_ENCODINGS = ("32FC1", "mono8")
 
 # sensor_msgs/PointField datatypes
 FLOAT32, UINT32 = 7, 6
@@ -232,10 +234,11 @@ def _label_encoding(num_classes: int) -> tuple[str, str]:
 
 def output_messages(seg, header, types: MessageTypes, rgb=None, depth_m=None, intrinsics: Intrinsics | None = None,
                     outputs=OUTPUTS, class_colors=None, alpha: float = 0.5,
-                    max_depth: float | None = None) -> dict[str, Any]:
+                    max_depth: float | None = None, confidence_encoding: str = "32FC1") -> dict[str, Any]:
     """A Segmentation of one frame -> {"labels": Image mono8 (mono16 past 256 classes), "confidence":
-    Image 32FC1, "overlay": Image rgb8 (needs rgb), "points": PointCloud2 (needs depth_m and
-    intrinsics)} for the keys in `outputs`, each with the colour frame's stamp and frame_id.
+    Image 32FC1 (or mono8 0-255 with confidence_encoding="mono8"), "overlay": Image rgb8 (needs rgb),
+    "points": PointCloud2 (needs depth_m and intrinsics)} for the keys in `outputs`, each with the
+    colour frame's stamp and frame_id.
 
     class_colors (K×3, e.g. `Segmenter.colors`) fixes the class count, hence a stable label
     encoding across frames; without it the frame's largest label decides.
@@ -244,6 +247,9 @@ def output_messages(seg, header, types: MessageTypes, rgb=None, depth_m=None, in
 
     outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)  # "points" is one key, not 6 letters
     unknown = sorted(set(outputs) - set(OUTPUTS))
+    if confidence_encoding not in CONFIDENCE_ENCODINGS:
+        raise ValueError(f"confidence encoding must be one of {', '.join(CONFIDENCE_ENCODINGS)}, got "
+                         f"{confidence_encoding!r}")
     if unknown:
         raise ValueError(f"unknown outputs {unknown}; choose among {', '.join(OUTPUTS)}")
     labels = np.asarray(seg.labels)
@@ -256,7 +262,10 @@ def output_messages(seg, header, types: MessageTypes, rgb=None, depth_m=None, in
             enc, dt = _label_encoding(len(colors))
             out[key] = types.image(hdr, labels.astype(dt), enc)
         elif key == "confidence":
-            out[key] = types.image(hdr, conf.astype("<f4"), "32FC1")
+            if confidence_encoding == "mono8":
+                out[key] = types.image(hdr, np.clip(np.rint(conf * 255), 0, 255).astype(np.uint8), "mono8")
+            else:
+                out[key] = types.image(hdr, conf.astype("<f4"), "32FC1")
         elif key == "overlay":
             if rgb is None:
                 raise ValueError("output 'overlay' needs the colour frame (rgb=...)")
@@ -283,6 +292,7 @@ def class_info_message(names, colors, types: MessageTypes):
     return types.String(data=json.dumps(doc))
 
 
-__all__ = ["COLOR_ENCODINGS", "DEPTH_ENCODINGS", "OUTPUTS", "CorruptFrame", "MessageTypes", "UnsupportedEncoding",
+__all__ = ["COLOR_ENCODINGS", "CONFIDENCE_ENCODINGS", "DEPTH_ENCODINGS",
+           "OUTPUTS", "CorruptFrame", "MessageTypes", "UnsupportedEncoding",
            "camera_intrinsics", "class_info_message", "decode_color", "decode_depth", "is_compressed",
            "message_type", "output_messages", "read_points", "stamp_ns"]
