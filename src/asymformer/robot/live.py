@@ -133,8 +133,8 @@ class LiveSegmentation:
     def on_info(self, msg) -> None:
         self._window.counts["info"] += 1
         self.counts.seen("info")
-        if not self.settings.size and getattr(msg, "height", 0) and getattr(msg, "width", 0):
-            self._want_size((int(msg.height), int(msg.width)))  # warm up before the first image, at its size
+        if not self.settings.size and not self._ready and getattr(msg, "height", 0) and getattr(msg, "width", 0):
+            self._want_size((int(msg.height), int(msg.width)))  # the first warm-up: before the first image
         if self.settings.intrinsics:
             return  # the parameter wins
         try:
@@ -286,6 +286,8 @@ class LiveSegmentation:
     def stall_hint(self) -> str | None:
         """What the inputs did since the last report: the reason a user can act on."""
         w, self._window = self._window, _Window()
+        if self._warming:
+            return "the model is warming up for the frames' size (pairs meanwhile are dropped and counted)"
         c, d = w.counts["color"], w.counts["depth"]
         secs = time.monotonic() - w.since
         rgb, depth = self.topics["rgb"], self.topics["depth"]
@@ -310,10 +312,16 @@ class LiveSegmentation:
             self._cv.notify_all()
         stats = self.runner.close(drain=False)
         if self._intake.is_alive() and self._intake is not threading.current_thread():
-            self._intake.join(timeout=1.0)  # a warm-up in progress cannot be interrupted: it is a daemon
+            self._intake.join(timeout=1.0)  # a warm-up in progress cannot be interrupted: see `busy`
         if self.view is not None:
             self.view.close()
         return self._with_node_stats(stats)
+
+    @property
+    def busy(self) -> bool:
+        """After close: a warm-up still running on the intake thread (a process should then end
+        with os._exit: torch running in a daemon thread at interpreter exit can abort)."""
+        return self._intake.is_alive()
 
     def _with_node_stats(self, runner_stats: dict) -> dict:
         """The runtime's statistics with every colour frame accounted for: received = processed +
