@@ -164,7 +164,7 @@ def test_a_topic_of_the_wrong_type_is_one_line_and_exit_2(bad):
     run = bad["wrong"]
     assert run["rc"] == 2, run["lines"]
     clean(run)
-    errors = [x for x in run["lines"] if "[ERROR]" in x]
+    errors = [x for x in run["lines"] if "[ERROR]" in x or x.startswith("asymformer node:")]
     assert len(errors) == 1 and "topic /w/depth ('depth') has type sensor_msgs/msg/PointCloud2" in errors[0]
     assert "-r depth:=/your/depth/topic" in errors[0]
 

@@ -50,14 +50,10 @@ def _plain_node(rclpy):
 
     node = rclpy.node.Node(NODE_NAME)
     try:
-        shell = NodeShell(node)
-        shell.configure()
-        shell.connect()
-        shell.activate()
+        return node, NodeShell(node)
     except BaseException:
         node.destroy_node()
         raise
-    return node, shell
 
 
 def _lifecycle_node(rclpy):
@@ -121,6 +117,10 @@ def main(argv=None) -> int:
     code = 0
     try:
         node, shell = (_lifecycle_node if lifecycle else _plain_node)(rclpy)
+        if not lifecycle:  # configure and activate at once; the warm-up runs off the executor
+            shell.configure()
+            shell.connect()
+            shell.activate()
         rclpy.spin(node)
     except SETUP_ERRORS as exc:
         print(f"asymformer node: {exc}", file=sys.stderr)
@@ -136,7 +136,7 @@ def main(argv=None) -> int:
             code = 2  # a setup error found while spinning, logged in one line
         if shell is not None:
             stats = shell.cleanup()
-            if stats is not None:
+            if stats is not None and code == 0:
                 from .counting import closing_line
 
                 print(f"asymformer node: {closing_line(stats)}", file=sys.stderr, flush=True)
