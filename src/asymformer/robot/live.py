@@ -117,7 +117,9 @@ class LiveSegmentation:
         if not self.active:
             self.counts.drop("inactive")
             return
+        period = self.counts.gaps.period_ns
         with self._pair_lock:
+            self.pairer.min_gap_ns = None if period is None else period // 2
             pairs = self.pairer.add_color(message_stamp(msg), msg)
         self._offer(pairs)
 
