@@ -54,7 +54,35 @@ def check_namespace() -> None:
                     f"{(proc.stderr or proc.stdout).strip()[-300:]}")
 
 
-def run_scenario(name: str, checkpoint, out_dir: Path, timeout: float = 240) -> dict:
+JAZZY_WHEELS = ("ros-jazzy-rclpy", "ros-jazzy-rmw-fastrtps-cpp", "ros-jazzy-sensor-msgs", "numpy")
+
+
+def jazzy_python() -> tuple[str | None, str]:
+    """(python, "") of a venv with ROS 2 Jazzy's wheels, or (None, why not). Jazzy must not share
+    the test venv with Kilted, so it lives in its own: $ASYMFORMER_JAZZY_VENV, default
+    ~/.cache/asymformer/ros2-jazzy-venv, made here on first use (pip, about 45 s and 270 MB; keep
+    that directory between CI runs). Offline, the interoperability test is skipped, saying so."""
+    if not WHEELS_EXIST:
+        return None, NO_WHEELS
+    venv = Path(os.environ.get("ASYMFORMER_JAZZY_VENV", Path.home() / ".cache" / "asymformer" / "ros2-jazzy-venv"))
+    python = venv / "bin" / "python"
+    ok = venv / ".installed"
+    if not ok.exists():
+        try:
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, capture_output=True,
+                           timeout=120)
+            proc = subprocess.run([str(python), "-m", "pip", "install", "--quiet", *JAZZY_WHEELS],
+                                  capture_output=True, text=True, timeout=600)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return None, f"could not make a venv for ROS 2 Jazzy's wheels at {venv}: {exc}"
+        if proc.returncode != 0:
+            tail = proc.stderr.strip().splitlines()[-1:] or [""]
+            return None, f"ROS 2 Jazzy's wheels could not be installed into {venv} (offline?): {tail[0][:200]}"
+        ok.touch()
+    return str(python), ""
+
+
+def run_scenario(name: str, checkpoint, out_dir: Path, timeout: float = 240, env: dict | None = None) -> dict:
     """Run tests/robot/ros2_scenarios.<name> in a fresh namespace; returns its result.json."""
     if importlib.util.find_spec("rclpy") is None:
         pytest.fail("rclpy is not installed although its wheels exist for this Python: pip install -e '.[ros2]' "
@@ -62,7 +90,8 @@ def run_scenario(name: str, checkpoint, out_dir: Path, timeout: float = 240) -> 
     check_namespace()
     out_dir.mkdir(parents=True, exist_ok=True)
     log_dir = out_dir / "ros_log"
-    inner = (f"export ROS_LOG_DIR={log_dir} PYTHONPATH={ROOT}; cd {ROOT}; "
+    extra = "".join(f" {k}={v}" for k, v in (env or {}).items())
+    inner = (f"export ROS_LOG_DIR={log_dir} PYTHONPATH={ROOT}{extra}; cd {ROOT}; "
              f"exec {sys.executable} {DRIVER} {name} {out_dir} {checkpoint}")
     try:
         proc = subprocess.run(namespace_command(inner), capture_output=True, text=True, timeout=timeout)

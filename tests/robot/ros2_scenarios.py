@@ -20,6 +20,7 @@ def stream(node, ckpt, out, result):
     common = ("-p", f"checkpoint:={ckpt}", "-p", f"size:={H}x{W}")
     a = NodeProc("a", "-r", "__ns:=/a", *common)
     b = NodeProc("b", "-r", "__ns:=/b", *common, "-p", "confidence_encoding:=mono8")
+    jazzy = jazzy_camera(node, ckpt)  # the interoperability check rides along (no extra wait)
     cams = {"a": Camera(node, "/a", "raw32", RELIABLE), "b": Camera(node, "/b", "compressed", BEST_EFFORT)}
     obs = {"a": Observer(node, "/a"), "b": Observer(node, "/b")}
     result["ready"] = all(p.wait_line("model ready", 120) for p in (a, b))
@@ -51,6 +52,33 @@ def stream(node, ckpt, out, result):
     result["observed"] = {k: o.summary() for k, o in obs.items()}
     for k, o in obs.items():
         o.labels_npz(out / f"labels_{k}.npz")
+    if jazzy is not None:
+        result["jazzy"] = jazzy_result(*jazzy)
+
+
+def jazzy_camera(driver, ckpt):
+    """With ASYMFORMER_JAZZY_PYTHON (a Python with ROS 2 Jazzy's wheels): a node on Kilted under
+    /j and a camera process on Jazzy feeding it; None without."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    python = os.environ.get("ASYMFORMER_JAZZY_PYTHON")
+    if not python:
+        return None
+    node = NodeProc("j", "-r", "__ns:=/j", "-p", f"checkpoint:={ckpt}", "-p", f"size:={H}x{W}",
+                    "-p", "outputs:=[labels]")
+    script = Path(__file__).with_name("jazzy_camera.py")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    camera = subprocess.Popen([python, str(script), str(N), str(H), str(W)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=env)
+    return node, camera, Observer(driver, "/j", outputs=("labels",))
+
+
+def jazzy_result(node, camera, obs) -> dict:
+    out = camera.communicate(timeout=120)[0]
+    wait(lambda: len(obs.got["labels"]) >= N - 1, timeout=10)
+    return {"camera_rc": camera.returncode, "camera_out": out, "node": node.stop(), "observed": obs.summary()}
 
 
 def lifecycle(node, ckpt, out, result):

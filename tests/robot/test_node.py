@@ -21,7 +21,7 @@ import pytest
 from asymformer.robot import node as node_mod
 
 from .live_helpers import H, W, frame, save_checkpoint
-from .ros2_harness import requires_ros2, run_scenario
+from .ros2_harness import jazzy_python, requires_ros2, run_scenario
 
 CLOSING = "asymformer node: received "
 
@@ -32,9 +32,15 @@ def checkpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def streamed(checkpoint, tmp_path_factory):
+def jazzy():
+    return jazzy_python()
+
+
+@pytest.fixture(scope="module")
+def streamed(checkpoint, tmp_path_factory, jazzy):
     out = tmp_path_factory.mktemp("ros2_stream")
-    return run_scenario("stream", checkpoint, out), out
+    env = {"ASYMFORMER_JAZZY_PYTHON": jazzy[0]} if jazzy[0] else {}
+    return run_scenario("stream", checkpoint, out, env=env), out
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +199,19 @@ def test_warnings_do_not_stop_the_node(bad):
     c = closing(run["lines"])
     assert "unpaired" in c["line"] and "warming up" in c["line"]  # colour without depth; the new size's warm-up
     assert c["received"] - 2 <= c["processed"] + c["dropped"] <= c["received"]
+
+
+@requires_ros2
+def test_a_camera_on_jazzy_feeds_the_node_on_kilted(streamed, jazzy):
+    if jazzy[0] is None:
+        pytest.skip(jazzy[1])
+    result, _ = streamed
+    j = result["jazzy"]
+    assert j["camera_rc"] == 0 and "jazzy camera: sent 12" in j["camera_out"], j["camera_out"]
+    assert "ros2-jazzy" in j["camera_out"] or "jazzy" in j["camera_out"].split("rclpy from")[1]
+    assert j["observed"]["labels"] >= 10 and j["observed"]["label_sizes"] == [[H, W]]
+    c = closing(j["node"]["lines"])
+    assert c["received"] == 12 and j["node"]["rc"] == 0
 
 
 def test_without_ros_one_line_says_how_to_get_it(monkeypatch, capsys):

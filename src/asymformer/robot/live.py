@@ -33,15 +33,23 @@ import numpy as np
 from asymformer.deploy.stream import StreamRunner
 
 from .counting import FrameCounts
-from .messages import camera_intrinsics, class_info_message, decode_color, decode_depth, output_messages
+from .messages import (
+    camera_intrinsics,
+    class_info_message,
+    decode_color,
+    decode_depth,
+    label_info_message,
+    output_messages,
+)
 from .messages import stamp_ns as message_stamp
 from .node_settings import NodeSettings, changed_settings, subscription_kind
 from .pairing import StampPairer
 
 # input topics (relative: remap with -r rgb:=/camera/camera/color/image_raw) and output topics
 INPUT_TOPICS = {"rgb": "rgb", "depth": "depth", "camera_info": "camera_info"}
-CLASS_TOPIC = "class_info"
-__all__ = ["CLASS_TOPIC", "INPUT_TOPICS", "LiveSegmentation", "NodeSettings", "changed_settings", "subscription_kind"]
+CLASS_TOPIC, LABEL_TOPIC = "class_info", "label_info"
+__all__ = ["CLASS_TOPIC", "INPUT_TOPICS", "LABEL_TOPIC", "LiveSegmentation", "NodeSettings", "changed_settings",
+           "subscription_kind"]
 
 
 @dataclass
@@ -100,6 +108,10 @@ class LiveSegmentation:
         thread and, with the `size` parameter, the model's warm-up at that size."""
         if self.settings.class_info:
             self._send(CLASS_TOPIC, class_info_message(self.segmenter.class_names, self.segmenter.colors, self.types))
+            labels = label_info_message(self.segmenter.class_names, self.types.header(self.counts.clock(), ""),
+                                        self.types)
+            if labels is not None:  # vision_msgs available (a ROS 2 installation; no PyPI wheel)
+                self._send(LABEL_TOPIC, labels)
         if self.settings.size:
             self._want_size(self.settings.size)
         self._intake.start()

@@ -157,6 +157,8 @@ class MessageTypes:
     PointField: Any
     String: Any
     pack: Callable[[np.ndarray], Any]
+    LabelInfo: Any = None  # vision_msgs (registered in rosbags' typestore; with rclpy only if installed)
+    VisionClass: Any = None
 
     @classmethod
     def from_typestore(cls, typestore) -> MessageTypes:
@@ -164,7 +166,8 @@ class MessageTypes:
         t = typestore.types
         return cls(t["std_msgs/msg/Header"], t["builtin_interfaces/msg/Time"], t["sensor_msgs/msg/Image"],
                    t["sensor_msgs/msg/PointCloud2"], t["sensor_msgs/msg/PointField"], t["std_msgs/msg/String"],
-                   lambda a: np.ascontiguousarray(a, dtype=np.uint8).reshape(-1))
+                   lambda a: np.ascontiguousarray(a, dtype=np.uint8).reshape(-1),
+                   t.get("vision_msgs/msg/LabelInfo"), t.get("vision_msgs/msg/VisionClass"))
 
     @classmethod
     def from_rclpy(cls) -> MessageTypes:
@@ -175,8 +178,13 @@ class MessageTypes:
         from sensor_msgs.msg import Image, PointCloud2, PointField
         from std_msgs.msg import Header, String
 
+        try:  # vision_msgs has no PyPI wheel: LabelInfo only where a ROS 2 installation provides it
+            from vision_msgs.msg import LabelInfo, VisionClass
+        except ImportError:
+            LabelInfo = VisionClass = None
         return cls(Header, Time, Image, PointCloud2, PointField, String,
-                   lambda a: array.array("B", np.ascontiguousarray(a, dtype=np.uint8).tobytes()))
+                   lambda a: array.array("B", np.ascontiguousarray(a, dtype=np.uint8).tobytes()), LabelInfo,
+                   VisionClass)
 
     def header(self, stamp: int, frame_id: str):
         return self.Header(stamp=self.Time(sec=int(stamp // 1_000_000_000), nanosec=int(stamp % 1_000_000_000)),
@@ -292,7 +300,23 @@ def class_info_message(names, colors, types: MessageTypes):
     return types.String(data=json.dumps(doc))
 
 
+# vision_msgs/msg/LabelInfo (what Nav2's semantic_segmentation_layer and vision_msgs' README ask a
+# segmentation node for, latched on `label_info`), for rosbags' typestore (robot/bags.ros2_typestore)
+VISION_MSGS = {"vision_msgs/msg/VisionClass": "uint16 class_id\nstring class_name\n",
+               "vision_msgs/msg/LabelInfo": "std_msgs/Header header\nvision_msgs/VisionClass[] class_map\n"
+                                            "float32 threshold\n"}
+
+
+def label_info_message(names, header, types: MessageTypes, threshold: float = 0.0):
+    """vision_msgs/LabelInfo: class id -> name for the label images; threshold 0 (every pixel is
+    labelled with its arg-max class). None where the message type is not available."""
+    if types.LabelInfo is None:
+        return None
+    classes = [types.VisionClass(class_id=i, class_name=str(n)) for i, n in enumerate(names)]
+    return types.LabelInfo(header=header, class_map=classes, threshold=float(threshold))
+
+
 __all__ = ["COLOR_ENCODINGS", "CONFIDENCE_ENCODINGS", "DEPTH_ENCODINGS",
            "OUTPUTS", "CorruptFrame", "MessageTypes", "UnsupportedEncoding",
            "camera_intrinsics", "class_info_message", "decode_color", "decode_depth", "is_compressed",
-           "message_type", "output_messages", "read_points", "stamp_ns"]
+           "label_info_message", "message_type", "output_messages", "read_points", "stamp_ns"]

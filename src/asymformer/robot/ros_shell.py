@@ -13,7 +13,15 @@ model synchronously, as its caller expects).
 from __future__ import annotations
 
 from .counting import diagnostic_values, health
-from .live import CLASS_TOPIC, INPUT_TOPICS, LiveSegmentation, NodeSettings, changed_settings, subscription_kind
+from .live import (
+    CLASS_TOPIC,
+    INPUT_TOPICS,
+    LABEL_TOPIC,
+    LiveSegmentation,
+    NodeSettings,
+    changed_settings,
+    subscription_kind,
+)
 
 DIAGNOSTICS_TOPIC = "/diagnostics"
 
@@ -81,7 +89,7 @@ class NodeShell:
         view = _view(settings, seg)
         self.types = MessageTypes.from_rclpy()
         self.settings = settings
-        for key in (*settings.outputs, CLASS_TOPIC):
+        for key in (*settings.outputs, CLASS_TOPIC, *([LABEL_TOPIC] if self.types.LabelInfo else [])):
             self._publisher(key)
         clock = self.node.get_clock()
         self.live = LiveSegmentation(seg, settings, self.types, self._publish, topics=self.topics,
@@ -135,9 +143,9 @@ class NodeShell:
     def _publisher(self, key: str):
         if key not in self.pubs:
             _, out, latched = qos_profiles()
-            cls = self.types.String if key == CLASS_TOPIC else (
-                self.types.PointCloud2 if key == "points" else self.types.Image)
-            self.pubs[key] = self.node.create_publisher(cls, key, latched if key == CLASS_TOPIC else out)
+            cls = {CLASS_TOPIC: self.types.String, LABEL_TOPIC: self.types.LabelInfo,
+                   "points": self.types.PointCloud2}.get(key, self.types.Image)
+            self.pubs[key] = self.node.create_publisher(cls, key, latched if key in (CLASS_TOPIC, LABEL_TOPIC) else out)
         return self.pubs[key]
 
     def _publish(self, key: str, msg) -> None:
