@@ -13,8 +13,9 @@ Inputs (relative names, remappable): `rgb` (Image or CompressedImage), `depth` (
 each image topic is read from the graph once the topic appears. Outputs: `labels`,
 `confidence`, `overlay`, `points` (each switchable with the `outputs` parameter), `class_info`
 (latched JSON with names and colours), all with the colour frame's header, and `/diagnostics`
-(1 Hz). Subscriptions use the sensor-data QoS with depth 1 (best effort: compatible with reliable
-and best-effort cameras); publishers are reliable with depth 1 (rviz's default subscriptions match).
+(1 Hz). Subscriptions are best effort with depth 5 (compatible with reliable and best-effort
+cameras; only the newest pair is segmented, older ones are counted as stale); publishers are
+reliable with depth 1 (rviz's default subscriptions match).
 
 Plain mode configures and activates at once: the model is loaded before spinning and warmed up
 off the executor (pairs meanwhile are dropped and counted). `--lifecycle` makes it a managed

@@ -42,10 +42,13 @@ class _Log:
 
 
 def qos_profiles():
-    """(inputs, outputs, latched): sensor data at depth 1; reliable depth 1; reliable transient-local."""
+    """(inputs, outputs, latched): best-effort sensor data at depth 5; reliable depth 1; reliable
+    transient-local. Inputs keep 5: the executor takes them all (cheap: count, pair, keep the
+    newest pair), so a short stall of the executor thread (the GIL) costs no frames, and the
+    older pairs are counted as stale instead of vanishing inside DDS."""
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-    sensor = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
+    sensor = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT,
                         durability=DurabilityPolicy.VOLATILE)
     out = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
     latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
