@@ -60,25 +60,32 @@ def jazzy_camera(driver, ckpt):
     """With ASYMFORMER_JAZZY_PYTHON (a Python with ROS 2 Jazzy's wheels): a node on Kilted under
     /j and a camera process on Jazzy feeding it; None without."""
     import os
-    import subprocess
-    from pathlib import Path
 
     python = os.environ.get("ASYMFORMER_JAZZY_PYTHON")
     if not python:
         return None
     node = NodeProc("j", "-r", "__ns:=/j", "-p", f"checkpoint:={ckpt}", "-p", f"size:={H}x{W}",
                     "-p", "outputs:=[labels]")
+    return python, node, Observer(driver, "/j", outputs=("labels",))
+
+
+def jazzy_result(python, node, obs) -> dict:
+    """The Jazzy camera publishes once the node on Kilted is ready; what the node made of it."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    ready = node.wait_line("model ready", 60)
     script = Path(__file__).with_name("jazzy_camera.py")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    camera = subprocess.Popen([python, str(script), str(N), str(H), str(W)], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, env=env)
-    return node, camera, Observer(driver, "/j", outputs=("labels",))
-
-
-def jazzy_result(node, camera, obs) -> dict:
-    out = camera.communicate(timeout=120)[0]
+    # the Kilted wheels' bootstrapper set LD_LIBRARY_PATH (and a done-flag) for this process: the
+    # Jazzy venv's own bootstrapper must start clean
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "LD_LIBRARY_PATH",
+                                                             "AMENT_PREFIX_PATH") and not k.startswith("_ROS_WHEELS")}
+    camera = subprocess.run([python, str(script), str(N), str(H), str(W)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env, timeout=120)
     wait(lambda: len(obs.got["labels"]) >= N - 1, timeout=10)
-    return {"camera_rc": camera.returncode, "camera_out": out, "node": node.stop(), "observed": obs.summary()}
+    return {"ready": ready, "camera_rc": camera.returncode, "camera_out": camera.stdout, "node": node.stop(),
+            "observed": obs.summary()}
 
 
 def lifecycle(node, ckpt, out, result):
