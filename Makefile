@@ -11,7 +11,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev,onnx,openvino,robots,viewing,figures]'
+	$(PY) -m pip install --quiet -e '.[dev,onnx,openvino,robots,viewing,figures,ros2]'
 	touch $(STAMP)
 
 lint: setup

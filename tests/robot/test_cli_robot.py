@@ -34,10 +34,16 @@ def test_predict_bag_end_to_end_with_report(tmp_path, tiny_checkpoint, capsys):
     got = read_bag(tmp_path / "out")
     assert {"/seg/labels", "/seg/confidence", "/seg/overlay", "/seg/points", "/seg/class_info", B.RS_COLOR} <= set(got)
     assert json.loads(got["/seg/class_info"][0][1].data)["classes"][2]["name"] == "chair"
+    label_info = got["/seg/label_info"][0][1]  # vision_msgs/LabelInfo, decoded from the bag's own definition
+    assert [(c.class_id, c.class_name) for c in label_info.class_map][2] == (2, "chair") and label_info.threshold == 0
+    assert got["/seg/confidence"][0][1].encoding == "32FC1"
     assert main(argv) == 2  # the output exists now
     assert "pass --overwrite" in _err(capsys)
-    assert main([*argv, "--overwrite", "--outputs", "labels", "--no-copy-input", "--storage", "sqlite3"]) == 0
-    assert set(read_bag(tmp_path / "out")) == {"/seg/labels", "/seg/class_info"}
+    assert main([*argv, "--overwrite", "--outputs", "labels,confidence", "--no-copy-input", "--storage", "sqlite3",
+                 "--confidence-encoding", "mono8"]) == 0
+    got = read_bag(tmp_path / "out")
+    assert set(got) == {"/seg/labels", "/seg/confidence", "/seg/class_info", "/seg/label_info"}
+    assert got["/seg/confidence"][0][1].encoding == "mono8"  # 0-255, as Nav2's semantic layer reads
     assert (tmp_path / "out" / "out.db3").is_file()
 
 

@@ -27,6 +27,14 @@ def seg(checkpoint):
     return Segmenter(checkpoint, device="cpu")
 
 
+def ready(live, info=None):
+    """Start `live` and wait until its model is warm (the camera info gives the frame size)."""
+    live.start()
+    live.on_info(info if info is not None else messages(0)[2])
+    assert wait_for(lambda: not live.warming)
+    return live
+
+
 def make_live(seg, checkpoint, **params):
     sent, logs = [], []
     settings = NodeSettings.from_params({"checkpoint": str(checkpoint), **params})
@@ -40,7 +48,7 @@ def make_live(seg, checkpoint, **params):
 @pytest.mark.parametrize("compressed", [False, True])
 def test_pairs_are_segmented_and_every_output_published(seg, checkpoint, compressed):
     live, sent, logs = make_live(seg, checkpoint, queue_depth=4)
-    live.start()
+    ready(live)
     for i in range(2):
         color, depth, info = messages(i, compressed)
         live.on_info(info)
@@ -71,8 +79,9 @@ def test_pairs_are_segmented_and_every_output_published(seg, checkpoint, compres
         assert pts["x"][0] == pytest.approx((u - CX) * z / FX, rel=1e-5)
         assert pts["y"][0] == pytest.approx((v - CY) * z / FY, rel=1e-5)
     assert stats["pairing"]["pairs"] >= 2 and stats["errors"] == 0 and not [x for x in logs if x[0] == "error"]
-    # the first pair went through the model once before streaming (not counted), and said so
-    assert stats["warm_up_s"] > 0 and stats["processed"] + stats["dropped"] == stats["submitted"]
+    # warmed up at the camera info's size before the first pair (off this thread), and said so
+    assert stats["warm_up_s"] > 0 and stats["processed"] == 2 and stats["dropped"] == 0
+    assert stats["received"] == 3 and stats["dropped_by_reason"]["warming up"] == 0
     assert any(level == "info" and text.startswith(f"model ready for {H}×{W} frames") for level, text in logs)
 
 
@@ -89,7 +98,9 @@ def test_colour_without_depth_warns_with_the_reason_and_stays_bounded(seg, check
 
 
 def test_points_need_camera_info_the_rest_is_published(seg, checkpoint):
-    live, sent, logs = make_live(seg, checkpoint, outputs="labels,points")
+    live, sent, logs = make_live(seg, checkpoint, outputs="labels,points", size=f"{H}x{W}", class_info=False)
+    live.start()  # no camera info: warmed up at the `size` parameter
+    assert wait_for(lambda: not live.warming)
     color, depth, _ = messages(0)
     live.on_color(color)
     live.on_depth(depth)
@@ -102,11 +113,17 @@ def test_points_need_camera_info_the_rest_is_published(seg, checkpoint):
 
 
 def test_a_frame_of_the_wrong_encoding_is_reported_once_and_skipped(seg, checkpoint):
-    live, sent, logs = make_live(seg, checkpoint)
+    live, sent, logs = make_live(seg, checkpoint, class_info=False)
+    live.start()
     for i in range(3):
         rgb, mm = frame(i)
         live.on_color(R.image(mm, "16UC1", stamp(i)))  # depth published on the colour topic
         live.on_depth(R.image(mm, "16UC1", stamp(i)))
+    def decided():  # decoded off this thread; keep-latest may have dropped one as stale before it
+        d = live.stats()["dropped_by_reason"]
+        return d["bad frame"] >= 1 and d["bad frame"] + d["stale"] == 2
+
+    assert wait_for(decided)
     live.close()
     errors = [t for level, t in logs if level == "error"]
     assert len(errors) == 1 and "pass this topic as the depth topic" in errors[0] and not sent
@@ -138,16 +155,23 @@ def test_a_new_frame_size_mid_stream_keeps_labels_and_stops_points(seg, checkpoi
     """The camera switches resolution: labels follow the new size; the old camera info no longer
     fits, so points stop (one warning) instead of being back-projected wrongly."""
     live, sent, logs = make_live(seg, checkpoint, queue_depth=4)
-    live.on_info(messages(0)[2])  # calibrated for H×W
+    ready(live)  # calibrated for H×W
     rng = np.random.default_rng(5)
-    for i in range(3):
+
+    def feed(i):
         h, w = (H, W) if i == 0 else (32, 48)
         rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         mm = rng.integers(500, 4000, (h, w), dtype=np.uint16)
         live.on_color(R.image(rgb, "rgb8", stamp(i)))
         live.on_depth(R.image(mm, "16UC1", stamp(i)))
-    assert wait_for(lambda: sum(k == "labels" for k, _ in sent) >= 2)
-    live.close()
+
+    for i in range(3):
+        feed(i)  # decides pairs 0 (H×W) and 1 (32×48: warms the model up for that size, off this thread)
+    assert wait_for(lambda: any(t.startswith("model ready for 32×48 frames") for _, t in logs))
+    for i in range(3, 5):
+        feed(i)
+    assert wait_for(lambda: sum(k == "labels" for k, _ in sent) >= 3)
+    stats = live.close()
     labels = [m for k, m in sent if k == "labels"]
     points = [m for k, m in sent if k == "points"]
     assert (labels[0].height, labels[0].width) == (H, W) and (labels[1].height, labels[1].width) == (32, 48)
@@ -155,3 +179,5 @@ def test_a_new_frame_size_mid_stream_keeps_labels_and_stops_points(seg, checkpoi
     warns = [t for level, t in logs if level == "warn"]
     assert any("camera info is for another image size" in t for t in warns)
     assert any("frame size changed from 40×56 to 32×48" in t for t in warns)
+    # the new size was warmed up on the intake thread: its first pair is dropped as "warming up", counted
+    assert stats["dropped_by_reason"]["warming up"] == 1 and stats["received"] == 5 and stats["processed"] == 3

@@ -122,3 +122,17 @@ def test_an_extra_depth_frame_is_counted_unpaired():
     events.append(("d", 6 * PERIOD, "extra"))  # the depth camera ran one frame longer
     pairs, stats = _run(events)
     assert len(pairs) == 6 and stats["unpaired_depth"] == 1 and stats["unpaired_color"] == 0
+
+
+def test_live_pairs_are_decided_at_once_when_no_later_frame_can_beat_them():
+    """Live, in stamp order, with the camera's period known: a colour/depth match 1 ms apart is
+    final when the depth arrives (the next frames are >= half a period later), not a frame later."""
+    p = StampPairer(slop_s=0.03, reorder_s=0.0)
+    p.min_gap_ns = 16_000_000
+    t = 1_000_000_000
+    assert p.add_color(t, "c0") == []
+    pairs = p.add_depth(t + 1_000_000, "d0")
+    assert [(x.color, x.depth) for x in pairs] == [("c0", "d0")]
+    p2 = StampPairer(slop_s=0.03, reorder_s=0.0)  # period unknown: waits for the next frame, as before
+    p2.add_color(t, "c0")
+    assert p2.add_depth(t + 1_000_000, "d0") == []

@@ -49,6 +49,9 @@ def add_robot_args(p) -> None:
     g.add_argument("--intrinsics", metavar="fx,fy,cx,cy|FILE.yaml",
                    help="colour camera intrinsics (or a ROS camera-calibration YAML): with --bag instead of the "
                         "camera-info topic; on files also writes <name>.ply semantic point clouds")
+    g.add_argument("--confidence-encoding", choices=("32FC1", "mono8"), default="32FC1",
+                   help="confidence images as 32FC1 probabilities (default) or mono8 0-255 (Nav2's "
+                        "semantic_segmentation_layer)")
     g.add_argument("--max-depth", type=float, metavar="M", help="drop points farther than M metres (default: keep all)")
     g.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="output bag storage (default mcap)")
     g.add_argument("--namespace", default="/asymformer", help="prefix of the output topics (default /asymformer)")
@@ -275,7 +278,8 @@ def _one_bag(args, seg, bag, target, single, intrinsics, view) -> dict:
                         intrinsics=intrinsics, storage=args.storage, namespace=args.namespace,
                         outputs=args.outputs, slop_s=DEFAULT_SLOP_S if args.slop is None else args.slop,
                         max_depth=args.max_depth, alpha=args.alpha, copy_input=args.copy_input,
-                        overwrite=args.overwrite, progress=args.progress, realtime=realtime, view=view)
+                        overwrite=args.overwrite, progress=args.progress, realtime=realtime, view=view,
+                        confidence_encoding=args.confidence_encoding)
     except (ValueError, OSError) as exc:
         if single:
             raise

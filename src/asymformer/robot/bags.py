@@ -35,11 +35,20 @@ def _rosbags():
 
 @functools.cache
 def ros2_typestore():
-    """The ROS 2 Humble typestore: what output messages are built and serialised with."""
+    """The ROS 2 Humble typestore, plus vision_msgs' LabelInfo: what output messages are built
+    and serialised with (the bag carries the definitions, so readers decode LabelInfo too)."""
     _rosbags()
-    from rosbags.typesys import Stores, get_typestore
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-    return get_typestore(Stores.ROS2_HUMBLE)
+    from .messages import VISION_MSGS
+
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    if "vision_msgs/msg/LabelInfo" not in store.types:
+        types = {}
+        for name, text in VISION_MSGS.items():
+            types.update(get_types_from_msg(text, name))
+        store.register(types)
+    return store
 
 
 # ------------------------------------------------------------------------------------------------ finding bags

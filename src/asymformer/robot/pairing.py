@@ -48,6 +48,10 @@ class StampPairer:
         self.slop_ns = int(round(slop_s * 1e9))
         self.delay_ns = self.slop_ns + int(round(reorder_s * 1e9))
         self.max_pending = max_pending
+        # live (reorder_s=0): each stream's next stamp is at least this far past its latest (half the
+        # camera's period, set by the node once measured); a match that no such message can beat is
+        # decided at once instead of a frame later (a frame period of latency saved)
+        self.min_gap_ns: int | None = None
         self._color: list[tuple[int, Any]] = []
         self._depth: list[tuple[int, Any]] = []
         self._infos: deque[tuple[int, Any]] = deque(maxlen=16)
@@ -103,7 +107,7 @@ class StampPairer:
         pairs, used_c, used_d = [], set(), set()
         for ci, di in matches:
             tc, td = self._color[ci][0], self._depth[di][0]
-            if min(tc, td) <= horizon:  # no future message can change this match any more
+            if min(tc, td) <= horizon or self._final(tc, td):  # no future message can change this match
                 used_c.add(ci)
                 used_d.add(di)
                 pairs.append(Pair(tc, self._color[ci][1], self._depth[di][1], self._info_for(tc), td))
@@ -120,6 +124,16 @@ class StampPairer:
         self._counts["pairs"] += len(pairs)
         pairs.sort(key=lambda p: p.stamp_ns)
         return pairs
+
+    def _final(self, tc: int, td: int) -> bool:
+        """In stamp order with a known minimum gap: could a later depth be nearer tc, or a later
+        colour nearer td? If neither, the match is final now."""
+        if self.min_gap_ns is None or self.delay_ns != self.slop_ns:
+            return False
+        d = abs(tc - td)
+        next_d = self._latest["depth"] + self.min_gap_ns
+        next_c = self._latest["color"] + self.min_gap_ns
+        return d <= next_d - tc and d <= next_c - td
 
     def _greedy(self) -> list[tuple[int, int]]:
         """Closest stamps first, each message once, within slop (over the whole buffer)."""

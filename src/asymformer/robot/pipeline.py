@@ -34,7 +34,7 @@ from .integrity import (
     storage_counts,
     zero_frames_cause,
 )
-from .messages import OUTPUTS, MessageTypes, class_info_message, output_messages
+from .messages import OUTPUTS, MessageTypes, class_info_message, label_info_message, output_messages
 from .pairing import DEFAULT_SLOP_S
 
 _DONE = object()
@@ -65,12 +65,13 @@ class ResultWriter:
     """
 
     def __init__(self, bag: BagWriter, class_names, colors, namespace: str = "/asymformer", outputs=OUTPUTS,
-                 alpha: float = 0.5, max_depth: float | None = None):
+                 alpha: float = 0.5, max_depth: float | None = None, confidence_encoding: str = "32FC1"):
         from .bags import ros2_typestore
 
         self.bag, self.names, self.colors = bag, class_names, colors
         self.ns = topic_prefix(namespace)
         self.outputs, self.alpha, self.max_depth = tuple(outputs), alpha, max_depth
+        self.confidence_encoding = confidence_encoding
         self.typestore = ros2_typestore()
         self.types = MessageTypes.from_typestore(self.typestore)
         self.frames = 0
@@ -84,7 +85,8 @@ class ResultWriter:
         keys = [k for k in self.outputs if k != "points" or frame.intrinsics is not None]
         msgs = output_messages(seg, frame.header, self.types, rgb=frame.rgb, depth_m=frame.depth_m,
                                intrinsics=frame.intrinsics, outputs=keys, class_colors=self.colors,
-                               alpha=self.alpha, max_depth=self.max_depth)
+                               alpha=self.alpha, max_depth=self.max_depth,
+                               confidence_encoding=self.confidence_encoding)
         out = [(self.topic(k), m.__msgtype__, frame.stamp_ns, self.typestore.serialize_cdr(m, m.__msgtype__))
                for k, m in msgs.items()]
         return out + [("points_skipped", "", 0, None)] * (len(keys) < len(self.outputs))
@@ -93,6 +95,8 @@ class ResultWriter:
         if self.frames == 0 and encoded:
             info = class_info_message(self.names, self.colors, self.types)
             self.bag.write(self.topic("class_info"), info, encoded[0][2])
+            labels = label_info_message(self.names, self.types.header(encoded[0][2], ""), self.types)
+            self.bag.write(self.topic("label_info"), labels, encoded[0][2])
         for topic, msgtype, t_ns, data in encoded:
             if data is None:
                 self.points_skipped += 1
@@ -235,11 +239,12 @@ def process_bag(segmenter, bag, out, rgb_topic: str, depth_topic: str, info_topi
                 intrinsics=None, storage: str = "mcap", namespace: str = "/asymformer", outputs=OUTPUTS,
                 slop_s: float = DEFAULT_SLOP_S, max_depth: float | None = None, alpha: float = 0.5,
                 copy_input: bool = True, overwrite: bool = False, progress: bool = True, queue_size: int = 4,
-                workers: int = 2, realtime=None, view=None) -> dict:
+                workers: int = 2, realtime=None, view=None, confidence_encoding: str = "32FC1") -> dict:
     """Segment every paired frame of `bag` and write a labelled rosbag2 at `out`; returns the report.
 
     Output topics (under `namespace`): labels, confidence, overlay, points (frames with
-    intrinsics: the camera-info topic's or `intrinsics`), class_info (JSON names/colours, once);
+    intrinsics: the camera-info topic's or `intrinsics`), class_info (JSON names/colours, once),
+    label_info (vision_msgs/LabelInfo, once); confidence as 32FC1 or mono8 (`confidence_encoding`);
     the input topics are copied (`copy_input`). Message times are the colour header stamps.
     A topic may be given as TOPIC:TYPE where it carries several message types.
     realtime: a `realtime.RealtimeReplay` (--realtime): frames go through the streaming runtime at
@@ -282,7 +287,7 @@ def process_bag(segmenter, bag, out, rgb_topic: str, depth_topic: str, info_topi
         finish = lambda ok: writer.close(commit=ok and results.frames > 0)  # noqa: E731
         try:
             results = ResultWriter(writer, segmenter.class_names, segmenter.colors, namespace, outputs, alpha,
-                                   max_depth)
+                                   max_depth, confidence_encoding)
             if realtime is None and view is None:
                 model_s = run_pipeline(frames.pairs(), lambda f: segmenter(f.rgb, f.depth_m, depth_unit=1.0),
                                        results.write_encoded, decode=frames.decode, encode=results.encode,
