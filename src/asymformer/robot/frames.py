@@ -217,6 +217,12 @@ class BagFrames:
                 "out_of_order_stamps": s["out_of_order_color"] + s["out_of_order_depth"],
                 "max_stamp_offset_ms": s["max_offset_ms"], "slop_ms": s["slop_ms"],
                 "skipped": sum(self.skipped.values()), "skipped_by_reason": dict(self.skipped),
-                "skipped_frames": list(self.skipped_frames),
+                # in stamp order: the pipeline decodes several pairs at once, so they are noted in any order
+                "skipped_frames": sorted(self.skipped_frames, key=_stamp),
                 "frames_without_intrinsics": dict(self.no_intrinsics),
-                "frames_without_points": list(self.no_intrinsics_frames), "copy_failed": self.copy_failed}
+                "frames_without_points": sorted(self.no_intrinsics_frames, key=_stamp),
+                "copy_failed": self.copy_failed}
+
+
+def _stamp(entry: dict) -> int:
+    return entry["stamp_ns"]
