@@ -143,11 +143,12 @@ def test_benchmark_precision_int8_times_the_chosen_path_beside_fp32(trained_chec
 
     out = tmp_path / "bench.json"
     assert main(["benchmark", "--checkpoint", str(trained_checkpoint), "--size", "64x96", "--precision", "int8",
-                 "--warmup", "0", "--iters", "2", "--out", str(out)]) == 0
+                 "--backends", "onnxruntime-int8", "--warmup", "0", "--iters", "2", "--out", str(out)]) == 0
     capsys.readouterr()
     report = json.loads(out.read_text())
     p = report["precision"]
-    assert p["chosen"] in INT8_CANDIDATES and set(report["results"]) == {"fused", p["chosen"]}
+    assert p["chosen"] == "onnxruntime-int8" in INT8_CANDIDATES and set(p["candidates"]) == {"onnxruntime-int8"}
+    assert set(report["results"]) == {"fused", p["chosen"]}
     assert p["candidates"][p["chosen"]]["pixel_agreement"] >= 0.98
     assert p["int8_scheme"] == cpu.int8_scheme() == report["environment"]["cpu"]["int8_scheme"]
     assert p["vs_fused_fp32"] > 0 and "median_ms" in report["results"][p["chosen"]]

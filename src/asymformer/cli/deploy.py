@@ -184,7 +184,8 @@ def _add_benchmark(sub):
                         "cuda-graphs, cuda-compile, tensorrt) or all / cpu / cuda")
     p.add_argument("--precision", choices=("fp32", "int8", "bf16"), default="fp32",
                    help="int8 / bf16: also time the path Segmenter(precision=...) would choose on this CPU (the "
-                        "fastest one agreeing with FP32 on synthetic rooms), beside FP32 (default backends: fused)")
+                        "fastest one agreeing with FP32 on synthetic rooms), beside FP32 (default: fused); "
+                        "int8 / bf16 backends named in --backends limit the candidates")
     p.add_argument("--warmup", type=int, default=3, help="untimed calls per backend first")
     p.add_argument("--iters", type=_positive, default=10, help="timed calls per backend")
     _add_threads(p)
@@ -195,8 +196,9 @@ def _add_benchmark(sub):
     p.set_defaults(func=_run_benchmark)
 
 
-def _reduced_precision_path(model, args):
-    """The INT8 / bf16 path this CPU gets (agreement-gated), or one line saying why none and what would help."""
+def _reduced_precision_path(model, args, candidates=None):
+    """The INT8 / bf16 path this CPU gets (agreement-gated; among `candidates` when --backends names
+    some), or one line saying why none and what would help."""
     from asymformer.deploy.optimize import optimize_for_inference
 
     if args.progress:
@@ -204,7 +206,7 @@ def _reduced_precision_path(model, args):
               file=sys.stderr, flush=True)
     try:
         return optimize_for_inference(model, "cpu", args.size[0], args.size[1], batch=args.batch_size,
-                                      precision=args.precision, iters=1)
+                                      precision=args.precision, iters=1, candidates=candidates)
     except ValueError as exc:
         from asymformer.deploy.cpu import cpu_info
 
@@ -251,9 +253,13 @@ def _run_benchmark(args):
         model = create_model(args.model or "asymformer_b0_t")
     backends, extra, chosen = args.backends or DEFAULT_BACKENDS, None, None
     if args.precision != "fp32":
-        chosen = _reduced_precision_path(model, args)
-        extra, backends = {chosen.backend: chosen}, args.backends or "fused"
-        backends = ",".join(b for b in backends.split(",") if b.strip() != chosen.backend)
+        from asymformer.deploy.lowp import BF16_CANDIDATES, INT8_CANDIDATES
+
+        pool = INT8_CANDIDATES if args.precision == "int8" else BF16_CANDIDATES
+        named = [b.strip() for b in (args.backends or "").split(",") if b.strip()]
+        chosen = _reduced_precision_path(model, args, [b for b in named if b in pool] or None)
+        extra = {chosen.backend: chosen}
+        backends = ",".join(b for b in named if b not in pool) or "fused"  # the FP32 side
     report = run_benchmark(model, backends, height=args.size[0], width=args.size[1],
                            batch=args.batch_size, warmup=args.warmup, iters=args.iters, progress=args.progress,
                            device=args.device, extra=extra)
