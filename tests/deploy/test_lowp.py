@@ -168,8 +168,12 @@ def test_openvino_fp32_is_exact(small_model):
     assert float((fn(rgb, depth) - ref).abs().max()) <= 1e-4
 
 
-def test_segmenter_int8(trained_model, synthetic_eval_set):
+def test_segmenter_int8(trained_model, synthetic_eval_set, monkeypatch):
     from asymformer.deploy import Segmenter
+    from asymformer.deploy import optimize as optimize_mod
+
+    # one candidate keeps the build short (NNCF calibration is the slow one); OpenVINO INT8 has its own test
+    monkeypatch.setattr(optimize_mod, "INT8_CANDIDATES", ("onnxruntime-int8",))
 
     seg = Segmenter(trained_model, device="cpu", size=(H, W), precision="int8")
     assert seg.backend in lowp.INT8_CANDIDATES and "int8" in repr(seg)
@@ -185,9 +189,12 @@ def test_segmenter_int8(trained_model, synthetic_eval_set):
     assert s["rgb"].shape[-2:] == (H, W)
 
 
-def test_cli_export_int8_evaluate_and_benchmark(trained_model, tmp_path, capsys):
+def test_cli_export_int8_evaluate_and_benchmark(trained_model, tmp_path, capsys, monkeypatch):
     import asymformer
     from asymformer.cli import main
+    from asymformer.deploy import optimize as optimize_mod
+
+    monkeypatch.setattr(optimize_mod, "INT8_CANDIDATES", ("onnxruntime-int8",))  # as above: a short build
     from asymformer.data import write_synthetic_dataset
     from asymformer.data.synthetic import CLASS_NAMES
 
