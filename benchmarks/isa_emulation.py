@@ -35,7 +35,10 @@ def pretend(isa: str) -> None:
 
 def note(isa: str, backend: str) -> str | None:
     """Why a backend's time under emulation is not an AVX2 time, or None."""
-    if isa != "native" and backend.startswith(("onnxruntime", "openvino")):
-        return NOT_RESTRICTED if (backend.startswith("onnxruntime") or backend == "openvino") else \
-            "OpenVINO INT8/bf16: oneDNN kernels restricted; any MLAS layers are not"
+    if isa == "native":
+        return None
+    if backend.startswith("onnxruntime") or backend == "openvino":
+        return NOT_RESTRICTED
+    if backend.startswith("openvino"):
+        return "OpenVINO INT8/bf16: oneDNN kernels restricted; any MLAS layers are not"
     return None

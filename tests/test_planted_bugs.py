@@ -130,7 +130,7 @@ def test_int8_paths_really_run_an_integer_graph(int8_setup, monkeypatch):
     from asymformer.deploy import Segmenter, optimize
     from asymformer.deploy.optimize import optimize_for_inference, wrap_for_evaluation
 
-    monkeypatch.setattr(optimize, "INT8_CANDIDATES", ("onnxruntime-int8",))  # NNCF calibration takes long
+    monkeypatch.setitem(optimize.CANDIDATES, "int8", ("onnxruntime-int8",))  # NNCF calibration takes long
 
     model, rgb, depth, ref = int8_setup
     fn = optimize_for_inference(model, "cpu", 64, 64, precision="int8", candidates=["onnxruntime-int8"], iters=1)

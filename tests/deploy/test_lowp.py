@@ -173,7 +173,7 @@ def test_segmenter_int8(trained_model, synthetic_eval_set, monkeypatch):
     from asymformer.deploy import optimize as optimize_mod
 
     # one candidate keeps the build short (NNCF calibration is the slow one); OpenVINO INT8 has its own test
-    monkeypatch.setattr(optimize_mod, "INT8_CANDIDATES", ("onnxruntime-int8",))
+    monkeypatch.setitem(optimize_mod.CANDIDATES, "int8", ("onnxruntime-int8",))
 
     seg = Segmenter(trained_model, device="cpu", size=(H, W), precision="int8")
     assert seg.backend in lowp.INT8_CANDIDATES and "int8" in repr(seg)
@@ -194,7 +194,7 @@ def test_cli_export_int8_evaluate_and_benchmark(trained_model, tmp_path, capsys,
     from asymformer.cli import main
     from asymformer.deploy import optimize as optimize_mod
 
-    monkeypatch.setattr(optimize_mod, "INT8_CANDIDATES", ("onnxruntime-int8",))  # as above: a short build
+    monkeypatch.setitem(optimize_mod.CANDIDATES, "int8", ("onnxruntime-int8",))  # as above: a short build
     from asymformer.data import write_synthetic_dataset
     from asymformer.data.synthetic import CLASS_NAMES
 

@@ -253,9 +253,9 @@ def _run_benchmark(args):
         model = create_model(args.model or "asymformer_b0_t")
     backends, extra, chosen = args.backends or DEFAULT_BACKENDS, None, None
     if args.precision != "fp32":
-        from asymformer.deploy.lowp import BF16_CANDIDATES, INT8_CANDIDATES
+        from asymformer.deploy.lowp import CANDIDATES
 
-        pool = INT8_CANDIDATES if args.precision == "int8" else BF16_CANDIDATES
+        pool = CANDIDATES[args.precision]
         named = [b.strip() for b in (args.backends or "").split(",") if b.strip()]
         chosen = _reduced_precision_path(model, args, [b for b in named if b in pool] or None)
         extra = {chosen.backend: chosen}

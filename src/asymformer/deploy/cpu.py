@@ -16,7 +16,7 @@ from functools import lru_cache
 FEATURES = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16",
             "amx_tile", "amx_int8", "amx_bf16")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+VNNI_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni")  # int8_scheme names the first present
 
 
 def _read_cpuinfo(path: str = "/proc/cpuinfo") -> tuple[str, set[str]]:
@@ -63,7 +63,7 @@ def int8_scheme(flags=None) -> dict:
     ONNX Runtime's `reduce_range` and NNCF's `OverflowFix.ENABLE`. `flags` fakes the CPU (tests).
     """
     flags = cpu_flags() if flags is None else frozenset(flags)
-    isa = next((f for f in ("amx_int8", "avx512_vnni", "avx_vnni") if f in flags), None)
+    isa = next((f for f in VNNI_FLAGS if f in flags), None)
     if isa is not None:
         return {"isa": isa, "vnni": True, "weight_bits": 8,
                 "why": f"{isa}: u8 x s8 products accumulate in int32, full 8-bit weights are exact"}

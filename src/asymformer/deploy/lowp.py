@@ -22,6 +22,7 @@ PRECISIONS = ("fp32", "int8", "bf16")
 INT8_CANDIDATES = ("onnxruntime-int8", "openvino-int8")
 BF16_CANDIDATES = ("cpu-bf16", "openvino-bf16")
 REDUCED_BACKENDS = INT8_CANDIDATES + BF16_CANDIDATES
+CANDIDATES = {"int8": INT8_CANDIDATES, "bf16": BF16_CANDIDATES}  # the paths each reduced precision chooses among
 
 
 def check_precision(precision: str) -> str:

@@ -18,7 +18,7 @@ from asymformer.models.info import info_of
 
 from .backends import REDUCED_PRECISION, backend_device, build_backend
 from .common import BackendUnavailable, example_inputs, max_abs_diff
-from .lowp import BF16_CANDIDATES, INT8_CANDIDATES, check_precision, refusal_advice
+from .lowp import CANDIDATES, check_precision, refusal_advice
 from .quantize import calibration_frames
 
 # openvino: exact with the f32 hint; faster than ONNX Runtime FP32 on some CPUs and loads, slower on others
@@ -180,7 +180,7 @@ def optimize_reduced(model, precision: str, height: int, width: int, batch: int 
                      iters: int = 3, warmup: int = 1, min_agreement: float = 0.98, verbose: bool = False):
     """The fastest `precision` ("int8" / "bf16") CPU path whose argmax agrees with FP32 on synthetic rooms."""
     check_precision(precision)
-    pool = INT8_CANDIDATES if precision == "int8" else BF16_CANDIDATES
+    pool = CANDIDATES[precision]
     candidates = tuple(candidates or pool)
     bad = [c for c in candidates if c not in pool]
     if bad:

@@ -311,7 +311,7 @@ def process_bag(segmenter, bag, out, rgb_topic: str, depth_topic: str, info_topi
     return {"bag": str(bag), "out": str(out) if n else None, "storage": storage, "frames": n,
             "failed": failed, "warnings": warnings + more,
             "topics": {"rgb": rgb_topic, "depth": depth_topic, "camera_info": info_topic,
-                       "types": {t: types[t] for t in types},
+                       "types": dict(types),
                        "outputs": {k: results.topic(k) for k in (*results.outputs, "class_info")}},
             **stats, "integrity": integrity,
             "points": _points_note(results, intrinsics, info_topic, stats),
@@ -330,7 +330,8 @@ def _verdict(bag, frames: BagFrames, stats: dict, declared: dict, inner: dict | 
     (a reader error, fewer messages than declared) and no frame out are failures."""
     names = {"color": frames.rgb_topic, "depth": frames.depth_topic}
     integrity = integrity_report(bag, declared, frames.log, inner)
-    problems = [x for x in (damage_problem(bag, integrity, n),) if x]
+    damage = damage_problem(bag, integrity, n)
+    problems = [damage] if damage else []
     if n == 0:
         problems.append(f"no frames were segmented and no bag was written: "
                         f"{zero_frames_cause(stats, frames.log, names)}")
