@@ -211,7 +211,10 @@ def optimize_reduced(model, precision: str, height: int, width: int, batch: int 
         if best is None or report[name]["median_ms"] < report[best[0]]["median_ms"]:
             best = (name, fn)
     if best is None:
-        reasons = "; ".join(f"{n}: {r.get('skipped') or r.get('rejected')}" for n, r in report.items())
+        by_reason: dict[str, list[str]] = {}  # candidates refused for the same reason are named together
+        for n, r in report.items():
+            by_reason.setdefault(r.get("skipped") or r.get("rejected"), []).append(n)
+        reasons = "; ".join(f"{', '.join(names)}: {why}" for why, names in by_reason.items())
         raise ValueError(f"no {precision} inference path is available or accurate enough here ({reasons}); "
                          f"{refusal_advice(precision, report)}")
     return InferenceFn(best[1], best[0], "cpu", report)
