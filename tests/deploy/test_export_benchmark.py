@@ -101,3 +101,16 @@ def test_a_variant_that_cannot_export_is_one_clear_error(small_model, tmp_path, 
     with pytest.raises(ValueError, match="cannot export asymformer_b0_a to ONNX.*made_up"):
         export_onnx(small_model, tmp_path / "m.onnx", height=64, width=96)
     assert not list(tmp_path.iterdir())  # no half-written file left behind
+
+
+def test_compare_shows_a_dash_for_rows_not_checked_against_eager():
+    """An external row (benchmark --precision's chosen path, the authors' model) has no max |Δ|:
+    the table says '-', never 'nan'."""
+    from asymformer.deploy.benchmark import compare
+
+    row = {"median_ms": 2.0, "p90_ms": 2.1, "fps": 500.0, "mean_ms": 2.0, "iters": 2}
+    report = {"config": {"model": "m", "height": 64, "width": 96, "batch": 1},
+              "results": {"fused": {**row, "max_abs_diff": 6e-8, "build_s": 0.1}, "onnxruntime-int8": row}}
+    lines = compare(report)
+    assert "nan" not in "\n".join(lines)
+    assert lines[-1].split()[-1] == "-" and "6.0e-08" in lines[-2]
