@@ -98,6 +98,23 @@ def test_foxglove_mcap_writer_recording(tmp_path, segmenter, short_names):
     _check_output(tmp_path / "out", src, segmenter, RS)
 
 
+def test_output_reads_back_with_foxglove_reader(tmp_path, segmenter):
+    """What Nav2's semantic layer and Foxglove read: mono8 confidence and vision_msgs/LabelInfo, decoded
+    by mcap-ros2-support (its own CDR decoder, from the schema text our writer stored)."""
+    from mcap_ros2.reader import read_ros2_messages
+
+    src = B.write_foxglove_mcap(tmp_path / "fox.mcap", B.realsense(n=2))
+    process_bag(segmenter, src, tmp_path / "out", *RS, progress=False, confidence_encoding="mono8")
+    got: dict = {}
+    for m in read_ros2_messages(str(next((tmp_path / "out").glob("*.mcap")))):
+        got.setdefault(m.channel.topic, []).append(m.ros_msg)
+    (info,) = got["/asymformer/label_info"]
+    assert [(c.class_id, c.class_name) for c in info.class_map] == list(enumerate(segmenter.class_names))
+    conf = got["/asymformer/confidence"][0]
+    assert conf.encoding == "mono8" and len(conf.data) == conf.width * conf.height == 96 * 64
+    assert len(got["/asymformer/labels"]) == 2
+
+
 @pytest.mark.parametrize("compression", [None, "bz2", "lz4"])
 def test_ros1_tum_recording_32fc1_with_nan_holes(tmp_path, segmenter, compression):
     src = B.write_ros1(tmp_path / "tum.bag", B.tum(), compression)
