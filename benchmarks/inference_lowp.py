@@ -28,7 +28,6 @@ import isa_emulation
 
 if "--isa" in sys.argv and sys.argv[sys.argv.index("--isa") + 1:][:1] == ["avx2"]:  # before torch loads
     isa_emulation.reexec("avx2")
-    isa_emulation.pretend("avx2")
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
@@ -102,8 +101,7 @@ def main() -> None:
             runs.append({"model": name, "size": [h, w], "summary": summary, "chosen": chosen(summary),
                          "full": report})
     notes = {b: isa_emulation.note(args.isa, b) for b in args.backends.split(",")}
-    isa = {"asked": args.isa, "env": isa_emulation.EMULATED.get(args.isa, {}),
-           "notes": {b: n for b, n in notes.items() if n}}
+    isa = {**isa_emulation.describe(args.isa), "notes": {b: n for b, n in notes.items() if n}}
     print(json.dumps({"environment": environment(), "peak": fp32_peak(args.threads), "isa": isa,
                       "command": " ".join(sys.argv), "runs": runs}, indent=1))
 

@@ -5,11 +5,9 @@
 
 The peak is computed from /proc/cpuinfo (`deploy.cpu.fp32_peak`: cores × FLOP/cycle of the widest
 FMA × clock, with how), the work from the model's multiply-accumulates (`models.flops.count_macs`,
-2 FLOP each, attention products included). `--isa avx2` re-runs itself with ONEDNN_MAX_CPU_ISA=AVX2,
-ATEN_CPU_CAPABILITY=avx2 and MKL_ENABLE_INSTRUCTIONS=AVX2, so that torch's kernels (ATen, oneDNN,
-MKL) behave as on an AVX2-only CPU. ONNX Runtime's MLAS follows CPUID only and keeps the host's
-kernels (its rows are marked); OpenVINO's oneDNN kernels obey, but its FullyConnected layers run
-on MLAS too, so OpenVINO under --isa avx2 is only partly an AVX2 run. `--profile N`
+2 FLOP each, attention products included). `--isa avx2` re-runs itself as an AVX2-only CPU
+(benchmarks/isa_emulation.py: CPUID masked where the kernel allows, so that every library picks its
+AVX2 kernels; otherwise ISA variables that MLAS ignores, and its rows are marked). `--profile N`
 adds the N operators that take most of the BN-folded model's time (torch profiler, self CPU time).
 """
 
@@ -32,7 +30,7 @@ def _args():
     p.add_argument("--iters", type=int, default=7)
     p.add_argument("--backends", default=DEFAULT_BACKENDS)
     p.add_argument("--isa", choices=("native", *isa_emulation.EMULATED), default="native",
-                   help="avx2: behave as an AVX2-only CPU (torch and OpenVINO's oneDNN only)")
+                   help="avx2: behave as an AVX2-only CPU (benchmarks/isa_emulation.py says how)")
     p.add_argument("--profile", type=int, default=0, metavar="N", help="add the N most expensive operators")
     return p.parse_args()
 
@@ -55,7 +53,6 @@ def main() -> None:
     args = _args()
     if args.isa != "native":
         isa_emulation.reexec(args.isa)
-        isa_emulation.pretend(args.isa)
     import torch
 
     from asymformer.deploy.benchmark import run_benchmark
@@ -81,8 +78,7 @@ def main() -> None:
                 exact[name] = r["median_ms"]
     report["work_gflop"] = round(gflop, 2)
     report["peak"] = peak
-    report["isa"] = {"asked": args.isa, "env": isa_emulation.EMULATED.get(args.isa, {}),
-                     "torch_capability": torch.backends.cpu.get_cpu_capability()}
+    report["isa"] = isa_emulation.describe(args.isa)
     if exact:
         best = min(exact, key=exact.get)
         report["fastest_exact"] = {"backend": best, "median_ms": exact[best],

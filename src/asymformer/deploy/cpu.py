@@ -9,6 +9,7 @@ to quantise weights for this CPU's integer kernels.
 
 from __future__ import annotations
 
+import os
 import platform
 from functools import lru_cache
 
@@ -17,6 +18,9 @@ FEATURES = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "av
             "amx_tile", "amx_int8", "amx_bf16")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 VNNI_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni")  # int8_scheme names the first present
+# Flags to use instead of /proc/cpuinfo's, space separated: for a process whose CPUID is masked to
+# look like another CPU (benchmarks/isa_emulation.py), since the kernel's cpuinfo still lists the host's.
+FLAGS_OVERRIDE = "ASYMFORMER_CPU_FLAGS"
 
 
 def _read_cpuinfo(path: str = "/proc/cpuinfo") -> tuple[str, set[str]]:
@@ -38,8 +42,10 @@ def _read_cpuinfo(path: str = "/proc/cpuinfo") -> tuple[str, set[str]]:
 
 @lru_cache(maxsize=1)
 def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags as the kernel reports them (empty off Linux)."""
-    return frozenset(_read_cpuinfo()[1])
+    """The CPU's feature flags as the kernel reports them (empty off Linux), or those of
+    $ASYMFORMER_CPU_FLAGS where set (an emulated CPU)."""
+    override = os.environ.get(FLAGS_OVERRIDE)
+    return frozenset(override.split() if override is not None else _read_cpuinfo()[1])
 
 
 def has_native_bf16() -> bool:
@@ -126,12 +132,13 @@ def fp32_peak(threads: int, flags=None, clock_ghz: float | None = None) -> dict:
 
 def cpu_info() -> dict:
     """Model, core count and the inference-relevant features, for every benchmark JSON."""
-    import os
-
     import torch
 
-    model, flags = _read_cpuinfo()
-    return {"model": model or platform.processor() or platform.machine(), "logical_cpus": os.cpu_count(),
+    model, flags = _read_cpuinfo()[0], cpu_flags()
+    info = {"model": model or platform.processor() or platform.machine(), "logical_cpus": os.cpu_count(),
             "features": {flag: flag in flags for flag in FEATURES},
             "native_bf16": has_native_bf16(), "vnni": has_vnni(), "int8_scheme": int8_scheme(),
             "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    if FLAGS_OVERRIDE in os.environ:
+        info["flags_from"] = f"${FLAGS_OVERRIDE} (an emulated CPU; the host's are in /proc/cpuinfo)"
+    return info
