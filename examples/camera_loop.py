@@ -68,7 +68,7 @@ def folder_frames(rgb: str, depth: str):
 
 
 def _intrinsics(i):
-    from asymformer.deploy.points import Intrinsics
+    from asymformer.outputs.points import Intrinsics
 
     return Intrinsics(i.fx, i.fy, i.ppx, i.ppy, width=i.width, height=i.height)
 
@@ -127,7 +127,7 @@ def main() -> None:
     seg = Segmenter(args.checkpoint, depth_unit=unit, size=(h, w), optimize=args.optimize)
     view = None
     if args.rerun or args.rerun_save:
-        from asymformer.deploy.rerun_view import RerunView
+        from asymformer.outputs.rerun_view import RerunView
 
         view = RerunView(seg.class_names, seg.colors, save=args.rerun_save, spawn=args.rerun)
     runner = StreamRunner(seg)

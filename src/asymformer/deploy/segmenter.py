@@ -48,10 +48,10 @@ class Segmentation:
     attention: list | None = None
 
     def points(self, depth_m, intrinsics, colors=None, max_depth=None):
-        """This single frame's labelled 3-D points (`deploy.points.back_project`): depth_m H×W
+        """This single frame's labelled 3-D points (`outputs.points.back_project`): depth_m H×W
         metres, intrinsics an `Intrinsics` or 'fx,fy,cx,cy'; colors the class colours
         (`Segmenter.colors`; default the standard palette)."""
-        from .points import Intrinsics, back_project
+        from asymformer.outputs.points import Intrinsics, back_project
 
         labels = self.labels.detach().cpu().numpy() if isinstance(self.labels, torch.Tensor) else self.labels
         conf = self.confidence

@@ -67,7 +67,7 @@ class LiveSegmentation:
     publish(key, msg): key among settings.outputs and "class_info"; topics: the resolved input
     names, for messages; clock: nanoseconds in the stamps' time base (the node's ROS clock, so
     simulated time works); log(level, text): the node's logger; view: an optional
-    `deploy.rerun_view.RerunView`; active: False for a lifecycle node until activated (colour
+    `outputs.rerun_view.RerunView`; active: False for a lifecycle node until activated (colour
     frames are then counted as dropped "inactive" and nothing is published).
     """
 
@@ -82,7 +82,7 @@ class LiveSegmentation:
         self._pair_lock = threading.Lock()
         self.intrinsics = None
         if settings.intrinsics:
-            from asymformer.deploy.points import Intrinsics
+            from asymformer.outputs.points import Intrinsics
 
             self.intrinsics = Intrinsics.load(settings.intrinsics)
         self.counts = FrameCounts(clock)

@@ -3,7 +3,7 @@
 A robot engineer would rather look than read: the Rerun viewer shows, on the frames' own
 timeline, the colour image, the depth in 3-D under the camera's pinhole, the segmentation with
 class names and colours (an annotation context), the confidence, the semantic point cloud (class
-ids, from the one back-projection in `deploy.points`) and the latency as a time series.
+ids, from the one back-projection in `outputs.points`) and the latency as a time series.
 
 Entity layout (camera optical frame, x right, y down, z forward, as ROS camera frames):
 
