@@ -4,7 +4,7 @@ on the streaming runtime, shown with OpenCV.
     python examples/camera_loop.py CHECKPOINT [--size 480x640] [--optimize] [--rerun | --rerun-save FILE.rrd]
     python examples/camera_loop.py CHECKPOINT --rgb "frames/*_rgb.png" --depth "frames/*_depth.png"
 
-The camera thread hands every frame to `asymformer.deploy.stream.StreamRunner` without waiting;
+The camera thread hands every frame to `asymformer.stream.StreamRunner` without waiting;
 the runtime keeps the newest frame, drops the ones the model cannot keep up with, and overlaps
 pre- and post-processing with inference. The window shows each result on the frame it came from,
 with the frames/s, the latency (capture -> result) and the frames dropped so far.
@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from asymformer import Segmenter
-from asymformer.deploy.stream import StreamRunner
+from asymformer.stream import StreamRunner
 from asymformer.viz import colorize, overlay
 
 

@@ -1,5 +1,5 @@
 """The package's import graph: no cycles (function-level imports included) and one direction,
-layer by layer (LAYERS): cli -> robot -> deploy / engine -> outputs -> models -> data -> the leaves."""
+layer by layer (LAYERS): cli -> robot -> stream -> deploy / engine -> outputs -> models -> data -> the leaves."""
 
 import ast
 from pathlib import Path
@@ -76,6 +76,7 @@ LAYERS = (
     ("asymformer.models",),
     ("asymformer.outputs",),  # what results become (points, PLY, the Rerun view): needs no model
     ("asymformer.engine", "asymformer.deploy"),
+    ("asymformer.stream",),  # the streaming runtime: runs any Segmenter, fed by the robot tools
     ("asymformer.robot", "asymformer.demo"),
     ("asymformer.cli",),
     ("asymformer.__main__",),
@@ -108,6 +109,7 @@ def test_imports_flow_one_way():
     assert {_package(d) for m, deps in graph.items() if m.startswith("asymformer.outputs.") for d in deps} <= {
         "asymformer.outputs", *LEAVES}
     assert "asymformer.outputs.points" in graph["asymformer.robot.messages"]  # the check sees the package
+    assert "asymformer.stream" in graph["asymformer.robot.realtime"]
 
 
 def test_torch_floor_is_the_one_in_pyproject():
@@ -155,7 +157,7 @@ TOP_LEVEL = {
     "Segmenter": "asymformer.deploy.segmenter",
 }
 SUBPACKAGES = ("asymformer.models", "asymformer.data", "asymformer.engine", "asymformer.deploy", "asymformer.outputs",
-               "asymformer.robot")
+               "asymformer.stream", "asymformer.robot")
 OPTIONAL = ("onnx", "onnxruntime", "openvino", "tensorrt", "pyrealsense2", "cv2")
 
 

@@ -141,7 +141,7 @@ def test_stream_runner_refuses_multi_channel_depth_at_submit(segmenter):
     """A 3-channel (colour-mapped) depth passed submit and failed later in the worker thread."""
     import numpy as np
 
-    from asymformer.deploy.stream import StreamRunner
+    from asymformer.stream import StreamRunner
 
     rgb, mm = B.scene(0)
     d = mm.astype(np.float32) / 1000

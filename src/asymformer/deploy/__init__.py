@@ -1,5 +1,4 @@
-"""Inference and deployment: Segmenter, the streaming runtime, predict on files, ONNX export, backend selection,
-benchmarks.
+"""Inference and deployment: Segmenter, predict on files, ONNX export, backend selection, benchmarks.
 
 ONNX and ONNX Runtime are imported inside the functions that need them (the `onnx` extra).
 """
@@ -11,11 +10,13 @@ from .export import check_onnx, export_onnx
 from .optimize import InferenceFn, optimize_for_inference
 from .predict import pair_files, predict_files
 from .segmenter import Segmentation, Segmenter
-from .stream import StreamResult, StreamRunner
 
 __all__ = ["InferenceFn", "Segmentation", "Segmenter", "check_onnx", "export_onnx", "optimize_for_inference",
-           "pair_files", "predict_files", "run_benchmark", "StreamResult", "StreamRunner"]
+           "pair_files", "predict_files", "run_benchmark"]
 
-# 0.2's names that moved to asymformer.outputs (removed in 0.3)
-__getattr__ = moved_names(__name__, {name: f"asymformer.outputs:{name}"
-                                     for name in ("Intrinsics", "SemanticPoints", "back_project", "write_ply")})
+# Names that moved out in 0.2, served with a DeprecationWarning until 0.3. The streaming runtime sits above
+# deploy/, so it is imported only when one of its names is asked for.
+__getattr__ = moved_names(__name__, {
+    **{name: f"asymformer.outputs:{name}" for name in ("Intrinsics", "SemanticPoints", "back_project", "write_ply")},
+    **{name: f"asymformer.stream:{name}" for name in ("StreamResult", "StreamRunner")},
+})

@@ -240,7 +240,7 @@ class Segmenter:
         """The model alone, on `preprocess`'s tensors: B×K×h×w logits on the device.
 
         One of the three stages of `__call__` (preprocess -> infer -> postprocess), public so a
-        streaming runtime (`deploy.stream.StreamRunner`) can overlap them across frames.
+        streaming runtime (`asymformer.stream.StreamRunner`) can overlap them across frames.
         gil_free: for a background thread. Eager PyTorch (this Segmenter's default backend on a
         CPU) takes Python's GIL back between operations, so Python work on any other thread stalls
         it (benchmarks/stream_latency.py: 30 % slower beside a 500 Hz producer thread; 27x beside

@@ -125,7 +125,7 @@ class RerunView:
         self.frames += 1
 
     def log_result(self, result, intrinsics: Intrinsics | None = None, depth_m=None, dropped: int | None = None):
-        """A `StreamResult` (deploy.stream): its frame, labels, confidence, latency and model time.
+        """A `StreamResult` (asymformer.stream): its frame, labels, confidence, latency and model time.
         depth_m: the frame's depth in metres when the submitted depth was in another unit."""
         self.log(result.stamp_ns, result.rgb, result.depth if depth_m is None else depth_m, result.labels,
                  result.confidence, intrinsics, result.latency_ms, result.model_ms, dropped, result.index)

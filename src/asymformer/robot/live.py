@@ -10,7 +10,7 @@ rosbags' message classes.
 Threads. The `on_*` callbacks run on the ROS executor thread and do only cheap work (count, pair
 by stamp, keep the newest pair): a callback that blocks makes the depth-1 sensor subscriptions
 lose frames without a trace. The intake thread decodes the newest pair (JPEG / PNG decoding and
-copies are milliseconds a frame) and hands it to the `deploy.stream.StreamRunner`, which keeps
+copies are milliseconds a frame) and hands it to the `asymformer.stream.StreamRunner`, which keeps
 the newest and drops the rest. The model is warmed up (its GIL-free trace built) on the intake
 thread too: at start at the `size` parameter, at the first camera info's size, or at the first
 pair's; a new frame size mid-stream likewise. Meanwhile pairs are dropped *and counted*
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from asymformer.deploy.stream import StreamRunner
+from asymformer.stream import StreamRunner
 
 from .counting import FrameCounts
 from .messages import (

@@ -14,7 +14,7 @@ frames, one per stage, `result_depth` unread results and fixed-size statistics w
 
 Latency is measured from the frame's source stamp to the moment its result is available, on
 `clock` (default `time.time_ns`, the clock ROS header stamps and most drivers use); pass a clock
-in the stamps' own time base when replaying a recording. Stage details: stream_stages.py.
+in the stamps' own time base when replaying a recording. Stage details: stages.py.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .segmenter import Segmentation
-from .stream_stages import Frame, Stages, WindowStats, stall_reason
+from asymformer.deploy.segmenter import Segmentation
+
+from .stages import Frame, Stages, WindowStats, stall_reason
 
 log = logging.getLogger("asymformer.stream")
 
