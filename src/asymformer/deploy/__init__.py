@@ -5,8 +5,8 @@ ONNX and ONNX Runtime are imported inside the functions that need them (the `onn
 
 from asymformer.deprecation import moved_names
 
+from .accel.export import check_onnx, export_onnx
 from .benchmark import run_benchmark
-from .export import check_onnx, export_onnx
 from .optimize import InferenceFn, optimize_for_inference
 from .predict import pair_files, predict_files
 from .segmenter import Segmentation, Segmenter

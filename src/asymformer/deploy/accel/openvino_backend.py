@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import torch
 
-from .common import BackendUnavailable, PerShape, ReusedOutputs, numpy_feeds, quiet_libraries, stdout_to_stderr
-from .cpu import int8_scheme
+from ..common import BackendUnavailable, PerShape, ReusedOutputs, numpy_feeds, quiet_libraries, stdout_to_stderr
+from ..cpu import int8_scheme
 from .export import remove_onnx, temp_onnx_file
 
 HINTS = {"fp32": "f32", "int8": "f32", "bf16": "bf16"}

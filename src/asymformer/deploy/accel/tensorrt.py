@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import BackendUnavailable, stdout_to_stderr
+from ..common import BackendUnavailable, stdout_to_stderr
 from .cuda_backends import need_cuda
 from .export import export_onnx
 

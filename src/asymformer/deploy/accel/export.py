@@ -19,7 +19,7 @@ from asymformer.files import atomic_path, make_folder
 from asymformer.models.convnext import convnext_channels_first
 from asymformer.models.info import ModelInfo, info_of
 
-from .common import BackendUnavailable, example_inputs, fused_copy, numpy_feeds, ort_session
+from ..common import BackendUnavailable, example_inputs, fused_copy, numpy_feeds, ort_session
 
 INPUT_NAMES = ("rgb", "depth")
 OUTPUT_NAMES = ("logits",)

@@ -1,5 +1,5 @@
 """Reduced-precision CPU inference (INT8, bf16) and OpenVINO: the backends. Choosing among them is
-`optimize_for_inference(precision=...)` in optimize.py.
+`optimize_for_inference(precision=...)` in deploy/optimize.py.
 
 These paths cannot match eager FP32 to 1e-4, so they are judged by what a user sees: the
 argmax (class per pixel) must agree with FP32 on real-looking frames (synthetic rooms) for at
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from .common import BackendUnavailable, PerShape, fused_copy, ort_runner, ort_session
-from .cpu import has_native_bf16, int8_scheme
+from ..common import BackendUnavailable, PerShape, fused_copy, ort_runner, ort_session
+from ..cpu import has_native_bf16, int8_scheme
 from .export import remove_onnx
 from .openvino_backend import build_openvino
 from .quantize import ort_int8_file

@@ -30,8 +30,8 @@ import torch
 from asymformer.files import atomic_path, make_folder
 from asymformer.models.info import info_of
 
-from .common import BackendUnavailable, fused_copy, ort_session, quiet_libraries
-from .cpu import int8_scheme
+from ..common import BackendUnavailable, fused_copy, ort_session, quiet_libraries
+from ..cpu import int8_scheme
 from .export import export_onnx, remove_onnx, set_onnx_metadata, temp_onnx_file
 
 # Float islands: LAFS (spatial/channel selection, its reductions and gating MLPs) and the classifier.

@@ -12,7 +12,7 @@ import torch
 
 from asymformer import devices
 
-from .common import BackendUnavailable, ShapeGuard, fused_copy, no_grad
+from ..common import BackendUnavailable, ShapeGuard, fused_copy, no_grad
 
 
 def need_cuda(device) -> torch.device:
