@@ -5,6 +5,7 @@ import importlib
 import re
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,3 +126,16 @@ def test_names_moved_out_of_deploy_warn_and_forward():
                                  "(it will be removed in 0.3)"]
         assert obj is getattr(importlib.import_module(package), name) and name not in deploy.__all__
 
+
+def test_no_code_or_doc_of_the_repo_uses_an_old_path():
+    """The repo itself never meets these notices: no import, snippet or link names an old path."""
+    repo = Path(__file__).resolve().parents[1]
+    old = "|".join(m.rsplit(".", 1)[1] for m in OLD_MODULES)
+    pattern = re.compile(rf"asymformer\.deploy\.({old}|{'|'.join(OLD_DEPLOY_NAMES)})\b|deploy/({old})\.py"
+                         rf"|from asymformer\.deploy import [^\n]*\b({old}|{'|'.join(OLD_DEPLOY_NAMES)})\b")
+    stubs = {repo / "src" / Path(*m.split(".")).with_suffix(".py") for m in OLD_MODULES}
+    files = [f for top in ("src", "tests", "benchmarks", "examples", "docs") for f in (repo / top).rglob("*")
+             if f.suffix in (".py", ".md") and f not in stubs and f != Path(__file__).resolve()]
+    hits = [f"{f.relative_to(repo)}:{n}" for f in files + [repo / "README.md"]
+            for n, line in enumerate(f.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not hits
