@@ -16,7 +16,19 @@ __all__ = ["InferenceFn", "Segmentation", "Segmenter", "check_onnx", "export_onn
 
 # Names that moved out in 0.2, served with a DeprecationWarning until 0.3. The streaming runtime sits above
 # deploy/, so it is imported only when one of its names is asked for.
-__getattr__ = moved_names(__name__, {
+_moved_name = moved_names(__name__, {
     **{name: f"asymformer.outputs:{name}" for name in ("Intrinsics", "SemanticPoints", "back_project", "write_ply")},
     **{name: f"asymformer.stream:{name}" for name in ("StreamResult", "StreamRunner")},
 })
+# Modules that moved out keep their old paths as stub files until 0.3. `import asymformer.deploy` used to
+# load them, so reading one as an attribute of this package imports its stub (which gives the notice).
+_MOVED_MODULES = ("stream", "stream_stages", "points", "rerun_view", "cuda_backends", "tensorrt",
+                  "openvino_backend", "lowp", "quantize", "export")
+
+
+def __getattr__(name: str):
+    if name in _MOVED_MODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    return _moved_name(name)
