@@ -48,7 +48,7 @@ def _write_ort_files(model, samples, work: Path) -> None:
     import numpy as np
     import torch
 
-    from asymformer.deploy.quantize import ort_int8_file, weight_scheme
+    from asymformer.deploy.accel.quantize import ort_int8_file, weight_scheme
 
     r0, d0 = samples[0]["rgb"][None], samples[0]["depth"][None]
     for bits in (8, 7):
@@ -89,9 +89,9 @@ def _openvino(model, samples) -> dict:
     import numpy as np
     import torch
 
-    from asymformer.deploy import openvino_backend as ovb
-    from asymformer.deploy.export import remove_onnx, temp_onnx_file
-    from asymformer.deploy.quantize import weight_scheme
+    from asymformer.deploy.accel import openvino_backend as ovb
+    from asymformer.deploy.accel.export import remove_onnx, temp_onnx_file
+    from asymformer.deploy.accel.quantize import weight_scheme
 
     r0, d0 = samples[0]["rgb"][None], samples[0]["depth"][None]
     with torch.inference_mode():

@@ -169,8 +169,8 @@ def runtime_alone(ckpt: Path, msgs, args, h: int, w: int) -> dict:
     import torch
 
     from asymformer import Segmenter
-    from asymformer.deploy.stream import StreamRunner
     from asymformer.robot.messages import decode_color, decode_depth
+    from asymformer.stream import StreamRunner
 
     torch.set_num_threads(args.threads)
     seg = Segmenter(ckpt, device="cpu", size=(h, w))

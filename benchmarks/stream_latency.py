@@ -27,8 +27,8 @@ import torch
 
 from asymformer import Segmenter
 from asymformer.deploy.cpu import cpu_info
-from asymformer.deploy.stream import StreamRunner
 from asymformer.models import create_model
+from asymformer.stream import StreamRunner
 
 
 def rss_mb() -> float:

@@ -4,7 +4,7 @@ on the streaming runtime, shown with OpenCV.
     python examples/camera_loop.py CHECKPOINT [--size 480x640] [--optimize] [--rerun | --rerun-save FILE.rrd]
     python examples/camera_loop.py CHECKPOINT --rgb "frames/*_rgb.png" --depth "frames/*_depth.png"
 
-The camera thread hands every frame to `asymformer.deploy.stream.StreamRunner` without waiting;
+The camera thread hands every frame to `asymformer.stream.StreamRunner` without waiting;
 the runtime keeps the newest frame, drops the ones the model cannot keep up with, and overlaps
 pre- and post-processing with inference. The window shows each result on the frame it came from,
 with the frames/s, the latency (capture -> result) and the frames dropped so far.
@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from asymformer import Segmenter
-from asymformer.deploy.stream import StreamRunner
+from asymformer.stream import StreamRunner
 from asymformer.viz import colorize, overlay
 
 
@@ -68,7 +68,7 @@ def folder_frames(rgb: str, depth: str):
 
 
 def _intrinsics(i):
-    from asymformer.deploy.points import Intrinsics
+    from asymformer.outputs.points import Intrinsics
 
     return Intrinsics(i.fx, i.fy, i.ppx, i.ppy, width=i.width, height=i.height)
 
@@ -127,7 +127,7 @@ def main() -> None:
     seg = Segmenter(args.checkpoint, depth_unit=unit, size=(h, w), optimize=args.optimize)
     view = None
     if args.rerun or args.rerun_save:
-        from asymformer.deploy.rerun_view import RerunView
+        from asymformer.outputs.rerun_view import RerunView
 
         view = RerunView(seg.class_names, seg.colors, save=args.rerun_save, spawn=args.rerun)
     runner = StreamRunner(seg)

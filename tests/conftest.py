@@ -34,6 +34,21 @@ def one_thread():
     torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="session")
+def small_model():
+    """asymformer_b0_a, 5 classes, for the deploy and streaming tests (fast on 2 CPU cores)."""
+    torch.manual_seed(0)
+    import asymformer
+
+    model = asymformer.create_model("asymformer_b0_a", num_classes=5).eval()
+    # Non-trivial BN statistics, so folding BatchNorms is actually exercised.
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    return model
+
+
 REFERENCE = REPO / "tests" / "fixtures" / "reference"
 
 

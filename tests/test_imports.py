@@ -1,5 +1,5 @@
 """The package's import graph: no cycles (function-level imports included) and one direction,
-cli -> engine / deploy -> data / models (-> the leaves devices, files, viz)."""
+layer by layer (LAYERS): cli -> robot -> stream -> deploy / engine -> outputs -> models -> data -> the leaves."""
 
 import ast
 from pathlib import Path
@@ -67,23 +67,49 @@ def test_no_import_cycles():
     assert find_cycle(graph) is None
 
 
+# The packages from the ground up. An import goes down to a lower layer or stays inside its own
+# package; none runs up, and none runs sideways (no two packages of one layer import each other).
+LAYERS = (
+    ("asymformer", "asymformer.deprecation", "asymformer.devices", "asymformer.files", "asymformer.progress",
+     "asymformer.viz"),  # the leaves: they import nothing of asymformer
+    ("asymformer.data", "asymformer.figures", "asymformer.report"),
+    ("asymformer.models",),
+    ("asymformer.outputs",),  # what results become (points, PLY, the Rerun view): needs no model
+    ("asymformer.engine", "asymformer.deploy"),
+    ("asymformer.stream",),  # the streaming runtime: runs any Segmenter, fed by the robot tools
+    ("asymformer.robot", "asymformer.demo"),
+    ("asymformer.cli",),
+    ("asymformer.__main__",),
+)
+LEAVES = LAYERS[0]
+
+
+def _package(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def layer_violations(graph) -> list[tuple[str, str]]:
+    """(module, import) pairs that run up or sideways between packages."""
+    layer = {pkg: i for i, pkgs in enumerate(LAYERS) for pkg in pkgs}
+    return sorted((m, d) for m, deps in graph.items() for d in deps
+                  if _package(m) != _package(d) and layer[_package(d)] >= layer[_package(m)])
+
+
+def test_finds_a_planted_upward_import():
+    graph = {"asymformer.outputs.points": {"asymformer.deploy.segmenter", "asymformer.viz"},
+             "asymformer.deploy.segmenter": {"asymformer.outputs.points"}, "asymformer.viz": set()}
+    assert layer_violations(graph) == [("asymformer.outputs.points", "asymformer.deploy.segmenter")]
+
+
 def test_imports_flow_one_way():
     graph = import_graph()
-    lower = ("asymformer.models", "asymformer.data")
-    upper = ("asymformer.engine", "asymformer.deploy", "asymformer.cli", "asymformer.demo", "asymformer.report")
-    wrong = sorted((m, d) for m, deps in graph.items() for d in deps if m.startswith(lower) and d.startswith(upper))
-    wrong += sorted((m, d) for m, deps in graph.items() for d in deps
-                    if m.startswith(("asymformer.engine", "asymformer.deploy")) and d.startswith("asymformer.cli"))
-    wrong += sorted((leaf, d) for leaf in ("asymformer.devices", "asymformer.viz", "asymformer.progress")
-                    for d in graph[leaf])
-    # robot/ sits above deploy (cli -> robot -> deploy): nothing below imports it, it never imports cli
-    below_robot = ("asymformer.models", "asymformer.data", "asymformer.engine", "asymformer.deploy")
-    wrong += sorted((m, d) for m, deps in graph.items() for d in deps
-                    if m.startswith(below_robot) and d.startswith("asymformer.robot"))
-    wrong += sorted((m, d) for m, deps in graph.items() for d in deps
-                    if m.startswith("asymformer.robot") and d.startswith("asymformer.cli"))
-    assert not wrong
-    assert "asymformer.deploy.points" in graph["asymformer.robot.messages"]  # the check sees the package
+    assert {_package(m) for m in graph} == {pkg for pkgs in LAYERS for pkg in pkgs}  # a new package is placed
+    assert not layer_violations(graph)
+    # outputs/ works on label maps, depth and intrinsics: nothing of data, models or deploy
+    assert {_package(d) for m, deps in graph.items() if m.startswith("asymformer.outputs.") for d in deps} <= {
+        "asymformer.outputs", *LEAVES}
+    assert "asymformer.outputs.points" in graph["asymformer.robot.messages"]  # the check sees the package
+    assert "asymformer.stream" in graph["asymformer.robot.realtime"]
 
 
 def test_torch_floor_is_the_one_in_pyproject():
@@ -130,7 +156,8 @@ TOP_LEVEL = {
     "load_model": "asymformer.models.serialization", "save_model": "asymformer.models.serialization",
     "Segmenter": "asymformer.deploy.segmenter",
 }
-SUBPACKAGES = ("asymformer.models", "asymformer.data", "asymformer.engine", "asymformer.deploy", "asymformer.robot")
+SUBPACKAGES = ("asymformer.models", "asymformer.data", "asymformer.engine", "asymformer.deploy", "asymformer.outputs",
+               "asymformer.stream", "asymformer.robot")
 OPTIONAL = ("onnx", "onnxruntime", "openvino", "tensorrt", "pyrealsense2", "cv2")
 
 
@@ -174,7 +201,9 @@ print(json.dumps(out))
     assert not [m for m in out["create_model"] if m.startswith(("asymformer.deploy", "asymformer.engine",
                                                                  "asymformer.data"))]
     assert "asymformer.deploy.segmenter" in out["segmenter"]
-    assert not [m for m in out["segmenter"] if m.startswith("asymformer.engine") or m in OPTIONAL]
+    # deploy loads neither the engine nor the streaming runtime above it, nor an optional runtime
+    assert not [m for m in out["segmenter"] if m.startswith(("asymformer.engine", "asymformer.stream"))
+                or m in OPTIONAL]
     assert out["star"] == TOP_LEVEL and out["same"] == [True, True]
 
 

@@ -2,8 +2,8 @@
 
 A rename must not break a user's script or a file written by the previous release, but two
 names for one thing must not last either: the old name keeps working, says what replaces it
-and when it goes, and is removed in REMOVED_IN. A leaf module (imports nothing from asymformer),
-so data/ and deploy/ can use it as well as the CLI.
+and when it goes, and is removed in REMOVED_IN. A leaf module (imports nothing from asymformer at
+import time), so data/ and deploy/ can use it as well as the CLI.
 """
 
 from __future__ import annotations
@@ -45,3 +45,18 @@ def moved_names(module: str, names: dict[str, str]):
         return getattr(importlib.import_module(target_module), target)
 
     return __getattr__
+
+
+def moved_module(old: str, new: str) -> None:
+    """Serve module `new` under its old dotted path `old` for one release, with a DeprecationWarning.
+
+    Called by the stub file left at the old path. The old name becomes the new module itself (in
+    sys.modules), not a copy of its names: a name read, or patched in a test, through the old path
+    is the new module's, and the notice is given once, at the import, pointing at the importer.
+    """
+    import importlib
+    import sys
+
+    module = importlib.import_module(new)
+    warnings.warn(notice(old, new), DeprecationWarning, stacklevel=3)  # 3: past the stub, at its importer
+    sys.modules[old] = module

@@ -126,7 +126,7 @@ def set_threads(threads="auto") -> int:
     """Apply one CPU thread count to the whole process and return it.
 
     torch's intra-op pool is set here; ONNX Runtime sessions (`deploy.common.ort_session`) and
-    OpenVINO compiled models (`deploy.openvino_backend.compile_onnx`) read `torch.get_num_threads()`
+    OpenVINO compiled models (`deploy.accel.openvino_backend.compile_onnx`) read `torch.get_num_threads()`
     when they are built, so one call covers all three runtimes. torch's inter-op pool can be sized
     only once, before any parallel work has started: it is set on the first call that can, and
     later calls leave it as it is (it only matters for TorchScript forks, which the model has none of).

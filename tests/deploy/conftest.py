@@ -1,24 +1,11 @@
-"""Small models and files shared by the deploy tests (asymformer_b0_a: fast on 2 CPU cores)."""
+"""Models and files shared by the deploy tests (asymformer_b0_a: fast on 2 CPU cores; `small_model` is
+in tests/conftest.py, shared with the streaming runtime's tests)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-
-
-@pytest.fixture(scope="session")
-def small_model():
-    torch.manual_seed(0)
-    import asymformer
-
-    model = asymformer.create_model("asymformer_b0_a", num_classes=5).eval()
-    # Non-trivial BN statistics, so folding BatchNorms is actually exercised.
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
-    return model
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
 from asymformer.deploy import cpu  # noqa: E402
-from asymformer.deploy.quantize import quantize_onnx, weight_scheme  # noqa: E402
+from asymformer.deploy.accel.quantize import quantize_onnx, weight_scheme  # noqa: E402
 
 AVX2_ZEN3 = {"avx2", "fma", "sse4_1"}  # AMD EPYC / Ryzen up to Zen 3
 ALDER_LAKE = {"avx2", "fma", "avx_vnni"}  # Intel Core 12th-14th gen, Core Ultra
@@ -70,7 +70,7 @@ def _int8_weights(path) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def fp32_onnx(trained_model, tmp_path_factory):
-    from asymformer.deploy.export import export_onnx
+    from asymformer.deploy.accel.export import export_onnx
 
     path = tmp_path_factory.mktemp("scheme") / "fp32.onnx"
     export_onnx(trained_model, path, height=64, width=96, check=False, channels_first=False)
@@ -95,7 +95,7 @@ def test_quantised_weight_range_follows_the_cpu(monkeypatch, fp32_onnx, tmp_path
 
 def test_backend_infos_record_the_scheme(monkeypatch, small_model):
     """What the Segmenter and the benchmark JSON show: the scheme of the CPU the model runs on."""
-    from asymformer.deploy import lowp, openvino_backend
+    from asymformer.deploy.accel import lowp, openvino_backend
 
     monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset(AVX2_ZEN3))
     for module in (lowp, openvino_backend):  # the infos only: nothing is quantised or compiled
@@ -116,8 +116,8 @@ def test_backend_infos_record_the_scheme(monkeypatch, small_model):
 
 def test_export_int8_for_another_cpu_is_recorded(monkeypatch, trained_model, tmp_path):
     """A file exported on a VNNI workstation for a robot without VNNI: --int8-weights 7, in its metadata."""
-    from asymformer.deploy.export import read_onnx_metadata
-    from asymformer.deploy.quantize import export_int8
+    from asymformer.deploy.accel.export import read_onnx_metadata
+    from asymformer.deploy.accel.quantize import export_int8
 
     monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset(ICE_LAKE))
     out = tmp_path / "robot.onnx"
@@ -139,7 +139,7 @@ def trained_checkpoint(trained_model, tmp_path_factory):
 
 def test_benchmark_precision_int8_times_the_chosen_path_beside_fp32(trained_checkpoint, tmp_path, capsys):
     from asymformer.cli import main
-    from asymformer.deploy.lowp import INT8_CANDIDATES
+    from asymformer.deploy.accel.lowp import INT8_CANDIDATES
 
     out = tmp_path / "bench.json"
     assert main(["benchmark", "--checkpoint", str(trained_checkpoint), "--size", "64x96", "--precision", "int8",

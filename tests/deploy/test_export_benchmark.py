@@ -87,7 +87,7 @@ def test_export_cli_reports_the_check(checkpoint, tmp_path, capsys):
     assert norm["name"] == "nyuv2_official" and len(norm["rgb_mean"]) == 3 and norm["depth_std"] > 0
     assert json.loads(props["asymformer.class_names"]) == [f"c{i}" for i in range(5)]
     # The whole record travels too, marked folded (the graph is BN-folded), and reads back.
-    from asymformer.deploy.export import read_onnx_info
+    from asymformer.deploy.accel.export import read_onnx_info
 
     info = read_onnx_info(out)
     from asymformer import load_model

@@ -12,8 +12,9 @@ import torch
 
 from asymformer import devices
 from asymformer.cli import main
-from asymformer.deploy import cuda_backends, optimize_for_inference, run_benchmark
-from asymformer.deploy import tensorrt as trt_mod
+from asymformer.deploy import optimize_for_inference, run_benchmark
+from asymformer.deploy.accel import cuda_backends
+from asymformer.deploy.accel import tensorrt as trt_mod
 from asymformer.deploy.common import BackendUnavailable, example_inputs, stdout_to_stderr
 from asymformer.deploy.segmenter import Segmenter
 

@@ -11,7 +11,8 @@ import torch
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from asymformer.deploy import cpu, lowp, optimize_for_inference  # noqa: E402
+from asymformer.deploy import cpu, optimize_for_inference  # noqa: E402
+from asymformer.deploy.accel import lowp  # noqa: E402
 from asymformer.deploy.backends import BackendUnavailable, build_backend  # noqa: E402
 from asymformer.deploy.common import PerShape  # noqa: E402
 from asymformer.engine.metrics import ConfusionMatrix  # noqa: E402
@@ -111,8 +112,8 @@ def test_bad_precision_is_one_clear_error(small_model):
 
 def test_export_int8_records_calibration(trained_model, tmp_path):
     from asymformer.data import write_synthetic_dataset
-    from asymformer.deploy.export import read_onnx_metadata
-    from asymformer.deploy.quantize import export_int8
+    from asymformer.deploy.accel.export import read_onnx_metadata
+    from asymformer.deploy.accel.quantize import export_int8
 
     data = tmp_path / "rooms"
     write_synthetic_dataset(data, 6, 2, 64, 96, seed=11)
@@ -135,7 +136,7 @@ def test_export_int8_records_calibration(trained_model, tmp_path):
 
 
 def test_export_int8_bad_calibration_dir(trained_model, tmp_path):
-    from asymformer.deploy.quantize import export_int8
+    from asymformer.deploy.accel.quantize import export_int8
 
     with pytest.raises(FileNotFoundError, match="--calibration-data"):
         export_int8(trained_model, tmp_path / "m.onnx", H, W, calibration_data=tmp_path / "nope")

@@ -3,12 +3,19 @@ same labels as <name>_labels.png), its RGB and depth, with the checkpoint's clas
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
 
 from asymformer.cli import main
 
-from .rrd import image_of, read_rrd
+# tests/outputs/rrd.py, the one .rrd reading helper, loaded by path: it is another test package
+_spec = importlib.util.spec_from_file_location("rrd_helper", Path(__file__).parents[1] / "outputs" / "rrd.py")
+rrd_helper = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(rrd_helper)
+image_of, read_rrd = rrd_helper.image_of, rrd_helper.read_rrd
 
 
 def test_predict_writes_a_rerun_recording(checkpoint, make_frame, tmp_path, capsys):

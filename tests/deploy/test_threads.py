@@ -52,7 +52,7 @@ def test_onnxruntime_sessions_follow_set_threads(onnx_file):
 
 def test_openvino_follows_set_threads(onnx_file):
     pytest.importorskip("openvino")
-    from asymformer.deploy.openvino_backend import compile_onnx
+    from asymformer.deploy.accel.openvino_backend import compile_onnx
 
     devices.set_threads(2)
     assert int(compile_onnx(onnx_file).get_property("INFERENCE_NUM_THREADS")) == 2

@@ -52,7 +52,7 @@ def test_one_pass_norm_matches_layer_norm_and_exports_one_read():
     assert (fast(x) - ref).abs().max() < 1e-4
     const = torch.full((1, dim, 4, 4), 17.7)  # E[x²] − E[x]² rounds to −3e-4 here: NaN without the clamp
     assert torch.isfinite(fast(const)).all() and (fast(const) - b.reshape(1, dim, 1, 1)).abs().max() < 0.05
-    from asymformer.deploy.export import remove_onnx, temp_onnx_file
+    from asymformer.deploy.accel.export import remove_onnx, temp_onnx_file
 
     model = create_model("asymformer_b0_a", num_classes=5).eval()
     rgb, depth = torch.randn(1, 3, 64, 64), torch.randn(1, 1, 64, 64)

@@ -59,11 +59,11 @@ def wait_for(cond, timeout: float = 20.0) -> bool:
 
 
 def rrd_reader():
-    """tests/deploy/rrd.py (the one .rrd reading helper), loaded by path: it is another test package."""
+    """tests/outputs/rrd.py (the one .rrd reading helper), loaded by path: it is another test package."""
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("rrd_helper", Path(__file__).parents[1] / "deploy" / "rrd.py")
+    spec = importlib.util.spec_from_file_location("rrd_helper", Path(__file__).parents[1] / "outputs" / "rrd.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -175,7 +175,7 @@ def test_uncalibrated_or_missing_camera_info_means_no_points_and_says_why(tmp_pa
     assert "/asymformer/points" not in got and len(got["/asymformer/labels"]) == 2
     r = process_bag(segmenter, src, tmp_path / "out2", B.RS_COLOR, B.RS_DEPTH, None, progress=False)
     assert r["points"].startswith("off: no intrinsics")
-    from asymformer.deploy.points import Intrinsics
+    from asymformer.outputs.points import Intrinsics
 
     r = process_bag(segmenter, src, tmp_path / "out3", B.RS_COLOR, B.RS_DEPTH, None,
                     intrinsics=Intrinsics(*B.K), progress=False)

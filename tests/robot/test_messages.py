@@ -8,8 +8,8 @@ import struct
 import numpy as np
 import pytest
 
-from asymformer.deploy.points import Intrinsics, back_project
 from asymformer.deploy.segmenter import Segmentation
+from asymformer.outputs.points import Intrinsics, back_project
 from asymformer.robot import messages as M
 from asymformer.robot.codecs import CorruptFrame, UnsupportedEncoding, rvl_decode
 

@@ -94,7 +94,7 @@ def test_intrinsics_of_another_resolution_are_refused_before_any_frame_file(tmp_
 
 
 def test_intrinsics_principal_point_inside_the_frame_is_kept():
-    from asymformer.deploy.points import Intrinsics
+    from asymformer.outputs.points import Intrinsics
 
     Intrinsics(60.0, 61.0, 47.5, 31.5).check(64, 96)
     Intrinsics(60.0, 61.0, 0.0, 64.0).check(64, 96)  # on the border: still a plausible calibration
@@ -141,7 +141,7 @@ def test_stream_runner_refuses_multi_channel_depth_at_submit(segmenter):
     """A 3-channel (colour-mapped) depth passed submit and failed later in the worker thread."""
     import numpy as np
 
-    from asymformer.deploy.stream import StreamRunner
+    from asymformer.stream import StreamRunner
 
     rgb, mm = B.scene(0)
     d = mm.astype(np.float32) / 1000

@@ -95,7 +95,7 @@ class _SlowOnce:
 def test_a_prepared_frame_replaced_before_the_model_took_it_is_counted_dropped(tiny_model):
     """Every submitted frame ends processed, dropped or failed, also the prepared frames the
     pre-processing stage replaces while the model runs late (that drop went uncounted)."""
-    from asymformer.deploy.stream import StreamRunner
+    from asymformer.stream import StreamRunner
 
     slow = _SlowOnce(Segmenter(tiny_model, device="cpu"))
     rgb, mm = B.scene(0)
@@ -121,7 +121,7 @@ def test_realtime_is_for_bags(tmp_path, tiny_checkpoint, capsys):
 
 def test_the_replay_stall_warning_speaks_of_the_recording_not_a_camera(segmenter):
     """The runtime's stall warning asked whether "the camera" was running during a replay's wait."""
-    from asymformer.deploy.stream_stages import stall_reason
+    from asymformer.stream.stages import stall_reason
 
     replay = RealtimeReplay(segmenter)
     replay.due_in_s = 4.2

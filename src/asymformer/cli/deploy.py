@@ -119,7 +119,7 @@ def _add_export(sub):
 
 
 def _run_export(args):
-    from asymformer.deploy.export import export_onnx
+    from asymformer.deploy.accel.export import export_onnx
     from asymformer.models import load_model
     from asymformer.models.info import input_size
 
@@ -151,7 +151,7 @@ def _run_export(args):
 
 
 def _run_export_int8(args, model):
-    from asymformer.deploy.quantize import export_int8
+    from asymformer.deploy.accel.quantize import export_int8
 
     if args.dynamic:
         raise CLIError("--int8 exports a static shape; drop --dynamic and pass --size HxW")
@@ -253,7 +253,7 @@ def _run_benchmark(args):
         model = create_model(args.model or "asymformer_b0_t")
     backends, extra, chosen = args.backends or DEFAULT_BACKENDS, None, None
     if args.precision != "fp32":
-        from asymformer.deploy.lowp import CANDIDATES
+        from asymformer.deploy.accel.lowp import CANDIDATES
 
         pool = CANDIDATES[args.precision]
         named = [b.strip() for b in (args.backends or "").split(",") if b.strip()]

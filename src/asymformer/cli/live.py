@@ -23,8 +23,8 @@ def open_rerun_view(args, segmenter):
         return None
     from pathlib import Path
 
-    from asymformer.deploy.rerun_view import RerunView
     from asymformer.files import make_folder
+    from asymformer.outputs.rerun_view import RerunView
 
     if args.rerun_save:
         if Path(args.rerun_save).is_dir():  # the shared check's example names a .json; a Rerun file is .rrd

@@ -110,7 +110,7 @@ def _check_max_depth(args) -> None:
 def _intrinsics(args):
     if args.intrinsics is None:
         return None
-    from asymformer.deploy.points import Intrinsics
+    from asymformer.outputs.points import Intrinsics
 
     try:
         return Intrinsics.load(args.intrinsics)

@@ -3,7 +3,7 @@
 `benchmark` measures them all, `optimize_for_inference` picks the fastest exact one. Every
 builder raises `BackendUnavailable(reason)` instead of failing, so a missing GPU or package
 becomes one "skipped: reason" line in the benchmark JSON. CPU builders live here; the CUDA
-ones in cuda_backends.py and TensorRT in tensorrt.py.
+ones in accel/cuda_backends.py and TensorRT in accel/tensorrt.py.
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ import warnings
 
 import torch
 
+from .accel.cuda_backends import BUILDERS as CUDA_BUILDERS
+from .accel.export import remove_onnx, temp_onnx_file
+from .accel.lowp import BUILDERS as LOWP_BUILDERS
+from .accel.lowp import REDUCED_BACKENDS
+from .accel.tensorrt import tensorrt
 from .common import BackendUnavailable, ShapeGuard, fused_copy, no_grad, ort_runner, ort_session
-from .cuda_backends import BUILDERS as CUDA_BUILDERS
-from .export import remove_onnx, temp_onnx_file
-from .lowp import BUILDERS as LOWP_BUILDERS
-from .lowp import REDUCED_BACKENDS
-from .tensorrt import tensorrt
 
 CPU_BACKENDS = ("eager", "fused", "channels_last", "jit", "compile", "onnxruntime", "onnxruntime-linear")
-# Reduced precision and OpenVINO on the CPU live in lowp.py / openvino_backend.py.
+# Reduced precision and OpenVINO on the CPU live in accel/lowp.py / accel/openvino_backend.py.
 CPU_LOWP_BACKENDS = tuple(LOWP_BUILDERS)
 CUDA_BACKENDS = ("cuda-fp32", "cuda-fp16", "cuda-bf16", "cuda-graphs", "cuda-compile", "tensorrt")
 ALL_BACKENDS = CPU_BACKENDS + CPU_LOWP_BACKENDS + CUDA_BACKENDS

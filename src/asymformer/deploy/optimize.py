@@ -16,10 +16,10 @@ import torch
 from asymformer import devices
 from asymformer.models.info import info_of
 
+from .accel.lowp import CANDIDATES, check_precision, refusal_advice
+from .accel.quantize import calibration_frames
 from .backends import REDUCED_PRECISION, backend_device, build_backend
 from .common import BackendUnavailable, example_inputs, max_abs_diff
-from .lowp import CANDIDATES, check_precision, refusal_advice
-from .quantize import calibration_frames
 
 # openvino: exact with the f32 hint; faster than ONNX Runtime FP32 on some CPUs and loads, slower on others
 # (benchmarks/RESULTS.md), so it is measured with the others rather than chosen outright.

@@ -17,9 +17,9 @@ import numpy as np
 
 from asymformer import viz
 from asymformer.files import save_image, write_json
+from asymformer.outputs.points import write_ply
 
 from .file_pairs import expand, pair_files  # noqa: F401 - re-exported: the public names of `predict`
-from .points import write_ply
 
 
 def _gt_to_zero_based(label: np.ndarray, base: str) -> np.ndarray:
@@ -125,7 +125,7 @@ def predict_files(segmenter, pairs, out_dir, depth_unit: float | None = None, ov
     files are metres, 16-bit PNGs millimetres, 8-bit refused). Frames are read in metres and
     handed to the Segmenter as such, so files and arrays follow one rule.
     intrinsics (`points.Intrinsics`): also write <name>.ply, the labelled points of the pixels with
-    valid depth (up to max_depth metres). view: a `deploy.rerun_view.RerunView` that gets every
+    valid depth (up to max_depth metres). view: a `outputs.rerun_view.RerunView` that gets every
     frame (in 3-D, with points, when intrinsics are given).
     An `out_dir` already holding files this run would write (another run's) is refused unless
     `overwrite`; one process at a time writes a folder (a second is refused), and predict.json

@@ -48,10 +48,10 @@ class Segmentation:
     attention: list | None = None
 
     def points(self, depth_m, intrinsics, colors=None, max_depth=None):
-        """This single frame's labelled 3-D points (`deploy.points.back_project`): depth_m H×W
+        """This single frame's labelled 3-D points (`outputs.points.back_project`): depth_m H×W
         metres, intrinsics an `Intrinsics` or 'fx,fy,cx,cy'; colors the class colours
         (`Segmenter.colors`; default the standard palette)."""
-        from .points import Intrinsics, back_project
+        from asymformer.outputs.points import Intrinsics, back_project
 
         labels = self.labels.detach().cpu().numpy() if isinstance(self.labels, torch.Tensor) else self.labels
         conf = self.confidence
@@ -240,7 +240,7 @@ class Segmenter:
         """The model alone, on `preprocess`'s tensors: B×K×h×w logits on the device.
 
         One of the three stages of `__call__` (preprocess -> infer -> postprocess), public so a
-        streaming runtime (`deploy.stream.StreamRunner`) can overlap them across frames.
+        streaming runtime (`asymformer.stream.StreamRunner`) can overlap them across frames.
         gil_free: for a background thread. Eager PyTorch (this Segmenter's default backend on a
         CPU) takes Python's GIL back between operations, so Python work on any other thread stalls
         it (benchmarks/stream_latency.py: 30 % slower beside a 500 Hz producer thread; 27x beside

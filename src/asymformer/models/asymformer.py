@@ -136,7 +136,7 @@ class AsymFormer(nn.Module):
         h, w = rgb.shape[2], rgb.shape[3]
         # The network needs multiples of 32: pad bottom/right, crop the logits back. Only when needed,
         # so static 480×640 graphs carry no copies; a tracer records the branch taken, which is why
-        # dynamic ONNX export traces at a size that is not a multiple of 32 (deploy/export.py).
+        # dynamic ONNX export traces at a size that is not a multiple of 32 (deploy/accel/export.py).
         ph, pw = (-h) % PAD_MULTIPLE, (-w) % PAD_MULTIPLE
         padded = bool(ph or pw)
         if padded:

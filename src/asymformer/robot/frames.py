@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from asymformer.deploy.points import Intrinsics
+from asymformer.outputs.points import Intrinsics
 
 from .codecs import CorruptFrame, UnsupportedEncoding
 from .integrity import ReadLog, describe_error

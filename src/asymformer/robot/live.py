@@ -10,7 +10,7 @@ rosbags' message classes.
 Threads. The `on_*` callbacks run on the ROS executor thread and do only cheap work (count, pair
 by stamp, keep the newest pair): a callback that blocks makes the depth-1 sensor subscriptions
 lose frames without a trace. The intake thread decodes the newest pair (JPEG / PNG decoding and
-copies are milliseconds a frame) and hands it to the `deploy.stream.StreamRunner`, which keeps
+copies are milliseconds a frame) and hands it to the `asymformer.stream.StreamRunner`, which keeps
 the newest and drops the rest. The model is warmed up (its GIL-free trace built) on the intake
 thread too: at start at the `size` parameter, at the first camera info's size, or at the first
 pair's; a new frame size mid-stream likewise. Meanwhile pairs are dropped *and counted*
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from asymformer.deploy.stream import StreamRunner
+from asymformer.stream import StreamRunner
 
 from .counting import FrameCounts
 from .messages import (
@@ -67,7 +67,7 @@ class LiveSegmentation:
     publish(key, msg): key among settings.outputs and "class_info"; topics: the resolved input
     names, for messages; clock: nanoseconds in the stamps' time base (the node's ROS clock, so
     simulated time works); log(level, text): the node's logger; view: an optional
-    `deploy.rerun_view.RerunView`; active: False for a lifecycle node until activated (colour
+    `outputs.rerun_view.RerunView`; active: False for a lifecycle node until activated (colour
     frames are then counted as dropped "inactive" and nothing is published).
     """
 
@@ -82,7 +82,7 @@ class LiveSegmentation:
         self._pair_lock = threading.Lock()
         self.intrinsics = None
         if settings.intrinsics:
-            from asymformer.deploy.points import Intrinsics
+            from asymformer.outputs.points import Intrinsics
 
             self.intrinsics = Intrinsics.load(settings.intrinsics)
         self.counts = FrameCounts(clock)

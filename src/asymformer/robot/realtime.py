@@ -1,7 +1,7 @@
 """`predict --bag ... --realtime`: replay a recording at its recorded rate through the streaming
 runtime, so a user sees what their machine and backend would do live.
 
-Each paired frame is handed to a `deploy.stream.StreamRunner` at the moment its colour stamp
+Each paired frame is handed to a `asymformer.stream.StreamRunner` at the moment its colour stamp
 says it was captured (relative to the first frame, times `1 / speed`); the runner keeps the
 newest frame and drops what the model cannot keep up with, exactly as on the robot. Latency is
 measured on a replay clock in the recording's own time base (stamp of the first frame + time
@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 
-from asymformer.deploy.stream import StreamResult, StreamRunner
+from asymformer.stream import StreamResult, StreamRunner
 
 MIN_SPEED, MAX_SPEED = 0.01, 100.0
 DEFAULT_MAX_GAP_S = 5.0  # longer than any camera's frame period, short enough not to look like a hang

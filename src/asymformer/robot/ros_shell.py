@@ -233,6 +233,6 @@ def _segmenter(settings: NodeSettings):
 def _view(settings: NodeSettings, seg):
     if not settings.rerun and not settings.rerun_save:
         return None
-    from asymformer.deploy.rerun_view import RerunView
+    from asymformer.outputs.rerun_view import RerunView
 
     return RerunView(seg.class_names, seg.colors, save=settings.rerun_save or None, spawn=settings.rerun)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from asymformer import Segmenter
-from asymformer.deploy.stream import StreamRunner
+from asymformer.stream import StreamRunner
 
 H, W = 48, 64
 
@@ -269,7 +269,7 @@ def test_an_idle_model_holds_out_for_a_fresher_frame_only_when_it_pays(seg):
     for the camera's next frame if it is due sooner than that frame is old (and within half an
     inference); never for a fresh frame, a far-off one, a producer no faster than the model, or
     when a newer frame came already."""
-    from asymformer.deploy.stream_stages import Frame
+    from asymformer.stream.stages import Frame
 
     runner = StreamRunner(seg)
     stages = runner._stages
@@ -302,7 +302,7 @@ class FakeRunner:
 def stages_at(seg, prepped_at: float, newer_at: float):
     """An idle model with a prepared frame submitted at `prepped_at` and a newer one waiting in the
     inbox, submitted at `newer_at` (monotonic seconds); timings of a 100 ms model."""
-    from asymformer.deploy.stream_stages import Frame, Stages
+    from asymformer.stream.stages import Frame, Stages
 
     r = FakeRunner()
     st = Stages(r, seg, None)
@@ -345,7 +345,7 @@ def test_the_idle_model_waits_for_a_much_newer_frame_to_be_prepared(seg):
 def test_the_hold_ends_when_the_next_frame_is_submitted(seg):
     """Holding out for the camera's next frame is event-driven: it ends at the submit, not at the
     deadline (and the frame is then waited for through pre-processing like any newer one)."""
-    from asymformer.deploy.stream_stages import Frame, Stages
+    from asymformer.stream.stages import Frame, Stages
 
     r = FakeRunner()
     st = Stages(r, seg, None)

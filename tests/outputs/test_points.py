@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asymformer.deploy.points import Intrinsics, back_project, write_ply
 from asymformer.deploy.segmenter import Segmentation
+from asymformer.outputs.points import Intrinsics, back_project, write_ply
 
 
 def _hand(depth, intr, labels, conf, colors, max_depth=None):

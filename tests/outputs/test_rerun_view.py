@@ -1,14 +1,14 @@
 """RerunView writes a recording that the pinned rerun-sdk reads back with the logged values:
 images, depth, segmentation + annotation context, confidence, pinhole, points (the
-back-projection of deploy.points), latency, on the frames' own stamps."""
+back-projection of outputs.points), latency, on the frames' own stamps."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from asymformer.deploy.points import Intrinsics, back_project
-from asymformer.deploy.rerun_view import RerunView, scaled_intrinsics
+from asymformer.outputs.points import Intrinsics, back_project
+from asymformer.outputs.rerun_view import RerunView, scaled_intrinsics
 
 from .rrd import image_of, read_rrd
 
