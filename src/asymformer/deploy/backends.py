@@ -123,5 +123,6 @@ def _onnxruntime_linear(model, rgb, depth):
 
 _BUILDERS = {
     "eager": _eager, "fused": _fused, "channels_last": _channels_last, "jit": _jit,
-    "compile": _compile, "onnxruntime": _onnxruntime, "onnxruntime-linear": _onnxruntime_linear, **LOWP_BUILDERS, **CUDA_BUILDERS, "tensorrt": tensorrt,
+    "compile": _compile, "onnxruntime": _onnxruntime, "onnxruntime-linear": _onnxruntime_linear,
+    **LOWP_BUILDERS, **CUDA_BUILDERS, "tensorrt": tensorrt,
 }
