@@ -42,12 +42,16 @@ from .messages import (
     output_messages,
 )
 from .messages import stamp_ns as message_stamp
-from .node_settings import NodeSettings, changed_settings, subscription_kind
+from .node_settings import (
+    CLASS_TOPIC,
+    INPUT_TOPICS,
+    LABEL_TOPIC,
+    NodeSettings,
+    changed_settings,
+    subscription_kind,
+)
 from .pairing import StampPairer
 
-# input topics (relative: remap with -r rgb:=/camera/camera/color/image_raw) and output topics
-INPUT_TOPICS = {"rgb": "rgb", "depth": "depth", "camera_info": "camera_info"}
-CLASS_TOPIC, LABEL_TOPIC = "class_info", "label_info"
 __all__ = ["CLASS_TOPIC", "INPUT_TOPICS", "LABEL_TOPIC", "LiveSegmentation", "NodeSettings", "changed_settings",
            "subscription_kind"]
 

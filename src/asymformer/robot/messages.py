@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from asymformer.deploy.points import Intrinsics, SemanticPoints, back_project
+if TYPE_CHECKING:  # imported where used: the node checks its parameters before torch loads
+    from asymformer.deploy.points import Intrinsics, SemanticPoints
 
 from .codecs import CorruptFrame, UnsupportedEncoding, as_bytes, decode_compressed_color, decode_compressed_depth
 
@@ -143,6 +144,8 @@ def camera_intrinsics(msg) -> Intrinsics:
         raise ValueError("camera info is uncalibrated (k[0] == 0, all zeros as an uncalibrated driver publishes): "
                          "no points can be computed; calibrate the camera or pass --intrinsics fx,fy,cx,cy")
     w, h = int(getattr(msg, "width", 0) or 0), int(getattr(msg, "height", 0) or 0)
+    from asymformer.deploy.points import Intrinsics
+
     return Intrinsics(float(k[0]), float(k[4]), float(k[2]), float(k[5]), w or None, h or None)
 
 
@@ -281,6 +284,8 @@ def output_messages(seg, header, types: MessageTypes, rgb=None, depth_m=None, in
         elif key == "points":
             if depth_m is None or intrinsics is None:
                 raise ValueError("output 'points' needs depth_m and intrinsics (a camera-info topic or --intrinsics)")
+            from asymformer.deploy.points import back_project
+
             pts = back_project(depth_m, intrinsics, labels, conf, colors, max_depth)
             out[key] = types.point_cloud(hdr, pts)
     return out

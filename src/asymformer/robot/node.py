@@ -106,9 +106,15 @@ def _lifecycle_node(rclpy):
 
 
 def main(argv=None) -> int:
+    from .dds_profile import PROFILE, apply
+
     argv = list(sys.argv if argv is None else argv)
+    if "--fastdds-profile" in argv:  # for the camera's process: export FASTDDS_DEFAULT_PROFILES_FILE=$(...)
+        print(PROFILE)
+        return 0
     lifecycle = "--lifecycle" in argv
     argv = [a for a in argv if a != "--lifecycle"]
+    dds_line = apply()  # before rclpy makes its participant
     rclpy = _import_rclpy()
     if rclpy is None:
         print(NO_ROS, file=sys.stderr)
@@ -118,6 +124,7 @@ def main(argv=None) -> int:
     code = 0
     try:
         node, shell = (_lifecycle_node if lifecycle else _plain_node)(rclpy)
+        shell.log("info", dds_line)
         if not lifecycle:  # configure and activate at once; the warm-up runs off the executor
             shell.configure()
             shell.connect()
