@@ -22,6 +22,10 @@ off the executor (pairs meanwhile are dropped and counted). `--lifecycle` makes 
 node driven through `<node>/change_state` (configure = load and warm, activate = publish,
 deactivate = stop publishing, cleanup = free the model). Ctrl-C prints every frame's fate and the
 latency, and exits 0.
+
+Fast DDS: the node uses robot/fastdds_large_images.xml (a shared-memory segment that holds raw
+camera frames) unless the user configured Fast DDS (robot/dds_profile.py); `--fastdds-profile`
+prints that file's path for the camera's process. The parameters are checked before torch loads.
 """
 
 from __future__ import annotations
