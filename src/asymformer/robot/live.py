@@ -246,7 +246,7 @@ class LiveSegmentation:
     def _warm_stage_threads(self, rgb, depth) -> float:
         """One warm-up frame through the runtime's own stage threads too (neither published nor
         counted): each thread's first frame builds its allocator arena, its OpenMP team and its
-        buffers (190 MB at 480×640 for asymformer_b0_a, benchmarks/RESULTS.md), which would
+        buffers (about 110 MB at 480×640 for asymformer_b0_a, benchmarks/RESULTS.md), which would
         otherwise come with the first live frames, as latency and as memory that looks like a leak."""
         done = threading.Event()
         self._warm_event = done
