@@ -247,8 +247,9 @@ def run_node(node, ckpt: Path, msgs, args, h: int, w: int) -> dict:
            "node_rss_mb_after_warm_up": rss[0][1], "node_rss_mb_end": round(end, 1),
            "rss_mb": rss, "memory_parts": parts,  # rss_mb: [frame, median, max] of a sample every 10 frames
            "warm_up": model[0].split(": ", 1)[-1] if model else None, "exit_code": proc.returncode}
+    got = json.loads(counts.read_text()) if counts.exists() else {}
+    shutil.rmtree(counts.parent, ignore_errors=True)
     if args.subscriber != "node":
-        got = json.loads(counts.read_text()) if counts.exists() else {}
         out.update(received=got.get("rgb"), received_depth=got.get("depth"), processed=None,
                    latency_p50_ms=got.get("latency_p50_ms"), latency_p99_ms=got.get("latency_p99_ms"))
     return out

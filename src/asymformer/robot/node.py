@@ -118,11 +118,11 @@ def main(argv=None) -> int:
         return 0
     lifecycle = "--lifecycle" in argv
     argv = [a for a in argv if a != "--lifecycle"]
-    dds_line = apply()  # before rclpy makes its participant
     rclpy = _import_rclpy()
     if rclpy is None:
         print(NO_ROS, file=sys.stderr)
         return 2
+    dds_line = apply()  # before rclpy.init: Fast DDS reads its profile when rmw makes the participant
     rclpy.init(args=argv)
     node = shell = None
     code = 0
