@@ -3,7 +3,10 @@ network namespace (unshare -n / -rn, loopback only, ROS_AUTOMATIC_DISCOVERY_RANG
 DDS never reaches the machine's network.
 
     python benchmarks/ros2_node.py [--models asymformer_b0_a,asymformer_b0_t] [--size 480x640]
-        [--frames 900] [--fps 30] [--threads 2] [--alone-s 15]
+        [--frames 900] [--fps 30] [--threads 2] [--alone-s 15] [--transports raw,compressed]
+        [--camera-profile asymformer|default] [--node-profile asymformer|default]
+        [--subscriber node|plain|plain-reliable] [--node-env NAME=VALUE] [--skip-alone]
+        [--rss-every 100]
 
 For each model (random weights, 40 classes) and transport (raw rgb8 + 16UC1; JPEG +
 compressedDepth PNG), a camera in this process publishes --frames frames at --fps (reliable,
@@ -13,7 +16,15 @@ Reported: published, received / processed / dropped (the node's closing line), l
 the node's model ms and this machine's decode ms (the same frames), the node's resident memory
 after the warm-up and at the end, and the streaming runtime alone (StreamRunner, same frames
 decoded at capture, same rate) for the processed-rate ratio. Goals (issue 27): p99 <= 1.5 x
-(model + decode) + 15 ms; received >= 99 % of published; processed >= 0.9 x the runtime alone.
+(model + decode) + 15 ms; received >= 99 % of published; processed >= 0.9 x the runtime alone;
+resident memory flat (within 5 %) over 10,000 frames (`--frames 10000`: the node's RSS is sampled
+every --rss-every frames, `rss_mb` in the JSON).
+
+Fast DDS: the camera here uses the node's profile (robot/fastdds_large_images.xml, a 32 MB
+shared-memory segment) unless `--camera-profile default` (Fast DDS's own 512 KB segment, as a
+camera driver started without it); the node uses it unless `--node-profile default`.
+`--subscriber plain` replaces the node by a plain rclpy subscriber with the node's QoS (best
+effort, depth 5) and no model: what DDS alone delivers (`plain-reliable`: a reliable one).
 """
 
 from __future__ import annotations
@@ -42,6 +53,47 @@ def in_namespace() -> None:
     inner = ("set -e; ip link set lo up; export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ASYMFORMER_NETNS=1; "
              f"exec {sys.executable} {' '.join(map(repr, sys.argv))}")
     sys.exit(subprocess.call([shutil.which("unshare") or "unshare", flags, "bash", "-c", inner]))
+
+
+def listen(ns: str, out: str) -> None:
+    """--subscriber plain / plain-reliable: count the colour and depth messages reaching a plain
+    subscriber (the node's input QoS: best effort, depth 5; or reliable) and the colour frames'
+    latency (camera stamp -> callback), until SIGINT; JSON to `out`."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+    from rclpy.qos import ReliabilityPolicy
+
+    from asymformer.robot.ros_shell import qos_profiles
+
+    rclpy.init()
+    node = rclpy.create_node("plain_subscriber")
+    qos = qos_profiles()[0]
+    if os.environ.get("ASYMFORMER_BENCH_RELIABLE") == "1":
+        qos.reliability = ReliabilityPolicy.RELIABLE
+    got, lat = {"rgb": 0, "depth": 0}, []
+
+    def on_message(topic, m):
+        got[topic] += 1
+        if topic == "rgb":
+            lat.append((time.time_ns() - (m.header.stamp.sec * 10**9 + m.header.stamp.nanosec)) / 1e6)
+
+    kind = _image_class(os.environ["ASYMFORMER_BENCH_KIND"])
+    for topic in got:
+        node.create_subscription(kind, f"{ns}/{topic}", lambda m, t=topic: on_message(t, m), qos)
+    print("model ready (plain subscriber)", file=sys.stderr, flush=True)
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    pct = {f"latency_p{q}_ms": round(float(np.percentile(lat, q)), 1) if lat else None for q in (50, 99)}
+    Path(out).write_text(json.dumps({**got, **pct}))
+    rclpy.try_shutdown()
+
+
+def _image_class(kind: str):
+    from sensor_msgs.msg import CompressedImage, Image
+
+    return Image if kind == "raw" else CompressedImage
 
 
 def make_frames(h: int, w: int, n: int = 30):
@@ -91,15 +143,38 @@ def decode_ms(msgs) -> float:
 
 
 def rss_mb(pid: int) -> float:
+    return memory_mb(pid)["VmRSS"]
+
+
+def memory_mb(pid: int) -> dict:
+    """Resident memory (MB) and its parts: anonymous (heap, torch), shared memory (DDS segments),
+    file-backed (libraries), and the thread count (each may hold a glibc arena)."""
+    keys = ("VmRSS", "RssAnon", "RssFile", "RssShmem", "Threads")
     with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:"))
+        found = {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in f) if k in keys}
+    return {k: (v if k == "Threads" else round(v / 1024, 1)) for k, v in found.items()}
+
+
+def node_command(args, ns: str, ckpt: Path, h: int, w: int, out: str) -> tuple[list[str], dict]:
+    """argv and environment of the process under test: the node, or a plain subscriber."""
+    env = {k: v for k, v in os.environ.items() if k != "FASTDDS_DEFAULT_PROFILES_FILE"}  # the camera's, not its
+    env["OMP_NUM_THREADS"] = str(args.threads)
+    if args.node_profile == "default":
+        env["ASYMFORMER_FASTDDS_PROFILE"] = "0"
+    env.update(kv.split("=", 1) for kv in args.node_env)
+    if args.subscriber != "node":
+        env["ASYMFORMER_BENCH_KIND"] = args.kind
+        env["ASYMFORMER_BENCH_RELIABLE"] = str(int(args.subscriber == "plain-reliable"))
+        return [sys.executable, __file__, "--listen", ns, out], env
+    return [sys.executable, "-m", "asymformer.robot.node", "--ros-args", "-r", f"__ns:={ns}",
+            "-p", f"checkpoint:={ckpt}", "-p", "device:=cpu", "-p", "outputs:=[labels]",
+            "-p", f"size:={h}x{w}"], env
 
 
 def run_node(node, ckpt: Path, msgs, args, h: int, w: int) -> dict:
     """One node process, one camera run; latency measured at the label subscriber."""
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, Image
-
 
     reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
     kind = type(msgs[0][0])
@@ -114,23 +189,24 @@ def run_node(node, ckpt: Path, msgs, args, h: int, w: int) -> dict:
             lat.append((now - (m.header.stamp.sec * 10**9 + m.header.stamp.nanosec)) / 1e6)
 
     sub = node.create_subscription(Image, f"{ns}/labels", on_label, reliable)
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    proc = subprocess.Popen([sys.executable, "-m", "asymformer.robot.node", "--ros-args", "-r", f"__ns:={ns}",
-                             "-p", f"checkpoint:={ckpt}", "-p", "device:=cpu", "-p", "outputs:=[labels]",
-                             "-p", f"size:={h}x{w}"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                            env=env)
+    counts = Path(tempfile.mkdtemp()) / "plain.json"
+    argv, env = node_command(args, ns, ckpt, h, w, str(counts))
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
     lines = []
     threading.Thread(target=lambda: [lines.append(x.rstrip()) for x in proc.stderr], daemon=True).start()
     deadline = time.monotonic() + 300
-    while not any("model ready" in x for x in lines) or not all(p.get_subscription_count() for p in pubs):
+    wanted = pubs[:2] if args.subscriber != "node" else pubs
+    while not any("model ready" in x for x in lines) or not all(p.get_subscription_count() for p in wanted):
         if time.monotonic() > deadline or proc.poll() is not None:
             raise RuntimeError("node did not start:\n" + "\n".join(lines[-10:]))
         time.sleep(0.1)
     time.sleep(1.0)
-    rss_start = rss_mb(proc.pid)
+    parts = [(0, memory_mb(proc.pid))]
+    rss, window = [(0, parts[0][1]["VmRSS"], parts[0][1]["VmRSS"])], []
     info = CameraInfo(width=w, height=h, k=[500.0, 0, w / 2, 0, 500.0, h / 2, 0, 0, 1.0])
     period = 1.0 / args.fps
     t_next = time.perf_counter()
+    late = 0
     for i in range(args.frames):
         c, d = msgs[i % len(msgs)]
         stamp = time.time_ns()
@@ -139,10 +215,17 @@ def run_node(node, ckpt: Path, msgs, args, h: int, w: int) -> dict:
         pubs[2].publish(info)
         pubs[0].publish(c)
         pubs[1].publish(d)
+        if (i + 1) % 10 == 0:  # RSS swings by one inference's activations: the window's median
+            window.append(rss_mb(proc.pid))
+        if (i + 1) % args.rss_every == 0:
+            parts.append((i + 1, memory_mb(proc.pid)))
+            rss.append((i + 1, round(float(np.median(window)), 1), round(max(window), 1)))
+            window = []
         t_next += period
+        late += t_next < time.perf_counter()
         time.sleep(max(0.0, t_next - time.perf_counter()))
     time.sleep(2.0)
-    rss_end = rss_mb(proc.pid)
+    end = rss_mb(proc.pid)
     proc.send_signal(2)
     proc.wait(60)
     time.sleep(0.2)
@@ -156,12 +239,20 @@ def run_node(node, ckpt: Path, msgs, args, h: int, w: int) -> dict:
         node.destroy_publisher(p)
     node.destroy_subscription(sub)
     model = [x for x in lines if "model ready" in x]
-    return {"published": args.frames, "received": num("received"), "processed": num("processed"),
-            "dropped": num("dropped"), "labels_received": len(lat), "closing_line": line,
-            "latency_p50_ms": round(float(np.percentile(lat, 50)), 1) if lat else None,
-            "latency_p99_ms": round(float(np.percentile(lat, 99)), 1) if lat else None,
-            "node_rss_mb_after_warm_up": round(rss_start, 1), "node_rss_mb_end": round(rss_end, 1),
-            "warm_up": model[0].split(": ", 1)[-1] if model else None, "exit_code": proc.returncode}
+    out = {"published": args.frames, "published_late": late, "received": num("received"),
+           "processed": num("processed"), "dropped": num("dropped"), "labels_received": len(lat),
+           "closing_line": line, "dds_profile": next((x.split("]: ", 1)[-1] for x in lines if "Fast DDS" in x), None),
+           "latency_p50_ms": round(float(np.percentile(lat, 50)), 1) if lat else None,
+           "latency_p99_ms": round(float(np.percentile(lat, 99)), 1) if lat else None,
+           "node_rss_mb_after_warm_up": rss[0][1], "node_rss_mb_end": round(end, 1),
+           "rss_mb": rss, "memory_parts": parts,  # rss_mb: [frame, median, max] of a sample every 10 frames
+           "warm_up": model[0].split(": ", 1)[-1] if model else None, "exit_code": proc.returncode}
+    got = json.loads(counts.read_text()) if counts.exists() else {}
+    shutil.rmtree(counts.parent, ignore_errors=True)
+    if args.subscriber != "node":
+        out.update(received=got.get("rgb"), received_depth=got.get("depth"), processed=None,
+                   latency_p50_ms=got.get("latency_p50_ms"), latency_p99_ms=got.get("latency_p99_ms"))
+    return out
 
 
 def runtime_alone(ckpt: Path, msgs, args, h: int, w: int) -> dict:
@@ -192,6 +283,10 @@ def runtime_alone(ckpt: Path, msgs, args, h: int, w: int) -> dict:
 
 
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--listen" and os.environ.get("ASYMFORMER_NETNS") == "1":
+        # the plain subscriber: a child of the benchmark, inside its private network namespace
+        sys.path.insert(0, str(ROOT))
+        return listen(sys.argv[2], sys.argv[3])
     in_namespace()
     sys.path.insert(0, str(ROOT))
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -202,7 +297,23 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--alone-s", type=float, default=15.0)
     p.add_argument("--transports", default="raw,compressed")
+    p.add_argument("--camera-profile", choices=("asymformer", "default"), default="asymformer",
+                   help="the camera's Fast DDS profile: the node's (32 MB shared memory) or Fast DDS's default")
+    p.add_argument("--node-profile", choices=("asymformer", "default"), default="asymformer")
+    p.add_argument("--subscriber", choices=("node", "plain", "plain-reliable"), default="node",
+                   help="plain: a plain rclpy subscriber with the node's QoS and no model (DDS alone)")
+    p.add_argument("--rss-every", type=int, default=100,
+                   help="report the node's RSS every N frames (the median and max of a sample every 10 frames)")
+    p.add_argument("--node-env", action="append", default=[], metavar="NAME=VALUE",
+                   help="an environment variable for the node's process (e.g. MALLOC_ARENA_MAX=2)")
+    p.add_argument("--skip-alone", action="store_true", help="no runtime-alone comparison")
     args = p.parse_args()
+    from asymformer.robot.dds_profile import PROFILE
+
+    if args.camera_profile == "asymformer":  # before rclpy makes this process's participant
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(PROFILE)
+    else:
+        os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
     h, w = (int(v) for v in args.size.lower().split("x"))
 
     import rclpy
@@ -218,7 +329,9 @@ def main() -> None:
     ex.add_node(node)
     threading.Thread(target=ex.spin, daemon=True).start()
     frames = make_frames(h, w)
-    report = {"cpu": cpu_info(), "size": [h, w], "fps": args.fps, "threads": args.threads, "runs": []}
+    report = {"cpu": cpu_info(), "size": [h, w], "fps": args.fps, "threads": args.threads, "runs": [],
+              "camera_profile": args.camera_profile, "node_profile": args.node_profile,
+              "subscriber": args.subscriber, "node_env": args.node_env, "load_average": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
             torch.manual_seed(0)
@@ -227,16 +340,22 @@ def main() -> None:
                                   normalization="nyuv2_official")
             for transport in args.transports.split(","):
                 msgs = messages(frames, transport)
-                run = {"model": name, "transport": transport, "decode_ms": decode_ms(msgs)}
+                args.kind = transport
+                run = {"model": name, "transport": transport, "decode_ms": decode_ms(msgs),
+                       "load_average_before": os.getloadavg()}
                 run["node"] = run_node(node, ckpt, msgs, args, h, w)
-                run["alone"] = runtime_alone(ckpt, msgs, args, h, w)
+                run["load_average_after"] = os.getloadavg()
+                skip = args.skip_alone or args.subscriber != "node"
+                run["alone"] = {"model_ms": None, "processed_fraction": 0.0} if skip else \
+                    runtime_alone(ckpt, msgs, args, h, w)
                 node_rate = (run["node"]["processed"] or 0) / args.frames
                 bound = 1.5 * ((run["alone"]["model_ms"] or 0) + run["decode_ms"]) + 15
                 run["goals"] = {
                     "p99_bound_ms": round(bound, 1),
                     "p99_within_bound": (run["node"]["latency_p99_ms"] or 1e9) <= bound,
                     "received_fraction": round((run["node"]["received"] or 0) / args.frames, 4),
-                    "processed_vs_alone": round(node_rate / max(run["alone"]["processed_fraction"], 1e-9), 3),
+                    "processed_vs_alone": round(node_rate / run["alone"]["processed_fraction"], 3)
+                    if run["alone"]["processed_fraction"] else None,
                 }
                 report["runs"].append(run)
                 print(json.dumps(run), file=sys.stderr, flush=True)

@@ -23,6 +23,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: tests.robot.* helpers
 
+from asymformer.robot.dds_profile import PROFILE  # noqa: E402
+
+# the camera side uses the node's Fast DDS profile, as docs/live.md tells a camera's process to
+# (before rclpy makes this process's participant); the node processes choose their own
+os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(PROFILE))
+
 import rclpy  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
@@ -44,6 +50,7 @@ class NodeProc:
         cmd = [sys.executable, "-u", "-m", "asymformer.robot.node", *(["--lifecycle"] if lifecycle else []),
                "--ros-args", "-p", "device:=cpu", *args]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "RCUTILS_LOGGING_BUFFERED_STREAM": "0"}
+        env.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)  # the camera's: the node picks its own
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         self.lines: list[str] = []
         self.started = time.monotonic()

@@ -11,26 +11,40 @@ from tests.robot.live_helpers import H, W
 from tests.robot.ros2_driver import BEST_EFFORT, LATCHED, RELIABLE, Camera, NodeProc, Observer, call, set_params, wait
 
 N = 12  # frames per stream
+BIG = 60  # raw 480×640 frames at 30 FPS to node c
 
 
 def stream(node, ckpt, out, result):
-    """Two nodes: /a raw rgb8 + 32FC1 from reliable publishers, /b PNG + compressedDepth from
+    """Three nodes: /a raw rgb8 + 32FC1 from reliable publishers, /b PNG + compressedDepth from
     best-effort ones (mono8 confidence); labels, run-time parameters, a late class_info
-    subscriber, /diagnostics, and Ctrl-C's closing line."""
+    subscriber, /diagnostics, and Ctrl-C's closing line; /c raw 480×640 rgb8 + 16UC1 at 30 FPS
+    (0.9 + 0.6 MB a frame: more than Fast DDS's default shared-memory segment)."""
+    import numpy as np
+
     common = ("-p", f"checkpoint:={ckpt}", "-p", f"size:={H}x{W}")
     a = NodeProc("a", "-r", "__ns:=/a", *common)
     b = NodeProc("b", "-r", "__ns:=/b", *common, "-p", "confidence_encoding:=mono8")
+    c = NodeProc("c", "-r", "__ns:=/c", *common, "-p", "outputs:=[labels]")
     jazzy = jazzy_camera(node, ckpt)  # the interoperability check rides along (no extra wait)
     cams = {"a": Camera(node, "/a", "raw32", RELIABLE), "b": Camera(node, "/b", "compressed", BEST_EFFORT)}
     obs = {"a": Observer(node, "/a"), "b": Observer(node, "/b")}
-    result["ready"] = all(p.wait_line("model ready", 120) for p in (a, b))
-    result["connected"] = all(c.connected(60) for c in cams.values())
+    big = Camera(node, "/c", "raw16", RELIABLE)
+    result["ready"] = all(p.wait_line("model ready", 120) for p in (a, b, c))
+    result["connected"] = all(cam.connected(60) for cam in (*cams.values(), big))
     time.sleep(0.5)
     for i in range(N):
         stamp = time.time_ns()
         for cam in cams.values():
             cam.publish(i, stamp)
         time.sleep(0.1)
+    rng = np.random.default_rng(0)
+    frames = [(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8),
+               rng.integers(500, 4000, (480, 640), dtype=np.uint16)) for _ in range(2)]
+    t_next = time.perf_counter()
+    for i in range(BIG):
+        big.publish(i, time.time_ns(), *frames[i % 2])
+        t_next += 1 / 30
+        time.sleep(max(0.0, t_next - time.perf_counter()))
     wait(lambda: all(len(o.got["labels"]) >= N - 1 for o in obs.values()))
     result["params"] = set_params(node, "/a/asymformer", alpha=2.0, size="64x64", outputs=["labels"], slop=0.05)
     before = {k: len(v) for k, v in obs["a"].got.items()}
@@ -46,9 +60,9 @@ def stream(node, ckpt, out, result):
     node.create_subscription(String, "/a/class_info", late.append, LATCHED)
     wait(lambda: late, timeout=10)
     result["late_class_info"] = [m.data for m in late]
-    result["nodes"] = {"a": a.stop(), "b": b.stop()}
-    result["sent"] = {k: len(c.sent) for k, c in cams.items()}
-    result["stamps"] = {k: c.sent for k, c in cams.items()}
+    result["nodes"] = {"a": a.stop(), "b": b.stop(), "c": c.stop()}
+    result["sent"] = {**{k: len(cam.sent) for k, cam in cams.items()}, "c": len(big.sent)}
+    result["stamps"] = {k: cam.sent for k, cam in cams.items()}
     result["observed"] = {k: o.summary() for k, o in obs.items()}
     for k, o in obs.items():
         o.labels_npz(out / f"labels_{k}.npz")

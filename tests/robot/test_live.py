@@ -181,3 +181,18 @@ def test_a_new_frame_size_mid_stream_keeps_labels_and_stops_points(seg, checkpoi
     assert any("frame size changed from 40×56 to 32×48" in t for t in warns)
     # the new size was warmed up on the intake thread: its first pair is dropped as "warming up", counted
     assert stats["dropped_by_reason"]["warming up"] == 1 and stats["received"] == 5 and stats["processed"] == 3
+
+
+def test_the_warm_up_runs_the_runtimes_own_threads_and_publishes_nothing(seg, checkpoint):
+    """The warm-up ends with one frame through the runtime's stage threads (their first frame
+    builds arenas, OpenMP teams and buffers: ~110 MB at 480×640 that otherwise came with the first
+    camera frames and looked like a leak), neither published nor counted nor in the latency."""
+    live, sent, logs = make_live(seg, checkpoint, size=f"{H}x{W}")
+    live.start()
+    assert wait_for(lambda: not live.warming)
+    stats = live.close()
+    assert stats["runner_processed"] == 1  # the stage threads ran one frame
+    assert stats["processed"] == stats["received"] == stats["dropped_total"] == 0
+    assert stats["latency_p50_ms"] is None
+    assert {k for k, _ in sent} <= {"class_info", "label_info"}
+    assert any(t.startswith(f"model ready for {H}×{W} frames") for _, t in logs)

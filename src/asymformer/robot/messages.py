@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from asymformer.outputs.points import Intrinsics, SemanticPoints, back_project
+from asymformer.outputs.points import Intrinsics, SemanticPoints, back_project  # numpy only: no torch
 
 from .codecs import CorruptFrame, UnsupportedEncoding, as_bytes, decode_compressed_color, decode_compressed_depth
 

@@ -22,6 +22,10 @@ off the executor (pairs meanwhile are dropped and counted). `--lifecycle` makes 
 node driven through `<node>/change_state` (configure = load and warm, activate = publish,
 deactivate = stop publishing, cleanup = free the model). Ctrl-C prints every frame's fate and the
 latency, and exits 0.
+
+Fast DDS: the node uses robot/fastdds_large_images.xml (a shared-memory segment that holds raw
+camera frames) unless the user configured Fast DDS (robot/dds_profile.py); `--fastdds-profile`
+prints that file's path for the camera's process. The parameters are checked before torch loads.
 """
 
 from __future__ import annotations
@@ -106,18 +110,25 @@ def _lifecycle_node(rclpy):
 
 
 def main(argv=None) -> int:
+    from .dds_profile import PROFILE, apply
+
     argv = list(sys.argv if argv is None else argv)
+    if "--fastdds-profile" in argv:  # for the camera's process: export FASTDDS_DEFAULT_PROFILES_FILE=$(...)
+        print(PROFILE)
+        return 0
     lifecycle = "--lifecycle" in argv
     argv = [a for a in argv if a != "--lifecycle"]
     rclpy = _import_rclpy()
     if rclpy is None:
         print(NO_ROS, file=sys.stderr)
         return 2
+    dds_line = apply()  # before rclpy.init: Fast DDS reads its profile when rmw makes the participant
     rclpy.init(args=argv)
     node = shell = None
     code = 0
     try:
         node, shell = (_lifecycle_node if lifecycle else _plain_node)(rclpy)
+        shell.log("info", dds_line)
         if not lifecycle:  # configure and activate at once; the warm-up runs off the executor
             shell.configure()
             shell.connect()

@@ -12,6 +12,9 @@ from .pairing import DEFAULT_SLOP_S
 
 IMAGE, COMPRESSED, INFO = "sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage", "sensor_msgs/msg/CameraInfo"
 # applied to the running node by `LiveSegmentation.update`; the others rebuild the model or the view
+# the node's topic names (relative: remap or namespace them)
+INPUT_TOPICS = {"rgb": "rgb", "depth": "depth", "camera_info": "camera_info"}
+CLASS_TOPIC, LABEL_TOPIC = "class_info", "label_info"
 LIVE_PARAMETERS = ("outputs", "alpha", "max_depth", "slop", "queue_depth", "stall_after_s", "confidence_encoding")
 
 

@@ -13,15 +13,7 @@ model synchronously, as its caller expects).
 from __future__ import annotations
 
 from .counting import diagnostic_values, health
-from .live import (
-    CLASS_TOPIC,
-    INPUT_TOPICS,
-    LABEL_TOPIC,
-    LiveSegmentation,
-    NodeSettings,
-    changed_settings,
-    subscription_kind,
-)
+from .node_settings import CLASS_TOPIC, INPUT_TOPICS, LABEL_TOPIC, NodeSettings, changed_settings, subscription_kind
 
 DIAGNOSTICS_TOPIC = "/diagnostics"
 
@@ -70,7 +62,7 @@ class NodeShell:
         self.log = _Log(node.get_logger())
         self.segmenter_factory = segmenter_factory or _segmenter
         self.params = {name: _declare(node, name, value) for name, value in NodeSettings.DEFAULTS.items()}
-        self.live: LiveSegmentation | None = None
+        self.live = None  # a LiveSegmentation once configured
         self.settings: NodeSettings | None = None
         self.error: str | None = None
         self.pubs, self.subs, self._timers = {}, {}, []
@@ -87,7 +79,9 @@ class NodeShell:
         from asymformer.robot.messages import MessageTypes
 
         self.params = {name: self.node.get_parameter(name).value for name in NodeSettings.DEFAULTS}
-        settings = NodeSettings.from_params(self.params)
+        settings = NodeSettings.from_params(self.params)  # a bad value: one line, before torch loads (seconds)
+        from .live import LiveSegmentation
+
         seg = self.segmenter_factory(settings)
         view = _view(settings, seg)
         self.types = MessageTypes.from_rclpy()
