@@ -58,13 +58,10 @@ def test_benchmark_json_lists_every_backend(tmp_path, capsys):
 
 
 def test_optimize_for_inference_picks_a_matching_path(small_model):
-    candidates = ("fused", "onnxruntime", "onnxruntime-linear")  # both ONNX graph forms of ConvNeXt's MLP
-    fn = optimize_for_inference(small_model, "cpu", 64, 96, candidates=candidates, iters=2)
-    assert fn.backend in candidates
-    assert set(fn.report) == set(candidates)
-    assert all(r["max_abs_diff"] <= 1e-4 for r in fn.report.values()), fn.report
-    assert fn.report["onnxruntime"]["convnext_mlp"].startswith("1x1 convolutions")
-    assert fn.report["onnxruntime-linear"]["convnext_mlp"].startswith("MatMul")
+    fn = optimize_for_inference(small_model, "cpu", 64, 96, candidates=("fused", "onnxruntime"), iters=2)
+    assert fn.backend in ("fused", "onnxruntime")
+    assert set(fn.report) == {"fused", "onnxruntime"}
+    assert all(r["max_abs_diff"] <= 1e-4 for r in fn.report.values())
     for h, w in ((64, 96), (50, 70)):  # the export size and another one (shape-guarded fallback)
         rgb, depth = torch.randn(1, 3, h, w), torch.randn(1, 1, h, w)
         with torch.no_grad():

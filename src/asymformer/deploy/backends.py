@@ -20,7 +20,7 @@ from .accel.lowp import REDUCED_BACKENDS
 from .accel.tensorrt import tensorrt
 from .common import BackendUnavailable, ShapeGuard, fused_copy, no_grad, ort_runner, ort_session
 
-CPU_BACKENDS = ("eager", "fused", "channels_last", "jit", "compile", "onnxruntime", "onnxruntime-linear")
+CPU_BACKENDS = ("eager", "fused", "channels_last", "jit", "compile", "onnxruntime")
 # Reduced precision and OpenVINO on the CPU live in accel/lowp.py / accel/openvino_backend.py.
 CPU_LOWP_BACKENDS = tuple(LOWP_BUILDERS)
 CUDA_BACKENDS = ("cuda-fp32", "cuda-fp16", "cuda-bf16", "cuda-graphs", "cuda-compile", "tensorrt")
@@ -96,33 +96,22 @@ def _compile(model, rgb, depth):
     return no_grad(fn), {"device": "cpu", "bn_folded": True, "compiler": "inductor"}
 
 
-def _onnxruntime(model, rgb, depth, channels_first: bool = True):
-    """ONNX Runtime FP32 on one of the two graph forms of ConvNeXt's MLP (`export_onnx(channels_first=)`).
-
-    Which runs faster depends on the CPU: the 1×1-convolution form goes through MLAS's blocked
-    (NCHWc) convolutions, the Linear form through its SGEMM plus a transpose around each block; on
-    AVX2 the Linear form was faster, on AVX-512 the two were close (benchmarks/RESULTS.md). Both are
-    exact, so both are candidates and the measurement decides.
-    """
-    path = temp_onnx_file(model, rgb, depth, channels_first=channels_first)
+def _onnxruntime(model, rgb, depth):
+    """ONNX Runtime FP32 on the channels-first graph (ConvNeXt's MLP as 1×1 convolutions). The Linear
+    form (`export_onnx(channels_first=False)`) was slower on AVX-512 and on AVX2 alike (1.11× and
+    1.06×, benchmarks/RESULTS.md, "CPUs met"), so it is not a candidate."""
+    path = temp_onnx_file(model, rgb, depth)
     try:
         run = ort_runner(ort_session(path))
     finally:
         remove_onnx(path)
     shapes = (tuple(rgb.shape), tuple(depth.shape))
-    name = "onnxruntime" if channels_first else "onnxruntime-linear"
     info = {"device": "cpu", "graph_optimization": "ORT_ENABLE_ALL",
-            "convnext_mlp": "1x1 convolutions (NCHW)" if channels_first else "MatMul (Linear on NHWC tokens)",
             "intra_op_threads": torch.get_num_threads(), "static_shape": list(rgb.shape)}
-    return ShapeGuard(run, shapes, no_grad(fused_copy(model, "cpu", torch.float32)), name), info
-
-
-def _onnxruntime_linear(model, rgb, depth):
-    return _onnxruntime(model, rgb, depth, channels_first=False)
+    return ShapeGuard(run, shapes, no_grad(fused_copy(model, "cpu", torch.float32)), "onnxruntime"), info
 
 
 _BUILDERS = {
     "eager": _eager, "fused": _fused, "channels_last": _channels_last, "jit": _jit,
-    "compile": _compile, "onnxruntime": _onnxruntime, "onnxruntime-linear": _onnxruntime_linear,
-    **LOWP_BUILDERS, **CUDA_BUILDERS, "tensorrt": tensorrt,
+    "compile": _compile, "onnxruntime": _onnxruntime, **LOWP_BUILDERS, **CUDA_BUILDERS, "tensorrt": tensorrt,
 }
