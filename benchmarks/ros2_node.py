@@ -16,7 +16,8 @@ Reported: published, received / processed / dropped (the node's closing line), l
 the node's model ms and this machine's decode ms (the same frames), the node's resident memory
 after the warm-up and at the end, and the streaming runtime alone (StreamRunner, same frames
 decoded at capture, same rate) for the processed-rate ratio. Goals (issue 27): p99 <= 1.5 x
-(model + decode) + 15 ms; received >= 99 % of published; processed >= 0.9 x the runtime alone;
+(model + decode) + 15 ms (with the model time alone, and with the node's own from /diagnostics in the
+same run: `p99_bound_in_run_ms`); received >= 99 % of published; processed >= 0.9 x the runtime alone;
 resident memory flat (within 5 %) over 10,000 frames (`--frames 10000`: the node's RSS is sampled
 every --rss-every frames, `rss_mb` in the JSON).
 
@@ -173,6 +174,7 @@ def node_command(args, ns: str, ckpt: Path, h: int, w: int, out: str) -> tuple[l
 
 def run_node(node, ckpt: Path, msgs, args, h: int, w: int) -> dict:
     """One node process, one camera run; latency measured at the label subscriber."""
+    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, Image
 
@@ -189,6 +191,9 @@ def run_node(node, ckpt: Path, msgs, args, h: int, w: int) -> dict:
             lat.append((now - (m.header.stamp.sec * 10**9 + m.header.stamp.nanosec)) / 1e6)
 
     sub = node.create_subscription(Image, f"{ns}/labels", on_label, reliable)
+    node_model_ms = []  # the node's own "model (ms)" from /diagnostics: its model time under this run's load
+    diag = node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: node_model_ms.extend(
+        float(kv.value) for st in m.status for kv in st.values if kv.key == "model (ms)" and kv.value), 10)
     counts = Path(tempfile.mkdtemp()) / "plain.json"
     argv, env = node_command(args, ns, ckpt, h, w, str(counts))
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
@@ -238,6 +243,7 @@ def run_node(node, ckpt: Path, msgs, args, h: int, w: int) -> dict:
     for p in pubs:
         node.destroy_publisher(p)
     node.destroy_subscription(sub)
+    node.destroy_subscription(diag)
     model = [x for x in lines if "model ready" in x]
     out = {"published": args.frames, "published_late": late, "received": num("received"),
            "processed": num("processed"), "dropped": num("dropped"), "labels_received": len(lat),
@@ -246,7 +252,8 @@ def run_node(node, ckpt: Path, msgs, args, h: int, w: int) -> dict:
            "latency_p99_ms": round(float(np.percentile(lat, 99)), 1) if lat else None,
            "node_rss_mb_after_warm_up": rss[0][1], "node_rss_mb_end": round(end, 1),
            "rss_mb": rss, "memory_parts": parts,  # rss_mb: [frame, median, max] of a sample every 10 frames
-           "warm_up": model[0].split(": ", 1)[-1] if model else None, "exit_code": proc.returncode}
+           "warm_up": model[0].split(": ", 1)[-1] if model else None, "exit_code": proc.returncode,
+           "model_ms_in_run": round(float(np.median(node_model_ms)), 1) if node_model_ms else None}
     got = json.loads(counts.read_text()) if counts.exists() else {}
     shutil.rmtree(counts.parent, ignore_errors=True)
     if args.subscriber != "node":
@@ -350,9 +357,16 @@ def main() -> None:
                     runtime_alone(ckpt, msgs, args, h, w)
                 node_rate = (run["node"]["processed"] or 0) / args.frames
                 bound = 1.5 * ((run["alone"]["model_ms"] or 0) + run["decode_ms"]) + 15
+                # The same bound on the node's own model time in this run (/diagnostics): on a machine
+                # whose cores the camera and DDS share, the model is slower there than alone.
+                in_run = run["node"].get("model_ms_in_run")
+                bound_in_run = 1.5 * (in_run + run["decode_ms"]) + 15 if in_run else None
                 run["goals"] = {
                     "p99_bound_ms": round(bound, 1),
                     "p99_within_bound": (run["node"]["latency_p99_ms"] or 1e9) <= bound,
+                    "p99_bound_in_run_ms": round(bound_in_run, 1) if bound_in_run else None,
+                    "p99_within_bound_in_run": (run["node"]["latency_p99_ms"] or 1e9) <= bound_in_run
+                    if bound_in_run else None,
                     "received_fraction": round((run["node"]["received"] or 0) / args.frames, 4),
                     "processed_vs_alone": round(node_rate / run["alone"]["processed_fraction"], 3)
                     if run["alone"]["processed_fraction"] else None,
