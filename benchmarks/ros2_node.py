@@ -334,7 +334,8 @@ def main() -> None:
     node = rclpy.create_node("ros2_node_benchmark")
     ex = SingleThreadedExecutor()
     ex.add_node(node)
-    threading.Thread(target=ex.spin, daemon=True).start()
+    spinner = threading.Thread(target=ex.spin, daemon=True)
+    spinner.start()
     frames = make_frames(h, w)
     report = {"cpu": cpu_info(), "size": [h, w], "fps": args.fps, "threads": args.threads, "runs": [],
               "camera_profile": args.camera_profile, "node_profile": args.node_profile,
@@ -373,7 +374,11 @@ def main() -> None:
                 }
                 report["runs"].append(run)
                 print(json.dumps(run), file=sys.stderr, flush=True)
-    ex.shutdown()
+    # Stop spinning and wait for it before rclpy goes: a spin thread still inside rclpy's C++ wait at
+    # interpreter exit ended one run with "terminate called without an active exception".
+    ex.shutdown(timeout_sec=5)
+    spinner.join(timeout=5)
+    node.destroy_node()
     rclpy.try_shutdown()
     print(json.dumps(report, indent=1))
 
