@@ -357,14 +357,15 @@ def main() -> None:
                 run["alone"] = {"model_ms": None, "processed_fraction": 0.0} if skip else \
                     runtime_alone(ckpt, msgs, args, h, w)
                 node_rate = (run["node"]["processed"] or 0) / args.frames
-                bound = 1.5 * ((run["alone"]["model_ms"] or 0) + run["decode_ms"]) + 15
+                alone_ms = run["alone"]["model_ms"]
+                bound = 1.5 * (alone_ms + run["decode_ms"]) + 15 if alone_ms else None  # None: alone skipped
                 # The same bound on the node's own model time in this run (/diagnostics): on a machine
                 # whose cores the camera and DDS share, the model is slower there than alone.
                 in_run = run["node"].get("model_ms_in_run")
                 bound_in_run = 1.5 * (in_run + run["decode_ms"]) + 15 if in_run else None
                 run["goals"] = {
-                    "p99_bound_ms": round(bound, 1),
-                    "p99_within_bound": (run["node"]["latency_p99_ms"] or 1e9) <= bound,
+                    "p99_bound_ms": round(bound, 1) if bound else None,
+                    "p99_within_bound": (run["node"]["latency_p99_ms"] or 1e9) <= bound if bound else None,
                     "p99_bound_in_run_ms": round(bound_in_run, 1) if bound_in_run else None,
                     "p99_within_bound_in_run": (run["node"]["latency_p99_ms"] or 1e9) <= bound_in_run
                     if bound_in_run else None,
