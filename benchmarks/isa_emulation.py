@@ -59,16 +59,22 @@ def mask_library() -> Path | None:
     return lib
 
 
+def _environment(isa: str, lib: Path | None) -> dict[str, str]:
+    """This process's environment plus what emulating `isa` takes: the ISA variables, the flags
+    asymformer reads instead of /proc/cpuinfo (`deploy.cpu.FLAGS_OVERRIDE`) and, where `lib` was
+    built, the CPUID mask preloaded."""
+    env = {**os.environ, **EMULATED[isa], MARK: "variables", "ASYMFORMER_CPU_FLAGS": FLAGS[isa]}
+    if lib is not None:
+        env[MARK] = "cpuid"
+        env["LD_PRELOAD"] = " ".join(p for p in (str(lib), os.environ.get("LD_PRELOAD", "")) if p)
+    return env
+
+
 def reexec(isa: str) -> None:
     """Start this script again emulating `isa` (no-op once it is)."""
     if os.environ.get(MARK):
         return
-    env = {**os.environ, **EMULATED[isa], MARK: "variables", "ASYMFORMER_CPU_FLAGS": FLAGS[isa]}
-    lib = mask_library()
-    if lib is not None:
-        env[MARK] = "cpuid"
-        env["LD_PRELOAD"] = " ".join(p for p in (str(lib), os.environ.get("LD_PRELOAD", "")) if p)
-    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    os.execve(sys.executable, [sys.executable, *sys.argv], _environment(isa, mask_library()))
 
 
 def method() -> str:
@@ -113,9 +119,7 @@ def main(argv: list[str]) -> int:
         print("isa_emulation: CPUID cannot be masked here (needs the cpuid_fault CPU flag and a C compiler)",
               file=sys.stderr)
         return 2
-    env = {**os.environ, **EMULATED[argv[0]], MARK: "cpuid", "ASYMFORMER_CPU_FLAGS": FLAGS[argv[0]],
-           "LD_PRELOAD": " ".join(p for p in (str(lib), os.environ.get("LD_PRELOAD", "")) if p)}
-    return subprocess.run(argv[2:], env=env).returncode
+    return subprocess.run(argv[2:], env=_environment(argv[0], lib)).returncode
 
 
 if __name__ == "__main__":
