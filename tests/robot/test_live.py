@@ -191,8 +191,8 @@ def test_the_warm_up_runs_the_runtimes_own_threads_and_publishes_nothing(seg, ch
     live.start()
     assert wait_for(lambda: not live.warming)
     stats = live.close()
-    assert stats["runner_processed"] == 1  # the stage threads ran one frame
-    assert stats["processed"] == stats["received"] == stats["dropped_total"] == 0
+    assert stats["warm_up_frames"] == 1  # the stage threads ran one frame (StreamRunner.warm_up)
+    assert stats["processed"] == stats["runner_processed"] == stats["received"] == stats["dropped_total"] == 0
     assert stats["latency_p50_ms"] is None
     assert {k for k, _ in sent} <= {"class_info", "label_info"}
     assert any(t.startswith(f"model ready for {H}×{W} frames") for _, t in logs)

@@ -269,7 +269,7 @@ def test_an_idle_model_holds_out_for_a_fresher_frame_only_when_it_pays(seg):
     for the camera's next frame if it is due sooner than that frame is old (and within half an
     inference); never for a fresh frame, a far-off one, a producer no faster than the model, or
     when a newer frame came already."""
-    from asymformer.stream.stages import Frame
+    from asymformer.stream.frame import Frame
 
     runner = StreamRunner(seg)
     stages = runner._stages
@@ -302,7 +302,8 @@ class FakeRunner:
 def stages_at(seg, prepped_at: float, newer_at: float):
     """An idle model with a prepared frame submitted at `prepped_at` and a newer one waiting in the
     inbox, submitted at `newer_at` (monotonic seconds); timings of a 100 ms model."""
-    from asymformer.stream.stages import Frame, Stages
+    from asymformer.stream.frame import Frame
+    from asymformer.stream.stages import Stages
 
     r = FakeRunner()
     st = Stages(r, seg, None)
@@ -345,7 +346,8 @@ def test_the_idle_model_waits_for_a_much_newer_frame_to_be_prepared(seg):
 def test_the_hold_ends_when_the_next_frame_is_submitted(seg):
     """Holding out for the camera's next frame is event-driven: it ends at the submit, not at the
     deadline (and the frame is then waited for through pre-processing like any newer one)."""
-    from asymformer.stream.stages import Frame, Stages
+    from asymformer.stream.frame import Frame
+    from asymformer.stream.stages import Stages
 
     r = FakeRunner()
     st = Stages(r, seg, None)
@@ -406,6 +408,91 @@ def test_warm_up_builds_the_gil_free_path_and_counts_nothing(small_model):
     assert np.array_equal(runner.latest().labels, seg(rgb, depth).labels)
     with pytest.raises(RuntimeError, match="closed"):
         runner.warm_up(rgb, depth)
+
+
+class OnThreads(Gated):
+    """Records which thread ran each stage; `fail_on_thread` makes infer raise on that thread only,
+    `gate_thread` makes infer wait for the gate on that thread only."""
+
+    def __init__(self, seg, fail_on_thread=None, gate_thread=None):
+        super().__init__(seg)
+        self.names, self.fail_on_thread, self.gate_thread = [], fail_on_thread, gate_thread
+
+    def preprocess(self, rgb, depth, depth_unit=None):
+        self.names.append(("pre", threading.current_thread().name))
+        return self.seg.preprocess(rgb, depth, depth_unit)
+
+    def infer(self, r, d):
+        name = threading.current_thread().name
+        self.names.append(("model", name))
+        if name == self.fail_on_thread:
+            raise ValueError("model failed on its thread")
+        if name == self.gate_thread:
+            self.started.set()
+            assert self.gate.wait(10)
+        return self.seg.infer(r, d)
+
+    def postprocess(self, *args, **kw):
+        self.names.append(("post", threading.current_thread().name))
+        return self.seg.postprocess(*args, **kw)
+
+
+def test_warm_up_runs_each_stage_thread_once_and_delivers_nothing(seg):
+    """warm_up's second part sends the frame once through the runner's own threads (their first
+    frame builds arenas and buffers: ~110 MB at 480×640 that otherwise came with the first live
+    frames); the frame is not delivered, not counted, not in the latency window."""
+    g, got = OnThreads(seg), []
+    runner = StreamRunner(g, on_result=got.append)
+    rgb, depth = frame(0)
+    runner.warm_up(rgb, depth, runs=1)
+    assert [n for n in g.names if n[1].startswith("asymformer-stream")] == [
+        ("pre", "asymformer-stream-pre"), ("model", "asymformer-stream-model"), ("post", "asymformer-stream-post")]
+    stats = runner.stats()
+    assert stats["warm_up_frames"] == 1 and got == [] and stats["latency_p50_ms"] is None
+    assert (stats["submitted"], stats["processed"], stats["dropped"], stats["errors"]) == (0, 0, 0, 0)
+    runner.submit(rgb, depth, stamp_ns=7)
+    runner.close()
+    assert [r.stamp_ns for r in got] == [7] and runner.stats()["dropped"] == 0
+
+
+def test_warm_up_raises_a_stage_threads_failure_to_its_caller_uncounted(seg):
+    """A stage failing on the hidden frame fails warm_up itself (the caller learns at start), not
+    on_error, and the stream still runs afterwards."""
+    g, errors = OnThreads(seg, fail_on_thread="asymformer-stream-model"), []
+    runner = StreamRunner(g, on_error=errors.append, result_depth=1)
+    rgb, depth = frame(0)
+    with pytest.raises(ValueError, match="model failed on its thread") as info:
+        runner.warm_up(rgb, depth, runs=1)
+    assert any("warm-up frame" in note for note in info.value.__notes__)
+    assert errors == [] and runner.stats()["errors"] == 0 and runner.stats()["warm_up_frames"] == 0
+    g.fail_on_thread = None
+    runner.submit(rgb, depth, stamp_ns=3)
+    runner.close()
+    assert runner.latest().stamp_ns == 3
+
+
+def test_closing_during_warm_up_ends_it(seg):
+    """close(drain=False) while the hidden frame is in the model: warm_up returns or says the
+    runner closed, it never waits forever (the ROS node's Ctrl-C during the warm-up)."""
+    g = OnThreads(seg, gate_thread="asymformer-stream-model")
+    runner = StreamRunner(g, result_depth=1)
+    rgb, depth = frame(0)
+    outcome = []
+
+    def warm():
+        try:
+            outcome.append(runner.warm_up(rgb, depth, runs=1))
+        except RuntimeError as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=warm)
+    t.start()
+    assert g.started.wait(10)
+    runner.close(drain=False, timeout=0.05)  # the model thread is still in the gated inference
+    g.gate.set()
+    t.join(10)
+    assert not t.is_alive() and len(outcome) == 1
+    assert runner.stats()["dropped"] == 0  # the hidden frame is never counted as a dropped frame
 
 
 def test_gil_free_reaches_only_an_infer_that_names_it(seg):

@@ -100,7 +100,6 @@ class LiveSegmentation:
         self._warm_request: tuple[int, int] | None = None
         self._ready: set[tuple[int, int]] = set()  # sizes the model is warm for
         self._warming = False
-        self._warm_event: threading.Event | None = None
         self._closed = False
         self.runner = StreamRunner(segmenter, queue_depth=settings.queue_depth, on_result=self._on_result,
                                    on_error=self._on_error, clock=clock, stall_after_s=settings.stall_after_s,
@@ -231,8 +230,7 @@ class LiveSegmentation:
             frames = (rng.integers(0, 256, (h, w, 3), dtype=np.uint8), rng.uniform(0.5, 4.0, (h, w)).astype(np.float32))
         self.log("info", f"warming up the model for {h}×{w} frames (pairs meanwhile are dropped and counted)")
         try:
-            secs = self.runner.warm_up(*frames)
-            secs += self._warm_stage_threads(*frames)
+            secs = self.runner.warm_up(*frames)  # also runs the runtime's stage threads once (StreamRunner.warm_up)
         except RuntimeError:
             if self.runner.closed:
                 return
@@ -242,21 +240,6 @@ class LiveSegmentation:
             self._warm_request, self._warming = None, False
             self.warm_up_s = round((self.warm_up_s or 0.0) + secs, 3)
         self.log("info", f"model ready for {h}×{w} frames in {secs:.1f} s")
-
-    def _warm_stage_threads(self, rgb, depth) -> float:
-        """One warm-up frame through the runtime's own stage threads too (neither published nor
-        counted): each thread's first frame builds its allocator arena, its OpenMP team and its
-        buffers (about 110 MB at 480×640 for asymformer_b0_a, benchmarks/RESULTS.md), which would
-        otherwise come with the first live frames, as latency and as memory that looks like a leak."""
-        done = threading.Event()
-        self._warm_event = done
-        t0 = time.monotonic()
-        self.runner.submit(rgb, depth, self.counts.clock(), meta={"warm_up": done})
-        while not done.wait(0.2):
-            if self.runner.closed:  # the node is stopping: _warm_up returns quietly
-                raise RuntimeError("closed during the warm-up")
-        self.runner.reset_stats()  # its latency stays out of the statistics
-        return time.monotonic() - t0
 
     # ------------------------------------------------------------------ run-time changes
     def set_active(self, active: bool) -> None:
@@ -279,9 +262,6 @@ class LiveSegmentation:
 
     # ------------------------------------------------------------------ outputs (worker thread)
     def _on_result(self, result) -> None:
-        if result.meta.get("warm_up") is not None:  # _warm_stage_threads' frame
-            result.meta["warm_up"].set()
-            return
         if not self.active:
             self.counts.drop("inactive")
             return
@@ -313,8 +293,6 @@ class LiveSegmentation:
         self.published[key] = self.published.get(key, 0) + 1
 
     def _on_error(self, exc: BaseException) -> None:
-        if self._warm_event is not None:
-            self._warm_event.set()  # a failed warm-up frame must not hang the intake thread
         self._once(f"err:{type(exc).__name__}", "error", f"segmentation failed: {type(exc).__name__}: {exc}")
 
     def _once(self, key: str, level: str, text: str) -> None:

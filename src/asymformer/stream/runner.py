@@ -32,7 +32,8 @@ import torch
 
 from asymformer.deploy.segmenter import Segmentation
 
-from .stages import Frame, Stages, WindowStats, stall_reason
+from .frame import Frame, WarmUp, check_frame, cuda_event
+from .stages import Stages, WindowStats, stall_reason
 
 log = logging.getLogger("asymformer.stream")
 
@@ -115,6 +116,8 @@ class StreamRunner:
         self._last_submit = self._last_result = None
         self._submit_gap: float | None = None  # running mean seconds between submits
         self._stall_warned = False
+        self._warming_up = False  # warm_up() is running: no stall warnings meanwhile
+        self._warm_up_frames = 0  # frames warm_up() ran through the stage threads
         self._stages = Stages(self, segmenter, depth_unit, gil_free)
         self._threads = [threading.Thread(target=fn, name=f"asymformer-stream-{name}", daemon=True)
                          for name, fn in (("pre", self._stages.pre_loop), ("model", self._stages.model_loop),
@@ -126,7 +129,7 @@ class StreamRunner:
     def submit(self, rgb, depth, stamp_ns: int, meta=None) -> bool:
         """Hand in one frame (never blocks). True when it took a free place in the queue, False
         when the oldest waiting frame was dropped to make room for it (keep-latest)."""
-        rgb, depth, size = _check_frame(rgb, depth, self.copy)
+        rgb, depth, size = check_frame(rgb, depth, self.copy)
         if isinstance(stamp_ns, bool) or not isinstance(stamp_ns, (int, np.integer)) or stamp_ns < 0:
             raise ValueError(f"StreamRunner.submit: stamp_ns must be a non-negative integer (nanoseconds on the "
                              f"runner's clock), got {stamp_ns!r}")
@@ -142,7 +145,7 @@ class StreamRunner:
                                f"{size[0]}×{size[1]} at stamp {int(stamp_ns)}; frames are segmented at their own "
                                f"size (the first at a new size can be slow where a backend is built per size)")
             self._last_size = size
-            frame = Frame(self._submitted, int(stamp_ns), rgb, depth, meta, size, now, event=_cuda_event(rgb, depth))
+            frame = Frame(self._submitted, int(stamp_ns), rgb, depth, meta, size, now, event=cuda_event(rgb, depth))
             self._submitted += 1
             if self._last_submit is not None:  # the camera's period, for holding out for a fresher frame
                 gap = now - self._last_submit
@@ -150,29 +153,62 @@ class StreamRunner:
             self._last_submit = now
             free = len(self._inbox) < self.queue_depth
             if not free:
-                self._inbox.popleft()
-                self._stats.dropped += 1
+                self._discard_locked(self._inbox.popleft())
             self._inbox.append(frame)
             self._cv.notify_all()
         return free
 
     def warm_up(self, rgb, depth, runs: int = 3) -> float:
-        """Run one frame through the three stages `runs` times in the caller's thread before the
-        stream starts (nothing is delivered or counted); returns the seconds it took. The first
-        frames of a size build what the model needs (a GIL-free trace, kernels, a backend for that
-        size): seconds in which live frames would be dropped and whose latency would swamp the
-        statistics of a short run (a replay, a benchmark). Call it before submitting frames."""
+        """Make the stream fast and steady from its first live frame; returns the seconds it took.
+        Nothing is delivered or counted. Call it before submitting frames (and again for a new frame
+        size, as the ROS node does).
+
+        Two parts, because each costs seconds or memory the first live frames would otherwise pay:
+        1. the frame through the three stages `runs` times in the caller's thread: the first frames
+           of a size build what the model needs (a GIL-free trace, kernels, a backend for that size);
+        2. the same frame once through the runner's own stage threads: each thread's first frame
+           builds its allocator arena, OpenMP team and buffers (about 110 MB at 480×640 for
+           asymformer_b0_a), which otherwise arrive with the first live frames as latency, and as
+           memory growth that looks like a leak (benchmarks/RESULTS.md, issue 27). It also seeds the
+           stage timings that choose when to prepare the next frame.
+        A live frame submitted meanwhile replaces the hidden one (keep-latest), which ends the wait."""
         with self._cv:
             self._raise_pending("warm_up")
             if self._closing:
                 raise RuntimeError("StreamRunner.warm_up: the runner is closed; create a new one")
-        rgb, depth, _ = _check_frame(rgb, depth, copy=False)
-        t0 = time.monotonic()
-        with torch.inference_mode():
-            for _ in range(max(1, runs)):
-                r, d, frame_hw, is_tensor = self.segmenter.preprocess(rgb, depth, self._stages.depth_unit)
-                self.segmenter.postprocess(self._stages.infer(r, d), frame_hw, True, is_tensor)
-        return time.monotonic() - t0
+            self._warming_up = True
+        try:
+            rgb, depth, size = check_frame(rgb, depth, copy=False)
+            t0 = time.monotonic()
+            with torch.inference_mode():
+                for _ in range(max(1, runs)):
+                    r, d, frame_hw, is_tensor = self.segmenter.preprocess(rgb, depth, self._stages.depth_unit)
+                    self.segmenter.postprocess(self._stages.infer(r, d), frame_hw, True, is_tensor)
+            self._through_stage_threads(rgb, depth, size)
+            return time.monotonic() - t0
+        finally:
+            with self._cv:
+                self._warming_up = False
+                if self._last_result is None:  # the stall watchdog counts from here, not from __init__
+                    self._start = time.monotonic()
+
+    def _through_stage_threads(self, rgb, depth, size) -> None:
+        """warm_up's part 2: one hidden frame (index -1: any live frame is newer) through the
+        stage threads, waiting until it is done, replaced or failed."""
+        warm = WarmUp()
+        with self._cv:
+            if self._closing:
+                raise RuntimeError("StreamRunner.warm_up: the runner was closed during the warm-up")
+            self._inbox.append(Frame(-1, int(self.clock()), rgb, depth, None, size, time.monotonic(),
+                                     event=cuda_event(rgb, depth), warm=warm))
+            self._cv.notify_all()
+        while not warm.done.wait(0.1):
+            if self._aborted or (self._closing and self._stages.done["post"]):
+                raise RuntimeError("StreamRunner.warm_up: the runner was closed during the warm-up")
+        if warm.error is not None:
+            raise warm.error
+        with self._cv:
+            self._warm_up_frames += 1
 
     # ------------------------------------------------------------------ consumer side
     def get(self, timeout: float | None = None) -> StreamResult | None:
@@ -227,7 +263,7 @@ class StreamRunner:
         pipeline time (submit -> result), stage times and frames/s; None where nothing was measured."""
         with self._cv:
             out = {"submitted": self._submitted, "queued": len(self._inbox), "size_changes": self._size_changes,
-                   "queue_depth": self.queue_depth}
+                   "queue_depth": self.queue_depth, "warm_up_frames": self._warm_up_frames}
             out.update(self._stats.summary())
             out["failed"] = self._error is not None
             return out
@@ -279,10 +315,18 @@ class StreamRunner:
     def _abort_locked(self) -> None:
         """Drop everything waiting and make the stages stop at their next check."""
         self._aborted = True
-        self._stats.dropped += len(self._inbox)
-        self._inbox.clear()
+        while self._inbox:
+            self._discard_locked(self._inbox.popleft())
         self._stages.drop_slots()
         self._cv.notify_all()
+
+    def _discard_locked(self, frame: Frame) -> None:
+        """A frame leaves the pipeline unprocessed: counted as dropped, except warm_up's hidden
+        frame, which is not a frame of the stream (its wait just ends)."""
+        if frame.warm is not None:
+            frame.warm.done.set()
+        else:
+            self._stats.dropped += 1
 
     def _deliver_locked(self, result: StreamResult, submitted_at: float, stage_ms: dict) -> None:
         now = time.monotonic()
@@ -294,6 +338,11 @@ class StreamRunner:
 
     def _fail(self, frame: Frame, stage: str, exc: BaseException) -> None:
         """A stage raised: hand it to on_error (and go on), or stop and keep it for the caller."""
+        if frame.warm is not None:  # warm_up's frame: raised to warm_up's caller, not counted
+            exc.add_note(f"asymformer StreamRunner: raised in the {stage} stage on the warm-up frame")
+            frame.warm.error = exc
+            frame.warm.done.set()
+            return
         exc.add_note(f"asymformer StreamRunner: raised in the {stage} stage on the frame with stamp "
                      f"{frame.stamp_ns} (index {frame.index})")
         with self._cv:
@@ -334,7 +383,7 @@ class StreamRunner:
                 self._cv.wait(tick)
                 now = time.monotonic()
                 quiet = now - (self._last_result or self._start)
-                if quiet < self.stall_after_s or self._stall_warned or self._closing:
+                if quiet < self.stall_after_s or self._stall_warned or self._closing or self._warming_up:
                     continue
                 self._stall_warned = True
                 hint = None
@@ -347,49 +396,3 @@ class StreamRunner:
                 reason = stall_reason(now, self._start, self._submitted, self._last_submit,
                                       self._stages.busy_since, hint)
                 self._warn(f"no segmentation result for {quiet:.1f} s ({since}): {reason}")
-
-
-def _check_frame(rgb, depth, copy: bool):
-    """One frame, checked cheaply in the caller's thread so bad input fails there, by name."""
-    if isinstance(rgb, torch.Tensor):
-        if rgb.ndim != 3 or rgb.shape[0] != 3:
-            raise ValueError(f"StreamRunner.submit: rgb tensor must be 3×H×W (one frame), got {tuple(rgb.shape)}")
-        size = (int(rgb.shape[1]), int(rgb.shape[2]))
-    elif isinstance(rgb, np.ndarray):
-        if rgb.ndim != 3 or rgb.shape[2] != 3:
-            raise ValueError(f"StreamRunner.submit: rgb must be H×W×3 (one frame), got shape {rgb.shape}")
-        size = rgb.shape[:2]
-    else:
-        raise ValueError(f"StreamRunner.submit: rgb must be a numpy array or torch tensor, got {type(rgb).__name__}")
-    if not isinstance(depth, (np.ndarray, torch.Tensor)):
-        raise ValueError(f"StreamRunner.submit: depth must be a numpy array or torch tensor, got "
-                         f"{type(depth).__name__}")
-    dshape = tuple(depth.shape)
-    dsize = dshape[-2:] if isinstance(depth, torch.Tensor) else (dshape[:2] if len(dshape) >= 2 else dshape)
-    if isinstance(depth, np.ndarray) and len(dshape) == 3 and dshape[2] != 1:
-        raise ValueError(f"StreamRunner.submit: depth must be one channel (H×W or H×W×1), got shape {dshape}; a "
-                         "colour-mapped picture of depth is not depth: pass the camera's depth image")
-    if tuple(dsize) != tuple(size) or len(dshape) not in (2, 3):
-        raise ValueError(f"StreamRunner.submit: depth {dshape} does not match rgb {size[0]}×{size[1]}; register "
-                         f"depth to the colour image first (e.g. align_depth on RealSense)")
-    rgb, depth = _own(rgb, copy), _own(depth, copy)
-    return rgb, depth, (int(size[0]), int(size[1]))
-
-
-def _cuda_event(*tensors):
-    """For frames already on a GPU: an event on the producer's stream, which the pre-processing
-    stage (on its own stream) waits for, so it never reads a frame still being written."""
-    dev = next((t.device for t in tensors if isinstance(t, torch.Tensor) and t.is_cuda), None)
-    if dev is None:
-        return None
-    event = torch.cuda.Event()
-    event.record(torch.cuda.current_stream(dev))
-    return event
-
-
-def _own(a, copy: bool):
-    """A copy when asked (drivers reuse buffers), and always for read-only arrays (decoded
-    images often are), which torch cannot wrap safely."""
-    if isinstance(a, torch.Tensor):
-        return a.clone() if copy else a
-    return np.array(a, copy=True) if copy or not a.flags.writeable else a

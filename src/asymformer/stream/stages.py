@@ -15,27 +15,11 @@ import functools
 import inspect
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
 
-
-@dataclass
-class Frame:
-    index: int
-    stamp_ns: int
-    rgb: Any
-    depth: Any
-    meta: Any
-    size: tuple[int, int]
-    submitted: float  # time.monotonic() at submit
-    ready: float = 0.0  # time.monotonic() when pre-processed
-    event: Any = None  # CUDA frames: recorded on the producer's stream at submit
-    tensors: tuple | None = None
-    logits: Any = None
-    stage_ms: dict = field(default_factory=dict)
+from .frame import Frame
 
 
 class WindowStats:
@@ -130,8 +114,8 @@ class Stages:
     def drop_slots(self) -> None:
         for name in ("prepped", "to_post"):
             if getattr(self, name) is not None:
+                self.r._discard_locked(getattr(self, name))
                 setattr(self, name, None)
-                self.r._stats.dropped += 1
 
     def _ema(self, key: str, seconds: float) -> None:
         old = self.ema[key]
@@ -202,10 +186,10 @@ class Stages:
                     self._ema("pre", dt)
                     frame.stage_ms["pre_ms"] = 1000 * dt
                     if self.r._aborted:
-                        self.r._stats.dropped += 1
+                        self.r._discard_locked(frame)
                         continue
                     if self.prepped is not None:  # the model never took it: the newer frame wins
-                        self.r._stats.dropped += 1
+                        self.r._discard_locked(self.prepped)
                     frame.ready = time.monotonic()
                     self.prepped = frame
                     self.r._cv.notify_all()
@@ -245,7 +229,7 @@ class Stages:
                         self.r._cv.wait()
                     self.busy_since["model"] = None
                     if self.r._aborted:
-                        self.r._stats.dropped += 1
+                        self.r._discard_locked(frame)
                         continue
                     self.to_post = frame
                     self.r._cv.notify_all()
@@ -263,6 +247,8 @@ class Stages:
         quarter period of camera jitter plus one pre-processing; a flat-out producer always has a
         fresh frame, so it never waits."""
         gap, model, last = self.r._submit_gap, self.ema["model"], self.r._last_submit
+        if frame.warm is not None:  # warm_up's frame: no camera frame is coming to replace it
+            return None
         if self.r._closing or gap is None or model is None or last is None or last > frame.submitted + 1e-6:
             return None
         if gap >= model:  # frames come no faster than the model runs (or only when it takes one): nothing to gain
@@ -336,6 +322,10 @@ class Stages:
                     continue
                 frame.logits = frame.tensors = None
                 frame.stage_ms["post_ms"] = 1000 * (time.monotonic() - t0)
+                if frame.warm is not None:  # warm_up's frame: its work is done, nothing is delivered
+                    self._clear("post")
+                    frame.warm.done.set()
+                    continue
                 latency = (self.r.clock() - frame.stamp_ns) / 1e6
                 result = self.r.result_type(frame.stamp_ns, seg, frame.rgb, frame.depth, frame.meta, frame.index,
                                             round(latency, 3), round(frame.stage_ms.get("model_ms", 0.0), 3),
@@ -343,7 +333,7 @@ class Stages:
                 with self.r._cv:
                     self.busy_since["post"] = None
                     if self.r._aborted:
-                        self.r._stats.dropped += 1
+                        self.r._discard_locked(frame)
                         continue
                     self.r._deliver_locked(result, frame.submitted, frame.stage_ms)
                     if self.r.on_result is not None:
