@@ -156,6 +156,10 @@ def memory_mb(pid: int) -> dict:
     return {k: (v if k == "Threads" else round(v / 1024, 1)) for k, v in found.items()}
 
 
+DIAG_KEYS = ("latency p50 (ms)", "latency p99 (ms)", "model (ms)", "model p99 (ms)", "pre-processing (ms)",
+             "post-processing (ms)", "latency minus model p99 (ms)")
+
+
 def node_command(args, ns: str, ckpt: Path, h: int, w: int, out: str) -> tuple[list[str], dict]:
     """argv and environment of the process under test: the node, or a plain subscriber."""
     env = {k: v for k, v in os.environ.items() if k != "FASTDDS_DEFAULT_PROFILES_FILE"}  # the camera's, not its
@@ -192,8 +196,16 @@ def run_node(node, ckpt: Path, msgs, args, h: int, w: int) -> dict:
 
     sub = node.create_subscription(Image, f"{ns}/labels", on_label, reliable)
     node_model_ms = []  # the node's own "model (ms)" from /diagnostics: its model time under this run's load
-    diag = node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: node_model_ms.extend(
-        float(kv.value) for st in m.status for kv in st.values if kv.key == "model (ms)" and kv.value), 10)
+    last_diag = {}  # the node's last /diagnostics values during the camera run (pre / post / model p99 / ...)
+
+    def on_diag(m):
+        for st in m.status:
+            values = {kv.key: kv.value for kv in st.values}
+            if values.get("model (ms)"):
+                node_model_ms.append(float(values["model (ms)"]))
+                last_diag.clear()
+                last_diag.update(values)
+    diag = node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
     counts = Path(tempfile.mkdtemp()) / "plain.json"
     argv, env = node_command(args, ns, ckpt, h, w, str(counts))
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
@@ -253,7 +265,8 @@ def run_node(node, ckpt: Path, msgs, args, h: int, w: int) -> dict:
            "node_rss_mb_after_warm_up": rss[0][1], "node_rss_mb_end": round(end, 1),
            "rss_mb": rss, "memory_parts": parts,  # rss_mb: [frame, median, max] of a sample every 10 frames
            "warm_up": model[0].split(": ", 1)[-1] if model else None, "exit_code": proc.returncode,
-           "model_ms_in_run": round(float(np.median(node_model_ms)), 1) if node_model_ms else None}
+           "model_ms_in_run": round(float(np.median(node_model_ms)), 1) if node_model_ms else None,
+           "diagnostics_last": {k: last_diag[k] for k in DIAG_KEYS if k in last_diag}}
     got = json.loads(counts.read_text()) if counts.exists() else {}
     shutil.rmtree(counts.parent, ignore_errors=True)
     if args.subscriber != "node":

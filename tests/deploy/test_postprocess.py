@@ -50,6 +50,20 @@ def test_ties_go_to_the_first_class_and_nan_to_class_0():
     assert conf[0, 1, 1] == pytest.approx(np.e / (2 * np.e + 3))
 
 
+@pytest.mark.parametrize("shape,size", [((1, 40, 12, 16), (48, 64)), ((1, 5, 4, 4), (4, 4))])
+def test_labels_without_confidence_are_the_same_labels(shape, size):
+    """confidence=False (a node publishing labels only) skips the exp-sum: the same labels, ties to
+    the first class and NaN to class 0 as before, no confidence, no write into the buffer."""
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(1)) * 4
+    x[:, 1] = x[:, 3]  # exact ties between classes 1 and 3
+    x[0, :, 0, 0] = float("nan")
+    work = torch.full((shape[0], shape[1], *size), 7.0)
+    want, _, _ = labels_and_confidence(x, size)
+    labels, conf, _ = labels_and_confidence(x, size, work=work, confidence=False)
+    assert conf is None and torch.equal(labels, want) and labels[0, 0, 0] == 0
+    assert bool((work == 7.0).all())
+
+
 def test_reduced_precision_logits_are_upsampled_in_fp32():
     logits = (torch.randn(1, 40, 12, 16) * 3).bfloat16()
     labels, conf, _ = labels_and_confidence(logits, (48, 64))

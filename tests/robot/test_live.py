@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from asymformer import Segmenter
+from asymformer.deploy.segmenter import Segmentation
 from asymformer.robot import messages as M
 from asymformer.robot.live import LiveSegmentation, NodeSettings, subscription_kind
 
@@ -110,6 +111,29 @@ def test_points_need_camera_info_the_rest_is_published(seg, checkpoint):
     live.close()
     assert {k for k, _ in sent} == {"labels"}
     assert [t for level, t in logs if level == "warn"][0].startswith("no camera info on /cam/info yet")
+
+
+def test_the_confidence_map_is_computed_only_for_outputs_that_read_it(seg, checkpoint):
+    """labels / overlay alone: no confidence map (half the post-processing at 480×640); points and
+    confidence need it, also when `outputs` changes at run time; a frame post-processed before such
+    a change publishes what it can instead of failing."""
+    live, sent, logs = make_live(seg, checkpoint, outputs="labels,overlay", size=f"{H}x{W}")
+    assert live.runner.confidence is False
+    live.update(NodeSettings.from_params({"checkpoint": str(checkpoint), "outputs": "labels,points"}))
+    assert live.runner.confidence is True
+    live.update(NodeSettings.from_params({"checkpoint": str(checkpoint), "outputs": "labels,confidence"}))
+    live.runner.confidence = False  # as if the frame were post-processed just before that change
+    ready(live)
+    for i in range(2):
+        color, depth, _ = messages(i)
+        live.on_color(color)
+        live.on_depth(depth)
+    assert wait_for(lambda: any(k == "labels" for k, _ in sent))
+    live.close()
+    assert "confidence" not in {k for k, _ in sent} and not [t for level, t in logs if level == "error"]
+    with pytest.raises(ValueError, match=r"outputs \['points'\] need the confidence map"):
+        M.output_messages(Segmentation(np.zeros((H, W), np.int64), None), color.header,
+                          M.MessageTypes.from_typestore(R.TS2), outputs=("points",))
 
 
 def test_a_frame_of_the_wrong_encoding_is_reported_once_and_skipped(seg, checkpoint):

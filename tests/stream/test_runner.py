@@ -410,6 +410,23 @@ def test_warm_up_builds_the_gil_free_path_and_counts_nothing(small_model):
         runner.warm_up(rgb, depth)
 
 
+def test_labels_only_until_the_confidence_is_asked_for(seg):
+    """StreamRunner(confidence=False): the same labels without the confidence map (half the
+    post-processing); the attribute switches it back on for the next frames, as the node does when
+    its `outputs` parameter changes."""
+    runner = StreamRunner(seg, result_depth=4, confidence=False)
+    rgb, depth = frame(3)
+    want = seg(rgb, depth)
+    runner.submit(rgb, depth, stamp_ns=1)
+    first = runner.get(timeout=30)
+    runner.confidence = True
+    runner.submit(rgb, depth, stamp_ns=2)
+    runner.close()
+    second = runner.get(timeout=30)
+    assert first.confidence is None and np.array_equal(first.labels, want.labels)
+    assert np.array_equal(second.labels, want.labels) and np.allclose(second.confidence, want.confidence)
+
+
 class OnThreads(Gated):
     """Records which thread ran each stage; `fail_on_thread` makes infer raise on that thread only,
     `gate_thread` makes infer wait for the gate on that thread only."""

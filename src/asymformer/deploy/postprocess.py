@@ -17,14 +17,16 @@ WORKSPACE_MAX_BYTES = 64 * 2 ** 20  # a 480×640 frame with 40 classes is 49 MB;
 
 
 def labels_and_confidence(logits: torch.Tensor, size: tuple[int, int], keep_logits: bool = False,
-                          work: torch.Tensor | None = None):
-    """B×K×h×w logits -> (labels B×H×W int64, confidence B×H×W float32, upsampled logits or None).
+                          work: torch.Tensor | None = None, confidence: bool = True):
+    """B×K×h×w logits -> (labels B×H×W int64, confidence B×H×W float32 or None, upsampled logits or None).
 
     labels = the first class with the largest bilinearly upsampled logit (torch.argmax's rule for
     finite logits; an all-NaN pixel gets class 0); confidence = the largest softmax probability,
     1 / sum_k exp(l_k - max_l). Only cheap reductions over the class axis: the max, the first
     index where the logit equals it (the max of K..1 weights on uint8 masks), one exp-sum written
     into `work` (a reused B×K×H×W float32 buffer of the same layout, when given).
+    confidence=False skips the exp-sum, about half the time (a ROS node publishing labels only):
+    the labels are the same.
     """
     size = tuple(size)
     x = logits.float()
@@ -34,11 +36,14 @@ def labels_and_confidence(logits: torch.Tensor, size: tuple[int, int], keep_logi
     up = x.to(logits.dtype).contiguous() if keep_logits else None
     k = x.shape[1]
     top = x.amax(dim=1, keepdim=True)
+    weights = torch.arange(k, 0, -1, device=x.device, dtype=torch.uint8 if k < 256 else torch.int32).view(1, k, 1, 1)
+    if not confidence:  # x == max is x - max == 0 for finite logits, without writing x - max out
+        first = ((x == top) * weights).amax(dim=1)
+        return (k - first.long()).remainder_(k), None, up
     fits = (work is not None and work.shape == x.shape and work.dtype == torch.float32 and work.device == x.device
             and work.stride() == x.stride() and work.data_ptr() != logits.data_ptr())
     shifted = torch.sub(x, top, out=work) if fits else x - top  # never in place in the caller's logits
-    weights = torch.arange(k, 0, -1, device=x.device, dtype=torch.uint8 if k < 256 else torch.int32)
-    first = ((shifted == 0) * weights.view(1, k, 1, 1)).amax(dim=1)
+    first = ((shifted == 0) * weights).amax(dim=1)
     labels = (k - first.long()).remainder_(k)  # no class equal to the max (NaN logits): class 0
     conf = shifted.exp_().sum(dim=1).reciprocal_()
     return labels, conf, up

@@ -34,6 +34,7 @@ from asymformer.stream import StreamRunner
 
 from .counting import FrameCounts
 from .messages import (
+    CONFIDENCE_OUTPUTS,
     camera_intrinsics,
     class_info_message,
     decode_color,
@@ -104,7 +105,7 @@ class LiveSegmentation:
         self.runner = StreamRunner(segmenter, queue_depth=settings.queue_depth, on_result=self._on_result,
                                    on_error=self._on_error, clock=clock, stall_after_s=settings.stall_after_s,
                                    on_warning=lambda text: self.log("warn", text), stall_hint=self.stall_hint,
-                                   copy=False, depth_unit=1.0)
+                                   copy=False, depth_unit=1.0, confidence=self._needs_confidence(settings))
         self._intake = threading.Thread(target=self._intake_loop, name="asymformer-node-intake", daemon=True)
 
     def start(self) -> None:
@@ -255,10 +256,16 @@ class LiveSegmentation:
         with self._pair_lock:
             self.pairer.slop_ns = self.pairer.delay_ns = int(round(settings.slop * 1e9))
         self.runner.queue_depth = settings.queue_depth
+        self.runner.confidence = self._needs_confidence(settings)  # before `settings`: a frame in post may read both
         self.runner.stall_after_s = settings.stall_after_s
         for key in settings.outputs:
             self.published.setdefault(key, 0)
         self.settings = settings
+
+    def _needs_confidence(self, settings: NodeSettings) -> bool:
+        """The confidence map costs about half the post-processing at 480×640: computed only when an
+        output (confidence, points) or the Rerun view reads it."""
+        return self.view is not None or any(o in CONFIDENCE_OUTPUTS for o in settings.outputs)
 
     # ------------------------------------------------------------------ outputs (worker thread)
     def _on_result(self, result) -> None:
@@ -268,6 +275,8 @@ class LiveSegmentation:
         settings = self.settings
         intr = result.meta["intrinsics"]
         outputs = settings.outputs
+        if result.segmentation.confidence is None:  # post-processed before `outputs` changed to need it
+            outputs = tuple(o for o in outputs if o not in CONFIDENCE_OUTPUTS)
         if "points" in outputs and intr is None:
             outputs = tuple(o for o in outputs if o != "points")
             self._once("points", "warn", f"no camera info on {self.topics['camera_info']} yet: points are not "

@@ -27,6 +27,7 @@ from .codecs import CorruptFrame, UnsupportedEncoding, as_bytes, decode_compress
 COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "yuv422", "yuv422_yuy2")
 DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
 OUTPUTS = ("labels", "confidence", "overlay", "points")
+CONFIDENCE_OUTPUTS = ("confidence", "points")  # the outputs that read the confidence map (points carry it)
 # confidence images: 32FC1 softmax probability, or mono8 0-255 (what Nav2's semantic_segmentation_layer reads)
 CONFIDENCE_ENCODINGS = ("32FC1", "mono8")
 
@@ -261,7 +262,13 @@ def output_messages(seg, header, types: MessageTypes, rgb=None, depth_m=None, in
     if unknown:
         raise ValueError(f"unknown outputs {unknown}; choose among {', '.join(OUTPUTS)}")
     labels = np.asarray(seg.labels)
-    conf = np.asarray(seg.confidence, dtype=np.float32)
+    conf = None
+    if any(o in CONFIDENCE_OUTPUTS for o in outputs):
+        if seg.confidence is None:
+            needing = [o for o in outputs if o in CONFIDENCE_OUTPUTS]
+            raise ValueError(f"outputs {needing} need the confidence map, which this segmentation was made "
+                             "without (StreamRunner(confidence=False)): keep it on")
+        conf = np.asarray(seg.confidence, dtype=np.float32)
     colors = viz.palette(int(labels.max()) + 1) if class_colors is None else np.asarray(class_colors, np.uint8)
     hdr = types.header(stamp_ns(header), header.frame_id)
     out = {}
@@ -317,6 +324,6 @@ def label_info_message(names, header, types: MessageTypes, threshold: float = 0.
 
 
 __all__ = ["COLOR_ENCODINGS", "CONFIDENCE_ENCODINGS", "DEPTH_ENCODINGS",
-           "OUTPUTS", "CorruptFrame", "MessageTypes", "UnsupportedEncoding",
+           "OUTPUTS", "CONFIDENCE_OUTPUTS", "CorruptFrame", "MessageTypes", "UnsupportedEncoding",
            "camera_intrinsics", "class_info_message", "decode_color", "decode_depth", "is_compressed",
            "label_info_message", "message_type", "output_messages", "read_points", "stamp_ns"]

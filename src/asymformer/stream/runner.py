@@ -75,6 +75,9 @@ class StreamRunner:
     stall_after_s: with no result for this long, one warning saying why (`on_warning(text)`,
     default the "asymformer.stream" logger); `stall_hint()` may add a reason (e.g. the ROS
     node: "colour arrives but no depth"). copy: copy submitted arrays (drivers reuse buffers).
+    confidence: compute the confidence map (False: labels only, `result.confidence` None, about half
+    the post-processing time at 480×640; the ROS node turns it off unless an output needs it). An
+    attribute too, read per frame, so it can change while the stream runs.
     gil_free: run the model without holding Python's GIL (`Segmenter.infer(gil_free=True)`: on a
     CPU an eager model is traced per frame size, about 1-2 s on the first frame of each), so the
     producer, callbacks and any other Python thread do not slow inference down.
@@ -86,7 +89,8 @@ class StreamRunner:
                  on_error: Callable | None = None, *, result_depth: int | None = None,
                  clock: Callable[[], int] = time.time_ns, stall_after_s: float = 5.0,
                  on_warning: Callable[[str], None] | None = None, stall_hint: Callable[[], str | None] | None = None,
-                 copy: bool = True, depth_unit: float | None = None, window: int = 1024, gil_free: bool = True):
+                 copy: bool = True, depth_unit: float | None = None, window: int = 1024, gil_free: bool = True,
+                 confidence: bool = True):
         if not isinstance(queue_depth, int) or queue_depth < 1:
             raise ValueError(f"StreamRunner: queue_depth must be an integer >= 1, got {queue_depth!r}")
         if result_depth is None:
@@ -102,6 +106,7 @@ class StreamRunner:
         self.segmenter, self.queue_depth = segmenter, queue_depth
         self.on_result, self.on_error, self.clock = on_result, on_error, clock
         self.stall_after_s, self.stall_hint, self.copy = float(stall_after_s), stall_hint, copy
+        self.confidence = bool(confidence)
         self._warn_fn = on_warning or log.warning
         self._cv = threading.Condition()
         self._inbox: deque[Frame] = deque()

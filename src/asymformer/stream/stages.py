@@ -100,8 +100,9 @@ class Stages:
     def __init__(self, runner, segmenter, depth_unit, gil_free: bool = True):
         self.r, self.seg, self.depth_unit = runner, segmenter, depth_unit
         self.infer = segmenter.infer  # a duck-typed infer(r, d) runs as it is
-        if gil_free and _names_gil_free(segmenter.infer):
+        if gil_free and _names(segmenter.infer, "gil_free"):
             self.infer = functools.partial(segmenter.infer, gil_free=True)
+        self.post_names_confidence = _names(segmenter.postprocess, "confidence")
         self.prepped: Frame | None = None
         self.to_post: Frame | None = None
         self.done = {"pre": False, "model": False, "post": False}
@@ -314,7 +315,9 @@ class Stages:
                     self.r._cv.notify_all()
                 try:
                     frame_hw, is_tensor = frame.tensors[2], frame.tensors[3]
-                    seg = self.seg.postprocess(frame.logits, frame_hw, True, is_tensor)
+                    seg = (self.seg.postprocess(frame.logits, frame_hw, True, is_tensor)
+                           if self.r.confidence or not self.post_names_confidence else
+                           self.seg.postprocess(frame.logits, frame_hw, True, is_tensor, confidence=False))
                     _sync(stream)
                 except Exception as exc:  # noqa: BLE001
                     self._clear("post")
@@ -352,10 +355,11 @@ class Stages:
             self.r._cv.notify_all()
 
 
-def _names_gil_free(infer) -> bool:
-    """Whether infer() takes gil_free by name (a Segmenter's does; a stand-in's need not, and one
-    taking *args / **kwargs, such as a scripted module, would choke on it)."""
+def _names(fn, keyword: str) -> bool:
+    """Whether `fn` takes `keyword` by name (a Segmenter's infer takes gil_free, its postprocess
+    confidence; a stand-in's need not, and one taking *args / **kwargs, such as a scripted module,
+    would choke on it)."""
     try:
-        return "gil_free" in inspect.signature(infer).parameters
+        return keyword in inspect.signature(fn).parameters
     except (TypeError, ValueError):  # a builtin or C callable without a signature
         return False
