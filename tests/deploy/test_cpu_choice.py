@@ -171,3 +171,42 @@ def test_benchmark_precision_refused_says_why_in_one_line(monkeypatch, trained_c
     assert len(lines) == 1 and not captured.out and "Traceback" not in captured.err, captured
     assert "--precision int8 refused on this CPU" in lines[0] and "pixel agreement 0.5000 < 0.98" in lines[0]
     assert "7-bit weights for avx2" in lines[0] and "fp32" in lines[0] and "Traceback" not in lines[0]
+
+
+def _quantized_inputs(node) -> bool:
+    """Whether an OpenVINO node reads a quantised operand: a FakeQuantize or an 8-bit constant
+    behind its inputs (through the reshapes and de-quantising arithmetic NNCF puts there)."""
+    for port in node.inputs():
+        src = port.get_source_output().get_node()
+        while src.get_type_name() in ("Convert", "Reshape", "Transpose", "Unsqueeze", "Multiply", "Subtract"):
+            if src.get_type_name() == "Convert" and src.inputs()[0].get_element_type().get_type_name() in ("i8", "u8"):
+                return True
+            src = src.inputs()[0].get_source_output().get_node()
+        if src.get_type_name() == "FakeQuantize":
+            return True
+    return False
+
+
+@pytest.mark.parametrize("flags, matmuls_int8", [(AVX2_ZEN3, False), (ICE_LAKE, True)])
+def test_openvino_int8_keeps_every_matmul_fp32_without_vnni(monkeypatch, trained_model, flags, matmuls_int8):
+    """Without VNNI the attention products (unboundable activations: vpmaddubsw would saturate) and
+    the linear layers (whose legacy INT8 kernel there is slower than FP32) stay FP32; with VNNI
+    they are INT8. The 1×1 convolutions are INT8 on both."""
+    pytest.importorskip("nncf")
+    pytest.importorskip("openvino")
+    from asymformer.deploy.accel import openvino_backend as ob
+    from asymformer.deploy.accel.export import remove_onnx, temp_onnx_file
+
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset(flags))
+    r, d = torch.zeros(1, 3, 64, 96), torch.zeros(1, 1, 64, 96)
+    path = temp_onnx_file(trained_model, r, d, one_pass_norms=True)
+    try:
+        model = ob._core().read_model(str(path))
+    finally:
+        remove_onnx(path)
+    q = ob.quantize_int8(model, ob._calibration(trained_model, r, d)[:2])
+    matmuls = [n for n in q.get_ops() if n.get_type_name() == "MatMul"]
+    convs = [n for n in q.get_ops() if n.get_type_name() == "Convolution"]
+    assert matmuls and convs
+    assert any(_quantized_inputs(n) for n in matmuls) == matmuls_int8
+    assert any(_quantized_inputs(n) for n in convs)

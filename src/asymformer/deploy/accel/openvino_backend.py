@@ -62,15 +62,16 @@ def overflow_fix(scheme: dict):
     return OverflowFix.ENABLE if scheme["weight_bits"] == 7 else OverflowFix.DISABLE
 
 
-def activation_matmuls(ov_model) -> list[str]:
-    """Names of the MatMuls with no constant operand (attention products: activation × activation)."""
-    def constant(port) -> bool:
-        node = port.get_source_output().get_node()
-        while node.get_type_name() in ("Convert", "Reshape", "Transpose", "Unsqueeze") and node.inputs():
-            node = node.inputs()[0].get_source_output().get_node()
-        return node.get_type_name() == "Constant"
-    return [n.get_friendly_name() for n in ov_model.get_ops()
-            if n.get_type_name() == "MatMul" and not any(constant(i) for i in n.inputs())]
+def float_types(scheme: dict) -> list[str]:
+    """Operation types kept FP32 in OpenVINO INT8 for `scheme` (cpu.int8_scheme).
+
+    Depthwise convolutions always. Without VNNI (7-bit weights) every MatMul too: the attention
+    products (activation × activation: the overflow fix cannot bound an activation operand, so
+    `vpmaddubsw` could saturate) and the linear layers, whose INT8 kernel there (oneDNN's legacy
+    `jit_gemm_i8`) was slower than the FP32 one (MLAS): 78 against 65 ms per inference. As an AVX2
+    CPU, in three interleaved runs, the whole INT8 model took 0.72-0.82× FP32 with them INT8 and
+    0.71-0.75× without (2-8 % faster; agreement 0.9947 → 0.9951; benchmarks/RESULTS.md, issue 26)."""
+    return ["GroupConvolution", "MatMul"] if scheme["weight_bits"] == 7 else ["GroupConvolution"]
 
 
 def quantize_int8(ov_model, frames, scheme: dict | None = None):
@@ -86,9 +87,7 @@ def quantize_int8(ov_model, frames, scheme: dict | None = None):
 
     nncf.set_log_level(logging.ERROR)  # its progress bars would land in the JSON on stdout
     scheme = scheme or int8_scheme()
-    float_products = activation_matmuls(ov_model) if scheme["weight_bits"] == 7 else []  # no saturation
-    scope = nncf.IgnoredScope(patterns=list(INT8_FLOAT_PATTERNS), types=["GroupConvolution"], names=float_products,
-                              validate=False)
+    scope = nncf.IgnoredScope(patterns=list(INT8_FLOAT_PATTERNS), types=float_types(scheme), validate=False)
     dataset = nncf.Dataset(list(frames), lambda f: {"rgb": f[0], "depth": f[1]})
     with stdout_to_stderr(), quiet_libraries():  # native prints to stderr, Python-level ones held back
         return nncf.quantize(ov_model, dataset, subset_size=len(frames), model_type=nncf.ModelType.TRANSFORMER,
@@ -165,6 +164,7 @@ def build_openvino(model, rgb, depth, precision: str = "fp32"):
         info["int8_scheme"] = scheme
         info["quantization"] = (f"NNCF static INT8 (per-channel {scheme['weight_bits']}-bit weights, "
                                 f"{INT8_CALIBRATION_FRAMES} synthetic rooms): "
-                                "pointwise and stage 2-4 down-sampling convolutions, linear layers and attention "
-                                "products, symmetric activations; the rest FP32")
+                                "pointwise and stage 2-4 down-sampling convolutions"
+                                + (", linear layers and attention products" if scheme["weight_bits"] == 8 else "")
+                                + ", symmetric activations; the rest FP32")
     return PerShape(build, rgb, depth), info
