@@ -14,8 +14,9 @@ as realsense2_camera does) to a node process (`python -m asymformer.robot.node`,
 only); a subscriber here measures the latency from the camera stamp to the label image received.
 Reported: published, received / processed / dropped (the node's closing line), latency p50 / p99,
 the node's model ms and this machine's decode ms (the same frames), the node's resident memory
-after the warm-up and at the end, and the streaming runtime alone (StreamRunner, same frames
-decoded at capture, same rate) for the processed-rate ratio. Goals (issue 27): p99 <= 1.5 x
+after the warm-up and at the end, the CPU cores the camera process and the node used during the
+camera run (`cpu_cores`), and the streaming runtime alone (StreamRunner, same frames decoded at
+capture, same rate, labels only as the node) for the processed-rate ratio. Goals (issue 27): p99 <= 1.5 x
 (model + decode) + 15 ms (with the model time alone, and with the node's own from /diagnostics in the
 same run: `p99_bound_in_run_ms`); received >= 99 % of published; processed >= 0.9 x the runtime alone;
 resident memory flat (within 5 %) over 10,000 frames (`--frames 10000`: the node's RSS is sampled
@@ -147,6 +148,13 @@ def rss_mb(pid: int) -> float:
     return memory_mb(pid)["VmRSS"]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def memory_mb(pid: int) -> dict:
     """Resident memory (MB) and its parts: anonymous (heap, torch), shared memory (DDS segments),
     file-backed (libraries), and the thread count (each may hold a glibc arena)."""
@@ -224,6 +232,7 @@ def run_node(node, ckpt: Path, msgs, args, h: int, w: int) -> dict:
     period = 1.0 / args.fps
     t_next = time.perf_counter()
     late = 0
+    cpu0 = (cpu_seconds(os.getpid()), cpu_seconds(proc.pid), time.perf_counter())
     for i in range(args.frames):
         c, d = msgs[i % len(msgs)]
         stamp = time.time_ns()
@@ -241,6 +250,9 @@ def run_node(node, ckpt: Path, msgs, args, h: int, w: int) -> dict:
         t_next += period
         late += t_next < time.perf_counter()
         time.sleep(max(0.0, t_next - time.perf_counter()))
+    wall = time.perf_counter() - cpu0[2]  # cores busy during the camera run: where the 2 cores went
+    cores = {"camera_process": round((cpu_seconds(os.getpid()) - cpu0[0]) / wall, 2),
+             "node_process": round((cpu_seconds(proc.pid) - cpu0[1]) / wall, 2)}
     time.sleep(2.0)
     end = rss_mb(proc.pid)
     proc.send_signal(2)
@@ -266,7 +278,7 @@ def run_node(node, ckpt: Path, msgs, args, h: int, w: int) -> dict:
            "rss_mb": rss, "memory_parts": parts,  # rss_mb: [frame, median, max] of a sample every 10 frames
            "warm_up": model[0].split(": ", 1)[-1] if model else None, "exit_code": proc.returncode,
            "model_ms_in_run": round(float(np.median(node_model_ms)), 1) if node_model_ms else None,
-           "diagnostics_last": {k: last_diag[k] for k in DIAG_KEYS if k in last_diag}}
+           "diagnostics_last": {k: last_diag[k] for k in DIAG_KEYS if k in last_diag}, "cpu_cores": cores}
     got = json.loads(counts.read_text()) if counts.exists() else {}
     shutil.rmtree(counts.parent, ignore_errors=True)
     if args.subscriber != "node":
@@ -285,21 +297,23 @@ def runtime_alone(ckpt: Path, msgs, args, h: int, w: int) -> dict:
 
     torch.set_num_threads(args.threads)
     seg = Segmenter(ckpt, device="cpu", size=(h, w))
-    runner = StreamRunner(seg, copy=False, depth_unit=1.0)
+    runner = StreamRunner(seg, copy=False, depth_unit=1.0, confidence=False)  # the node's work: labels only
     runner.warm_up(decode_color(msgs[0][0]), decode_depth(msgs[0][1]))
     n = int(args.alone_s * args.fps)
     t_next = time.perf_counter()
+    cpu0, wall0 = time.process_time(), t_next
     for i in range(n):
         c, d = msgs[i % len(msgs)]
         runner.submit(decode_color(c), decode_depth(d), time.time_ns())
         t_next += 1.0 / args.fps
         time.sleep(max(0.0, t_next - time.perf_counter()))
+    cores = round((time.process_time() - cpu0) / (time.perf_counter() - wall0), 2)  # this process, all threads
     while runner.get(timeout=0.0) is not None:
         pass
     stats = runner.close()
     return {"submitted": n, "processed": stats["processed"], "processed_fraction": round(stats["processed"] / n, 4),
             "model_ms": stats.get("model_ms"), "latency_p50_ms": stats.get("latency_p50_ms"),
-            "latency_p99_ms": stats.get("latency_p99_ms")}
+            "latency_p99_ms": stats.get("latency_p99_ms"), "cpu_cores": cores}
 
 
 def main() -> None:
