@@ -76,6 +76,32 @@ def test_rosbag2_mcap_realsense_recording(tmp_path, segmenter, color, depth):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
 
 
+def test_labels_only_bags_skip_the_confidence_map(tmp_path, segmenter, monkeypatch):
+    """--outputs labels: the Segmenter is asked for labels only (half the post-processing), and the
+    labels are the same; with points (which carry the confidence) it computes the map."""
+    src = B.write_rosbag2(tmp_path / "rec", B.realsense())
+    asked = []
+    postprocess = type(segmenter).postprocess
+
+    def spy(self, logits, frame, single=True, is_tensor=False, return_logits=False, attention=None, confidence=True):
+        asked.append(confidence)
+        return postprocess(self, logits, frame, single, is_tensor, return_logits, attention, confidence)
+
+    monkeypatch.setattr(type(segmenter), "postprocess", spy)
+    process_bag(segmenter, src, tmp_path / "labels", *RS, outputs=("labels",), progress=False)
+    assert asked and not any(asked)
+    got, inp = read_bag(tmp_path / "labels"), read_bag(src)
+    assert "/asymformer/confidence" not in got and len(got["/asymformer/labels"]) == 4
+    colour, depth = {stamp_ns(m): m for _, m in inp[B.RS_COLOR]}, inp[B.RS_DEPTH]
+    for t, lab in got["/asymformer/labels"]:
+        d = decode_depth(min(depth, key=lambda e: abs(stamp_ns(e[1]) - t))[1])
+        ref = segmenter(decode_color(colour[stamp_ns(lab)]), d, depth_unit=1.0)
+        np.testing.assert_array_equal(np.asarray(lab.data).reshape(lab.height, lab.width), ref.labels)
+    asked.clear()
+    process_bag(segmenter, src, tmp_path / "points", *RS, outputs=("labels", "points"), progress=False)
+    assert asked and all(asked)
+
+
 def test_sqlite3_in_and_out(tmp_path, segmenter):
     src = B.write_rosbag2(tmp_path / "rec", B.realsense(), storage="sqlite3")
     process_bag(segmenter, src, tmp_path / "out", *RS, storage="sqlite3", progress=False)

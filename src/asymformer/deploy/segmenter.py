@@ -222,11 +222,12 @@ class Segmenter:
 
     @torch.inference_mode()
     def __call__(self, rgb, depth, return_logits: bool = False, return_attention: bool = False,
-                 depth_unit=None, *, depth_scale=None) -> Segmentation:
+                 depth_unit=None, *, depth_scale=None, confidence: bool = True) -> Segmentation:
         """Segment one frame or a batch; outputs keep the batch dimension only if the input had it.
 
         depth_unit overrides the Segmenter's for this call (e.g. 1.0 for metres read from files);
-        depth_scale is its deprecated 0.1 name.
+        depth_scale is its deprecated 0.1 name. confidence=False: labels only (`confidence` None),
+        about half the post-processing.
         """
         depth_unit = renamed_keyword("Segmenter", "depth_scale", "depth_unit", depth_scale, depth_unit,
                                      stacklevel=4)  # past inference_mode's wrapper, to the caller
@@ -237,7 +238,7 @@ class Segmenter:
             logits, maps = self.model(r, d, return_attention=True)
         else:
             logits = self.infer(r, d)
-        return self.postprocess(logits, frame, single, is_tensor, return_logits, maps)
+        return self.postprocess(logits, frame, single, is_tensor, return_logits, maps, confidence)
 
     @torch.inference_mode()
     def infer(self, rgb: torch.Tensor, depth: torch.Tensor, *, gil_free: bool = False) -> torch.Tensor:

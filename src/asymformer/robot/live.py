@@ -40,6 +40,7 @@ from .messages import (
     decode_color,
     decode_depth,
     label_info_message,
+    needs_confidence,
     output_messages,
 )
 from .messages import stamp_ns as message_stamp
@@ -265,7 +266,7 @@ class LiveSegmentation:
     def _needs_confidence(self, settings: NodeSettings) -> bool:
         """The confidence map costs about half the post-processing at 480×640: computed only when an
         output (confidence, points) or the Rerun view reads it."""
-        return self.view is not None or any(o in CONFIDENCE_OUTPUTS for o in settings.outputs)
+        return needs_confidence(settings.outputs, self.view is not None)
 
     # ------------------------------------------------------------------ outputs (worker thread)
     def _on_result(self, result) -> None:

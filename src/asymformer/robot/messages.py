@@ -28,6 +28,13 @@ COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "yuv422", "yuv422_
 DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
 OUTPUTS = ("labels", "confidence", "overlay", "points")
 CONFIDENCE_OUTPUTS = ("confidence", "points")  # the outputs that read the confidence map (points carry it)
+
+
+def needs_confidence(outputs, view: bool = False) -> bool:
+    """Whether a run publishing `outputs` (and a Rerun view, when `view`) reads the confidence map:
+    computing it costs about half of the post-processing (benchmarks/postprocess.py)."""
+    outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)
+    return view or any(o in CONFIDENCE_OUTPUTS for o in outputs)
 # confidence images: 32FC1 softmax probability, or mono8 0-255 (what Nav2's semantic_segmentation_layer reads)
 CONFIDENCE_ENCODINGS = ("32FC1", "mono8")
 
@@ -324,6 +331,6 @@ def label_info_message(names, header, types: MessageTypes, threshold: float = 0.
 
 
 __all__ = ["COLOR_ENCODINGS", "CONFIDENCE_ENCODINGS", "DEPTH_ENCODINGS",
-           "OUTPUTS", "CONFIDENCE_OUTPUTS", "CorruptFrame", "MessageTypes", "UnsupportedEncoding",
+           "OUTPUTS", "CONFIDENCE_OUTPUTS", "needs_confidence", "CorruptFrame", "MessageTypes", "UnsupportedEncoding",
            "camera_intrinsics", "class_info_message", "decode_color", "decode_depth", "is_compressed",
            "label_info_message", "message_type", "output_messages", "read_points", "stamp_ns"]

@@ -34,7 +34,14 @@ from .integrity import (
     storage_counts,
     zero_frames_cause,
 )
-from .messages import OUTPUTS, MessageTypes, class_info_message, label_info_message, output_messages
+from .messages import (
+    OUTPUTS,
+    MessageTypes,
+    class_info_message,
+    label_info_message,
+    needs_confidence,
+    output_messages,
+)
 from .pairing import DEFAULT_SLOP_S
 
 _DONE = object()
@@ -288,12 +295,16 @@ def process_bag(segmenter, bag, out, rgb_topic: str, depth_topic: str, info_topi
         try:
             results = ResultWriter(writer, segmenter.class_names, segmenter.colors, namespace, outputs, alpha,
                                    max_depth, confidence_encoding)
+            conf = needs_confidence(results.outputs, view is not None)  # labels only: half the post-processing
             if realtime is None and view is None:
-                model_s = run_pipeline(frames.pairs(), lambda f: segmenter(f.rgb, f.depth_m, depth_unit=1.0),
+                model_s = run_pipeline(frames.pairs(), lambda f: segmenter(f.rgb, f.depth_m, depth_unit=1.0,
+                                                                           confidence=conf),
                                        results.write_encoded, decode=frames.decode, encode=results.encode,
                                        workers=workers, queue_size=queue_size, on_frame=lambda f: bar.update(1),
                                        feed=feed, finish=finish, stop=stop)
             else:  # --realtime and/or a Rerun view: decoded frames in, (frame, seg) to the writer thread
+                if realtime is not None:
+                    realtime.confidence = conf  # this run's outputs decide, as for the node
                 source, segment, sink = _stages(segmenter, frames, results, realtime, view, stop)
                 # nice=0: with --realtime the runtime's threads start in the reading thread and
                 # inherit its priority; the model must not run below the caller's

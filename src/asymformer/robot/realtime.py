@@ -35,10 +35,12 @@ class RealtimeReplay:
 
     speed: replay rate (1.0 = as recorded, 2.0 = twice as fast: a stress test);
     queue_depth: the runtime's (1 = keep only the newest frame, as the live node does);
-    max_gap_s: a stamp gap longer than this (in recording time) is skipped, not waited out.
+    max_gap_s: a stamp gap longer than this (in recording time) is skipped, not waited out;
+    confidence: compute the confidence map (False: labels only, as `StreamRunner(confidence=)`).
     """
 
-    def __init__(self, segmenter, speed: float = 1.0, queue_depth: int = 1, max_gap_s: float = DEFAULT_MAX_GAP_S):
+    def __init__(self, segmenter, speed: float = 1.0, queue_depth: int = 1, max_gap_s: float = DEFAULT_MAX_GAP_S,
+                 confidence: bool = True):
         if not MIN_SPEED <= speed <= MAX_SPEED:  # 1e-9 waited for years, inf died in int(inf)
             raise ValueError(f"--realtime-speed must be between {MIN_SPEED} and {MAX_SPEED} (1.0 = as recorded, "
                              f"2 = twice as fast), got {speed}")
@@ -46,6 +48,7 @@ class RealtimeReplay:
             raise ValueError(f"--max-gap must be between 0 and 3600 seconds of recording time, got {max_gap_s}")
         self.segmenter, self.speed, self.queue_depth = segmenter, float(speed), queue_depth
         self.max_gap_ns = int(max_gap_s * 1e9)
+        self.confidence = confidence
         self.gaps: list[dict] = []  # stamp jumps skipped: where and how long
         self.gaps_skipped = 0
         self.due_in_s: float | None = None  # while the replay waits for its next frame
@@ -69,7 +72,8 @@ class RealtimeReplay:
             return origin["stamp"] + int((time.monotonic_ns() - origin["wall"]) * self.speed)
 
         runner = StreamRunner(self.segmenter, queue_depth=self.queue_depth, clock=clock, copy=False,
-                              depth_unit=1.0, result_depth=1024, stall_hint=self._stall_hint)
+                              depth_unit=1.0, result_depth=1024, stall_hint=self._stall_hint,
+                              confidence=self.confidence)
         t0 = time.perf_counter()
         lazy = hasattr(frames, "pairs") and hasattr(frames, "decode")
         try:
