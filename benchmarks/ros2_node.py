@@ -165,7 +165,7 @@ def memory_mb(pid: int) -> dict:
 
 
 DIAG_KEYS = ("latency p50 (ms)", "latency p99 (ms)", "model (ms)", "model p99 (ms)", "pre-processing (ms)",
-             "post-processing (ms)", "latency minus model p99 (ms)")
+             "post-processing (ms)", "latency minus model, p99 (ms)")
 
 
 def node_command(args, ns: str, ckpt: Path, h: int, w: int, out: str) -> tuple[list[str], dict]:

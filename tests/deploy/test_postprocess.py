@@ -57,10 +57,14 @@ def test_labels_without_confidence_are_the_same_labels(shape, size):
     x = torch.randn(shape, generator=torch.Generator().manual_seed(1)) * 4
     x[:, 1] = x[:, 3]  # exact ties between classes 1 and 3
     x[0, :, 0, 0] = float("nan")
+    x[0, 2, -1, -1] = float("inf")  # an overflowing half-precision logit: argmax's class, on both paths
+    x[0, :, -1, 0] = float("-inf")
     work = torch.full((shape[0], shape[1], *size), 7.0)
     want, _, _ = labels_and_confidence(x, size)
     labels, conf, _ = labels_and_confidence(x, size, work=work, confidence=False)
     assert conf is None and torch.equal(labels, want) and labels[0, 0, 0] == 0
+    if size == tuple(shape[2:]):
+        assert labels[0, -1, -1] == 2 and labels[0, -1, 0] == 0
     assert bool((work == 7.0).all())
 
 

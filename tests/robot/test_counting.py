@@ -107,6 +107,24 @@ def test_the_model_warms_up_at_start_off_the_callers_thread_and_early_pairs_are_
     assert any(t.startswith(f"model ready for {H}×{W} frames") for _, t in logs)
 
 
+def test_a_failed_warm_up_is_one_error_line_and_frames_still_flow(seg):
+    """A warm-up that raises (a backend that cannot build at that size, a stage failing on the
+    hidden frame) used to end the intake thread: every later pair was counted "warming up" forever."""
+    live, sent, logs = make(seg, size=f"{H}x{W}", outputs="labels", queue_depth=4)
+
+    def failing(*a, **k):
+        raise ValueError("no kernel for this size")
+
+    live.runner.warm_up = failing
+    live.start()
+    assert wait_for(lambda: not live.warming)
+    feed(live, 0, 3)
+    assert wait_for(lambda: len(sent) >= 2), (live.stats(), logs)
+    live.close()
+    errors = [t for level, t in logs if level == "error"]
+    assert errors == [f"warming up the model for {H}×{W} frames failed: ValueError: no kernel for this size"]
+
+
 def test_inactive_frames_are_counted_and_updates_apply(seg):
     live, sent, _ = make(seg, size=f"{H}x{W}", outputs="labels,confidence")
     live.start()

@@ -140,7 +140,7 @@ def test_diagnostics_and_a_late_subscriber(streamed):
     for key in ("colour rate (Hz)", "depth rate (Hz)", "camera info rate (Hz)", "output rate (Hz)", "received",
                 "processed", "dropped: stale", "dropped: warming up", "dropped: unpaired", "dropped: bad frame",
                 "dropped: inactive", "lost upstream", "latency p50 (ms)", "latency p99 (ms)", "model (ms)",
-                "model p99 (ms)", "pre-processing (ms)", "post-processing (ms)", "latency minus model p99 (ms)",
+                "model p99 (ms)", "pre-processing (ms)", "post-processing (ms)", "latency minus model, p99 (ms)",
                 "warm-up (s)"):
         assert key in values, key
     assert int(values["processed"]) >= 5 and float(values["model (ms)"]) > 0 and float(values["warm-up (s)"]) > 0

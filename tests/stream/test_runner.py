@@ -488,6 +488,41 @@ def test_warm_up_raises_a_stage_threads_failure_to_its_caller_uncounted(seg):
     assert runner.latest().stamp_ns == 3
 
 
+def test_warm_up_with_live_frames_in_flight_loses_none(seg):
+    """A warm-up for a new frame size while live frames are in flight (the ROS node on a size
+    change): the hidden frame never displaces a live one, so nothing live is dropped."""
+    g, got = OnThreads(seg, gate_thread="asymformer-stream-model"), []
+    runner = StreamRunner(g, on_result=got.append)
+    rgb, depth = frame(0)
+    runner.submit(rgb, depth, stamp_ns=1)
+    assert g.started.wait(10)  # frame 1 is in the model, held there
+    runner.submit(rgb, depth, stamp_ns=2)  # waits for the model
+    warm = threading.Thread(target=runner.warm_up, args=(rgb, depth), kwargs={"runs": 1})
+    warm.start()
+    time.sleep(0.3)
+    g.gate.set()
+    warm.join(20)
+    runner.close()
+    assert not warm.is_alive()
+    assert [r.stamp_ns for r in got] == [1, 2] and runner.stats()["dropped"] == 0
+
+
+def test_warm_up_from_a_result_callback_does_not_wait_for_its_own_thread(seg):
+    """on_result runs on the post thread: a warm-up from there cannot wait for that thread to run
+    its hidden frame (it hung); it runs the caller-thread part only."""
+    done, finished = [], threading.Event()
+
+    def on_result(result):
+        done.append(runner.warm_up(*frame(1), runs=1))
+        finished.set()
+
+    runner = StreamRunner(seg, on_result=on_result)
+    runner.submit(*frame(0), stamp_ns=1)
+    assert finished.wait(30)  # before the fix: never (the post thread waited for itself)
+    runner.close(timeout=30)
+    assert len(done) == 1 and runner.stats()["warm_up_frames"] == 0
+
+
 def test_closing_during_warm_up_ends_it(seg):
     """close(drain=False) while the hidden frame is in the model: warm_up returns or says the
     runner closed, it never waits forever (the ROS node's Ctrl-C during the warm-up)."""

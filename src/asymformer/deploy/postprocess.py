@@ -20,8 +20,8 @@ def labels_and_confidence(logits: torch.Tensor, size: tuple[int, int], keep_logi
                           work: torch.Tensor | None = None, confidence: bool = True):
     """B×K×h×w logits -> (labels B×H×W int64, confidence B×H×W float32 or None, upsampled logits or None).
 
-    labels = the first class with the largest bilinearly upsampled logit (torch.argmax's rule for
-    finite logits; an all-NaN pixel gets class 0); confidence = the largest softmax probability,
+    labels = the first class with the largest bilinearly upsampled logit (torch.argmax's rule, ±inf
+    included; a pixel with a NaN maximum gets class 0); confidence = the largest softmax probability,
     1 / sum_k exp(l_k - max_l). Only cheap reductions over the class axis: the max, the first
     index where the logit equals it (the max of K..1 weights on uint8 masks), one exp-sum written
     into `work` (a reused B×K×H×W float32 buffer of the same layout, when given).
@@ -37,14 +37,13 @@ def labels_and_confidence(logits: torch.Tensor, size: tuple[int, int], keep_logi
     k = x.shape[1]
     top = x.amax(dim=1, keepdim=True)
     weights = torch.arange(k, 0, -1, device=x.device, dtype=torch.uint8 if k < 256 else torch.int32).view(1, k, 1, 1)
-    if not confidence:  # x == max is x - max == 0 for finite logits, without writing x - max out
-        first = ((x == top) * weights).amax(dim=1)
-        return (k - first.long()).remainder_(k), None, up
+    first = ((x == top) * weights).amax(dim=1)  # x == max, not x - max == 0: +inf - +inf is NaN
+    labels = (k - first.long()).remainder_(k)  # no class equal to the max (NaN logits): class 0
+    if not confidence:
+        return labels, None, up
     fits = (work is not None and work.shape == x.shape and work.dtype == torch.float32 and work.device == x.device
             and work.stride() == x.stride() and work.data_ptr() != logits.data_ptr())
     shifted = torch.sub(x, top, out=work) if fits else x - top  # never in place in the caller's logits
-    first = ((shifted == 0) * weights).amax(dim=1)
-    labels = (k - first.long()).remainder_(k)  # no class equal to the max (NaN logits): class 0
     conf = shifted.exp_().sum(dim=1).reciprocal_()
     return labels, conf, up
 

@@ -157,7 +157,7 @@ def diagnostic_values(stats: dict) -> list[tuple[str, str]]:
              ("latency p99 (ms)", stats.get("latency_p99_ms")), ("model (ms)", stats.get("model_ms")),
              ("model p99 (ms)", stats.get("model_p99_ms")), ("pre-processing (ms)", stats.get("pre_ms")),
              ("post-processing (ms)", stats.get("post_ms")),
-             ("latency minus model p99 (ms)", stats.get("overhead_p99_ms")),
+             ("latency minus model, p99 (ms)", stats.get("overhead_p99_ms")),
              ("warm-up (s)", stats.get("warm_up_s"))]
     return [(k, "" if v is None else str(v)) for k, v in vals]
 

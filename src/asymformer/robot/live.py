@@ -233,10 +233,12 @@ class LiveSegmentation:
         self.log("info", f"warming up the model for {h}×{w} frames (pairs meanwhile are dropped and counted)")
         try:
             secs = self.runner.warm_up(*frames)  # also runs the runtime's stage threads once (StreamRunner.warm_up)
-        except RuntimeError:
+        except Exception as exc:  # noqa: BLE001 - the intake thread must live on: frames then fail one by one
             if self.runner.closed:
                 return
-            raise
+            self._once(f"warm:{type(exc).__name__}", "error", f"warming up the model for {h}×{w} frames failed: "
+                                                                f"{type(exc).__name__}: {exc}")
+            secs = 0.0  # not stuck "warming up": the frames go to the model, each failure counted
         with self._cv:
             self._ready.add(self._ready_key(size))
             self._warm_request, self._warming = None, False

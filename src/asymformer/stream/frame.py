@@ -36,6 +36,7 @@ class WarmUp:
     def __init__(self):
         self.done = threading.Event()
         self.error: BaseException | None = None
+        self.ran = False  # the post stage finished it (not replaced or discarded)
 
 
 

@@ -156,9 +156,11 @@ class StreamRunner:
                 gap = now - self._last_submit
                 self._submit_gap = gap if self._submit_gap is None else 0.8 * self._submit_gap + 0.2 * gap
             self._last_submit = now
-            free = len(self._inbox) < self.queue_depth
+            free = self._queued_locked() < self.queue_depth  # warm_up's hidden frame takes no place
             if not free:
-                self._discard_locked(self._inbox.popleft())
+                oldest = next(f for f in self._inbox if f.warm is None)
+                self._inbox.remove(oldest)
+                self._discard_locked(oldest)
             self._inbox.append(frame)
             self._cv.notify_all()
         return free
@@ -176,7 +178,9 @@ class StreamRunner:
            asymformer_b0_a), which otherwise arrive with the first live frames as latency, and as
            memory growth that looks like a leak (benchmarks/RESULTS.md, issue 27). It also seeds the
            stage timings that choose when to prepare the next frame.
-        A live frame submitted meanwhile replaces the hidden one (keep-latest), which ends the wait."""
+        The hidden frame never displaces a live one: a live frame prepared before it is kept and the
+        hidden one dropped (which ends the wait). Called from on_result / on_error (a stage thread),
+        only part 1 runs."""
         with self._cv:
             self._raise_pending("warm_up")
             if self._closing:
@@ -185,11 +189,13 @@ class StreamRunner:
         try:
             rgb, depth, size = check_frame(rgb, depth, copy=False)
             t0 = time.monotonic()
+            post_kw = {} if self.confidence or not self._stages.post_names_confidence else {"confidence": False}
             with torch.inference_mode():
                 for _ in range(max(1, runs)):
                     r, d, frame_hw, is_tensor = self.segmenter.preprocess(rgb, depth, self._stages.depth_unit)
-                    self.segmenter.postprocess(self._stages.infer(r, d), frame_hw, True, is_tensor)
-            self._through_stage_threads(rgb, depth, size)
+                    self.segmenter.postprocess(self._stages.infer(r, d), frame_hw, True, is_tensor, **post_kw)
+            if threading.current_thread() not in self._threads:  # from on_result / on_error: that thread is busy
+                self._through_stage_threads(rgb, depth, size)
             return time.monotonic() - t0
         finally:
             with self._cv:
@@ -204,8 +210,8 @@ class StreamRunner:
         with self._cv:
             if self._closing:
                 raise RuntimeError("StreamRunner.warm_up: the runner was closed during the warm-up")
-            self._inbox.append(Frame(-1, int(self.clock()), rgb, depth, None, size, time.monotonic(),
-                                     event=cuda_event(rgb, depth), warm=warm))
+            self._inbox.appendleft(Frame(-1, int(self.clock()), rgb, depth, None, size, time.monotonic(),
+                                         event=cuda_event(rgb, depth), warm=warm))  # before any live frame
             self._cv.notify_all()
         while not warm.done.wait(0.1):
             if self._aborted or (self._closing and self._stages.done["post"]):
@@ -213,7 +219,9 @@ class StreamRunner:
         if warm.error is not None:
             raise warm.error
         with self._cv:
-            self._warm_up_frames += 1
+            if self._aborted:
+                raise RuntimeError("StreamRunner.warm_up: the runner was closed during the warm-up")
+            self._warm_up_frames += warm.ran  # not when a live frame replaced it
 
     # ------------------------------------------------------------------ consumer side
     def get(self, timeout: float | None = None) -> StreamResult | None:
@@ -250,7 +258,7 @@ class StreamRunner:
     @property
     def queued(self) -> int:
         """Frames waiting for the worker now (cheap: a producer may poll it)."""
-        return len(self._inbox)
+        return self._queued_locked()
 
     @property
     def processed(self) -> int:
@@ -267,7 +275,7 @@ class StreamRunner:
         """Counters and the recent window's latency (source stamp -> result; p50 / p99 / max),
         pipeline time (submit -> result), stage times and frames/s; None where nothing was measured."""
         with self._cv:
-            out = {"submitted": self._submitted, "queued": len(self._inbox), "size_changes": self._size_changes,
+            out = {"submitted": self._submitted, "queued": self._queued_locked(), "size_changes": self._size_changes,
                    "queue_depth": self.queue_depth, "warm_up_frames": self._warm_up_frames}
             out.update(self._stats.summary())
             out["failed"] = self._error is not None
@@ -324,6 +332,9 @@ class StreamRunner:
             self._discard_locked(self._inbox.popleft())
         self._stages.drop_slots()
         self._cv.notify_all()
+
+    def _queued_locked(self) -> int:
+        return sum(f.warm is None for f in self._inbox)
 
     def _discard_locked(self, frame: Frame) -> None:
         """A frame leaves the pipeline unprocessed: counted as dropped, except warm_up's hidden

@@ -189,6 +189,9 @@ class Stages:
                     if self.r._aborted:
                         self.r._discard_locked(frame)
                         continue
+                    if self.prepped is not None and frame.warm is not None and self.prepped.warm is None:
+                        self.r._discard_locked(frame)  # warm_up's frame never displaces a live one
+                        continue
                     if self.prepped is not None:  # the model never took it: the newer frame wins
                         self.r._discard_locked(self.prepped)
                     frame.ready = time.monotonic()
@@ -237,7 +240,7 @@ class Stages:
 
     def newest_before_model(self) -> Frame | None:
         """The newest frame not yet in the model: prepared, being prepared or waiting (lock held)."""
-        frames = [f for f in (self.prepped, self.in_pre, self.r._inbox[-1] if self.r._inbox else None) if f]
+        frames = [f for f in (self.prepped, self.in_pre, *self.r._inbox) if f]  # the inbox: a frame or two
         return max(frames, key=lambda f: f.index) if frames else None
 
     def hold_for_fresher(self, frame: Frame, now: float) -> float | None:
@@ -327,6 +330,7 @@ class Stages:
                 frame.stage_ms["post_ms"] = 1000 * (time.monotonic() - t0)
                 if frame.warm is not None:  # warm_up's frame: its work is done, nothing is delivered
                     self._clear("post")
+                    frame.warm.ran = True
                     frame.warm.done.set()
                     continue
                 latency = (self.r.clock() - frame.stamp_ns) / 1e6
