@@ -28,13 +28,6 @@ COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "yuv422", "yuv422_
 DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
 OUTPUTS = ("labels", "confidence", "overlay", "points")
 CONFIDENCE_OUTPUTS = ("confidence", "points")  # the outputs that read the confidence map (points carry it)
-
-
-def needs_confidence(outputs, view: bool = False) -> bool:
-    """Whether a run publishing `outputs` (and a Rerun view, when `view`) reads the confidence map:
-    computing it costs about half of the post-processing (benchmarks/postprocess.py)."""
-    outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)
-    return view or any(o in CONFIDENCE_OUTPUTS for o in outputs)
 # confidence images: 32FC1 softmax probability, or mono8 0-255 (what Nav2's semantic_segmentation_layer reads)
 CONFIDENCE_ENCODINGS = ("32FC1", "mono8")
 
@@ -248,6 +241,13 @@ def _label_encoding(num_classes: int) -> tuple[str, str]:
     return ("mono8", "u1") if num_classes <= 256 else ("mono16", "<u2")
 
 
+def needs_confidence(outputs, view: bool = False) -> bool:
+    """Whether a run publishing `outputs` (and a Rerun view, when `view`) reads the confidence map:
+    computing it costs about half of the post-processing (benchmarks/postprocess.py)."""
+    outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)
+    return view or any(o in CONFIDENCE_OUTPUTS for o in outputs)
+
+
 def output_messages(seg, header, types: MessageTypes, rgb=None, depth_m=None, intrinsics: Intrinsics | None = None,
                     outputs=OUTPUTS, class_colors=None, alpha: float = 0.5,
                     max_depth: float | None = None, confidence_encoding: str = "32FC1") -> dict[str, Any]:
@@ -270,7 +270,7 @@ def output_messages(seg, header, types: MessageTypes, rgb=None, depth_m=None, in
         raise ValueError(f"unknown outputs {unknown}; choose among {', '.join(OUTPUTS)}")
     labels = np.asarray(seg.labels)
     conf = None
-    if any(o in CONFIDENCE_OUTPUTS for o in outputs):
+    if needs_confidence(outputs):
         if seg.confidence is None:
             needing = [o for o in outputs if o in CONFIDENCE_OUTPUTS]
             raise ValueError(f"outputs {needing} need the confidence map, which this segmentation was made "

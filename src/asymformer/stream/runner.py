@@ -189,11 +189,10 @@ class StreamRunner:
         try:
             rgb, depth, size = check_frame(rgb, depth, copy=False)
             t0 = time.monotonic()
-            post_kw = {} if self.confidence or not self._stages.post_names_confidence else {"confidence": False}
             with torch.inference_mode():
                 for _ in range(max(1, runs)):
                     r, d, frame_hw, is_tensor = self.segmenter.preprocess(rgb, depth, self._stages.depth_unit)
-                    self.segmenter.postprocess(self._stages.infer(r, d), frame_hw, True, is_tensor, **post_kw)
+                    self._stages.postprocess(self._stages.infer(r, d), frame_hw, is_tensor)
             if threading.current_thread() not in self._threads:  # from on_result / on_error: that thread is busy
                 self._through_stage_threads(rgb, depth, size)
             return time.monotonic() - t0
@@ -258,7 +257,8 @@ class StreamRunner:
     @property
     def queued(self) -> int:
         """Frames waiting for the worker now (cheap: a producer may poll it)."""
-        return self._queued_locked()
+        with self._cv:  # counting walks the inbox, which the stage threads change
+            return self._queued_locked()
 
     @property
     def processed(self) -> int:

@@ -112,6 +112,24 @@ class Stages:
         self.in_pre: Frame | None = None  # the frame the pre-processing stage is working on
         self.device = torch.device(getattr(segmenter, "device", "cpu"))
 
+    def postprocess(self, logits, frame_hw, is_tensor):
+        """The Segmenter's postprocess of one frame, labels only while the runner's `confidence` is
+        off (for a postprocess that takes the keyword): the post stage's and warm_up's."""
+        if self.r.confidence or not self.post_names_confidence:
+            return self.seg.postprocess(logits, frame_hw, True, is_tensor)
+        return self.seg.postprocess(logits, frame_hw, True, is_tensor, confidence=False)
+
+    def _wait_for_input(self, slot: str, upstream: str, stage: str) -> bool:
+        """Lock held: wait until the `slot` before `stage` holds a frame. False (and `stage` marked
+        done) once the runner aborted, or the `upstream` stage finished and nothing is left."""
+        while getattr(self, slot) is None and not self.r._aborted and not self.done[upstream]:
+            self.r._cv.wait()
+        if self.r._aborted or getattr(self, slot) is None:
+            self.done[stage] = True
+            self.r._cv.notify_all()
+            return False
+        return True
+
     def drop_slots(self) -> None:
         for name in ("prepped", "to_post"):
             if getattr(self, name) is not None:
@@ -203,11 +221,7 @@ class Stages:
         with torch.inference_mode(), (torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()):
             while True:
                 with self.r._cv:
-                    while self.prepped is None and not self.r._aborted and not self.done["pre"]:
-                        self.r._cv.wait()
-                    if self.r._aborted or self.prepped is None:
-                        self.done["model"] = True
-                        self.r._cv.notify_all()
+                    if not self._wait_for_input("prepped", "pre", "model"):
                         return
                     if self.r.queue_depth == 1:
                         self._wait_for_fresher()
@@ -307,20 +321,14 @@ class Stages:
         with torch.inference_mode(), (torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()):
             while True:
                 with self.r._cv:
-                    while self.to_post is None and not self.r._aborted and not self.done["model"]:
-                        self.r._cv.wait()
-                    if self.r._aborted or self.to_post is None:
-                        self.done["post"] = True
-                        self.r._cv.notify_all()
+                    if not self._wait_for_input("to_post", "model", "post"):
                         return
                     frame, self.to_post = self.to_post, None
                     self.busy_since["post"] = t0 = time.monotonic()
                     self.r._cv.notify_all()
                 try:
                     frame_hw, is_tensor = frame.tensors[2], frame.tensors[3]
-                    seg = (self.seg.postprocess(frame.logits, frame_hw, True, is_tensor)
-                           if self.r.confidence or not self.post_names_confidence else
-                           self.seg.postprocess(frame.logits, frame_hw, True, is_tensor, confidence=False))
+                    seg = self.postprocess(frame.logits, frame_hw, is_tensor)
                     _sync(stream)
                 except Exception as exc:  # noqa: BLE001
                     self._clear("post")
